@@ -1,0 +1,407 @@
+// AVX-512 IFMA multi-buffer path: 8 independent numbers per vector lane group,
+// radix 2^52, almost-Montgomery multiplication (results < 2N, 4N < 2^(52 D)).
+// Compiled per function with target attributes and chosen at run time; never
+// executed on a CPU without IFMA.  Not constant time: table look-ups are indexed
+// by exponent windows (fine for public exponents; documented for decryption).
+#include <immintrin.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "modexp_cpu.hpp"
+
+#define IFMA_TARGET __attribute__((target("avx512f,avx512ifma,avx512vl,avx512bw,avx512dq")))
+
+namespace pyimgenc {
+namespace {
+
+constexpr int kMaxD = (kMaxModulusBits + 2 + 51) / 52;
+using V = __m512i;
+
+struct AlignedFree {
+  void operator()(void* p) const { std::free(p); }
+};
+template <class T>
+std::unique_ptr<T[], AlignedFree> valloc(size_t n) {
+  size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
+  return std::unique_ptr<T[], AlignedFree>(static_cast<T*>(std::aligned_alloc(64, bytes ? bytes : 64)));
+}
+
+// Broadcast constants of one modulus for the 8-lane kernels.
+struct Ctx8 {
+  int D;
+  std::unique_ptr<V[], AlignedFree> N, R2, one;
+  V k0;
+  IFMA_TARGET explicit Ctx8(const ModCtx& c) : D(c.D) {
+    N = valloc<V>(D);
+    R2 = valloc<V>(D);
+    one = valloc<V>(D);
+    for (int j = 0; j < D; ++j) {
+      N[j] = _mm512_set1_epi64((long long)c.N52[j]);
+      R2[j] = _mm512_set1_epi64((long long)c.R2_52[j]);
+      one[j] = _mm512_set1_epi64((long long)c.one52[j]);
+    }
+    k0 = _mm512_set1_epi64((long long)c.k0_52);
+  }
+};
+
+// r = a b 2^(-52 D) mod N, almost reduced (< 2N), digits normalised. r may alias a, b.
+template <int DT>
+IFMA_TARGET inline void amm8_t(const Ctx8& c, V* r, const V* a, const V* b) {
+  const int D = DT ? DT : c.D;
+  const V* N = c.N.get();
+  alignas(64) V acc[DT ? DT : kMaxD];
+  const V zero = _mm512_setzero_si512();
+  for (int j = 0; j < D; ++j) acc[j] = zero;
+  for (int i = 0; i < D; ++i) {
+    const V bi = b[i];
+    V t0 = _mm512_madd52lo_epu64(acc[0], a[0], bi);
+    const V m = _mm512_madd52lo_epu64(zero, t0, c.k0);
+    t0 = _mm512_madd52lo_epu64(t0, N[0], m);
+    const V carry = _mm512_srli_epi64(t0, 52);
+    for (int j = 1; j < D; ++j) {
+      V x = _mm512_madd52lo_epu64(acc[j], a[j], bi);
+      V y = _mm512_madd52hi_epu64(zero, a[j - 1], bi);
+      x = _mm512_madd52lo_epu64(x, N[j], m);
+      y = _mm512_madd52hi_epu64(y, N[j - 1], m);
+      acc[j - 1] = _mm512_add_epi64(x, y);
+    }
+    V top = _mm512_madd52hi_epu64(zero, a[D - 1], bi);
+    acc[D - 1] = _mm512_madd52hi_epu64(top, N[D - 1], m);
+    acc[0] = _mm512_add_epi64(acc[0], carry);
+  }
+  const V mask = _mm512_set1_epi64((1LL << 52) - 1);
+  V cy = zero;
+  for (int j = 0; j < D; ++j) {
+    V x = _mm512_add_epi64(acc[j], cy);
+    r[j] = _mm512_and_si512(x, mask);
+    cy = _mm512_srli_epi64(x, 52);
+  }
+}
+
+IFMA_TARGET void amm8(const Ctx8& c, V* r, const V* a, const V* b) {
+  switch (c.D) {
+    case 20: return amm8_t<20>(c, r, a, b);
+    case 40: return amm8_t<40>(c, r, a, b);
+    case 60: return amm8_t<60>(c, r, a, b);
+    case 79: return amm8_t<79>(c, r, a, b);
+    case 119: return amm8_t<119>(c, r, a, b);
+    default: return amm8_t<0>(c, r, a, b);
+  }
+}
+
+// lanes <- up to 8 numbers of L limbs (missing lanes get `fill`, in digits)
+IFMA_TARGET void load8(const ModCtx& c, V* dst, const u64* src, long stride, int nl,
+                       const u64* fill_digits) {
+  alignas(64) u64 d[8][kMaxD];
+  for (int l = 0; l < 8; ++l) {
+    if (l < nl)
+      limbs_to_digits52(d[l], c.D, src + l * stride, c.L);
+    else
+      std::memcpy(d[l], fill_digits, sizeof(u64) * c.D);
+  }
+  for (int j = 0; j < c.D; ++j)
+    dst[j] = _mm512_set_epi64((long long)d[7][j], (long long)d[6][j], (long long)d[5][j],
+                              (long long)d[4][j], (long long)d[3][j], (long long)d[2][j],
+                              (long long)d[1][j], (long long)d[0][j]);
+}
+
+// lanes (< 2N; in Montgomery form unless `normal`) -> normal form, fully reduced, L limbs each
+IFMA_TARGET void store8_from_mont(const ModCtx& c, const Ctx8& c8, u64* dst, long stride, int nl,
+                                  const V* x, bool normal = false) {
+  const int D = c.D;
+  alignas(64) V r[kMaxD];
+  if (normal) {
+    std::memcpy(r, x, sizeof(V) * D);
+  } else {
+    alignas(64) V one[kMaxD];
+    for (int j = 0; j < D; ++j) one[j] = _mm512_setzero_si512();
+    one[0] = _mm512_set1_epi64(1);
+    amm8(c8, r, x, one);  // <= N
+  }
+  alignas(64) u64 lanes[kMaxD][8];
+  for (int j = 0; j < D; ++j) _mm512_store_si512((V*)lanes[j], r[j]);
+  u64 dig[kMaxD];
+  u64 limbs[kMaxLimbs + 2];
+  for (int l = 0; l < nl; ++l) {
+    for (int j = 0; j < D; ++j) dig[j] = lanes[j][l];
+    digits52_to_limbs(limbs, c.L + 1, dig, D);
+    // value < 2N: subtract N once if it is >= N
+    bool ge = limbs[c.L] != 0;
+    if (!ge) {
+      ge = true;
+      for (int i = c.L - 1; i >= 0; --i)
+        if (limbs[i] != c.N[i]) { ge = limbs[i] > c.N[i]; break; }
+    }
+    if (ge) {
+      u64 borrow = 0;
+      for (int i = 0; i < c.L; ++i) {
+        u128 d = (u128)limbs[i] - c.N[i] - borrow;
+        limbs[i] = (u64)d;
+        borrow = (u64)(d >> 64) & 1;
+      }
+    }
+    std::memcpy(dst + l * stride, limbs, sizeof(u64) * c.L);
+  }
+}
+
+// Gather per-lane entries: lane l takes the D digits at tbl + off[l] (digit-contiguous entries).
+IFMA_TARGET inline void gather8(V* dst, const u64* tbl, const long long* off, int D) {
+  V idx = _mm512_loadu_si512((const void*)off);
+  const V one = _mm512_set1_epi64(1);
+  for (int j = 0; j < D; ++j) {
+    dst[j] = _mm512_i64gather_epi64(idx, (const long long*)tbl, 8);
+    idx = _mm512_add_epi64(idx, one);
+  }
+}
+
+// 8-lane fixed-window exponentiation of x (Montgomery form) by per-lane exponents.
+IFMA_TARGET void pow8(const ModCtx& c, const Ctx8& c8, V* acc, const V* xm, const u64* const* e,
+                      int E, bool shared, int ebits, u64* tbl_scratch) {
+  const int D = c.D;
+  const int w = choose_window(ebits);
+  const int nt = 1 << w;
+  // lane-contiguous table for per-lane look-ups: tbl[(k*8 + l)*D + j]; for shared
+  // exponents, an interleaved one tblv[k*D + j].
+  V* tblv = reinterpret_cast<V*>(tbl_scratch);
+  std::memcpy(tblv, c8.one.get(), sizeof(V) * D);
+  std::memcpy(tblv + D, xm, sizeof(V) * D);
+  for (int k = 2; k < nt; ++k) amm8(c8, tblv + (size_t)k * D, tblv + (size_t)(k - 1) * D, xm);
+  u64* tbll = tbl_scratch + (size_t)nt * D * 8;
+  if (!shared) {
+    // transpose to digit-contiguous entries per (k, lane)
+    for (int k = 0; k < nt; ++k) {
+      alignas(64) u64 tmp[8];
+      for (int j = 0; j < D; ++j) {
+        _mm512_store_si512((V*)tmp, tblv[(size_t)k * D + j]);
+        for (int l = 0; l < 8; ++l) tbll[((size_t)k * 8 + l) * D + j] = tmp[l];
+      }
+    }
+  }
+  const int nwin = (ebits + w - 1) / w;
+  alignas(64) V sel[kMaxD];
+  alignas(64) long long off[8];
+  for (int i = nwin - 1; i >= 0; --i) {
+    if (i != nwin - 1)
+      for (int s = 0; s < w; ++s) amm8(c8, acc, acc, acc);
+    const V* m;
+    if (shared) {
+      m = tblv + (size_t)exp_window(e[0], E, i * w, w) * D;
+    } else {
+      for (int l = 0; l < 8; ++l)
+        off[l] = (long long)(((size_t)exp_window(e[l], E, i * w, w) * 8 + l) * D);
+      gather8(sel, tbll, off, D);
+      m = sel;
+    }
+    if (i == nwin - 1)
+      std::memcpy(acc, m, sizeof(V) * D);
+    else
+      amm8(c8, acc, acc, m);
+  }
+}
+
+}  // namespace
+
+IFMA_TARGET void ifma_powmod(const ModCtx& c, u64* out, const u64* bases, long B, ExpView e,
+                             int nthreads) {
+  const Ctx8 c8(c);
+  const int L = c.L, D = c.D;
+  const long groups = (B + 7) / 8;
+  const bool shared = e.stride == 0;
+  int ebits = 0;
+  for (long b = 0; b < (shared ? 1 : B); ++b)
+    ebits = std::max(ebits, exp_bit_length(e.data + b * e.stride, e.E));
+  const int w = choose_window(std::max(ebits, 1));
+  const size_t scratch = (size_t)(1 << w) * D * 8 * 2;
+  static const u64 zero_exp[kMaxLimbs] = {0};
+#pragma omp parallel num_threads(nthreads)
+  {
+    auto tbl = valloc<u64>(scratch);
+    alignas(64) V x[kMaxD], acc[kMaxD];
+#pragma omp for schedule(dynamic, 1)
+    for (long g = 0; g < groups; ++g) {
+      const int nl = (int)std::min<long>(8, B - g * 8);
+      const u64* eptr[8];
+      for (int l = 0; l < 8; ++l)
+        eptr[l] = l < nl ? e.data + (g * 8 + l) * e.stride : zero_exp;
+      const int E = e.E;
+      if (ebits == 0) {
+        store8_from_mont(c, c8, out + g * 8 * L, L, nl, c8.one.get());
+        continue;
+      }
+      load8(c, x, bases + g * 8 * L, L, nl, c.one52.data());
+      amm8(c8, x, x, c8.R2.get());  // to Montgomery form
+      pow8(c, c8, acc, x, eptr, E, shared, ebits, tbl.get());
+      store8_from_mont(c, c8, out + g * 8 * L, L, nl, acc);
+    }
+  }
+}
+
+IFMA_TARGET void ifma_mulmod(const ModCtx& c, u64* out, const u64* a, const u64* b, long B,
+                             int nthreads) {
+  const Ctx8 c8(c);
+  const int L = c.L, D = c.D;
+  const long groups = (B + 7) / 8;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+  for (long g = 0; g < groups; ++g) {
+    const int nl = (int)std::min<long>(8, B - g * 8);
+    alignas(64) V x[kMaxD], y[kMaxD];
+    load8(c, x, a + g * 8 * L, L, nl, c.one52.data());
+    load8(c, y, b + g * 8 * L, L, nl, c.one52.data());
+    amm8(c8, x, x, y);           // a b R^-1
+    amm8(c8, x, x, c8.R2.get()); // a b (< 2N)
+    store8_from_mont(c, c8, out + g * 8 * L, L, nl, x, /*normal=*/true);
+  }
+  (void)D;
+}
+
+IFMA_TARGET void ifma_fixed_base_build(FixedBaseTable& t, const u64* base, int nthreads) {
+  const ModCtx& c = *t.ctx;
+  const Ctx8 c8(c);
+  const int D = c.D, w = t.window, nd = 1 << w;
+  t.entries.assign((size_t)t.nwin * nd * D, 0);
+  // lane l of group g handles windows i = 8 g + l: first g_i = base^(2^(w i)) serially
+  // (cheap: w squarings per window), then each lane fills its row.
+  std::vector<u64> gi((size_t)t.nwin * D);
+  {
+    alignas(64) V x[kMaxD];
+    load8(c, x, base, 0, 1, c.one52.data());
+    amm8(c8, x, x, c8.R2.get());
+    alignas(64) u64 lanes[8];
+    for (int i = 0; i < t.nwin; ++i) {
+      for (int j = 0; j < D; ++j) {
+        _mm512_store_si512((V*)lanes, x[j]);
+        gi[(size_t)i * D + j] = lanes[0];
+      }
+      for (int s = 0; s < w; ++s) amm8(c8, x, x, x);
+    }
+  }
+  const int groups = (t.nwin + 7) / 8;
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+  for (int g = 0; g < groups; ++g) {
+    alignas(64) V gv[kMaxD], acc[kMaxD];
+    alignas(64) u64 lanes[8];
+    for (int j = 0; j < D; ++j) {
+      for (int l = 0; l < 8; ++l) {
+        int i = std::min(g * 8 + l, t.nwin - 1);
+        lanes[l] = gi[(size_t)i * D + j];
+      }
+      gv[j] = _mm512_load_si512((const V*)lanes);
+    }
+    std::memcpy(acc, c8.one.get(), sizeof(V) * D);
+    for (int d = 0; d < nd; ++d) {
+      if (d == 1) std::memcpy(acc, gv, sizeof(V) * D);
+      else if (d > 1) amm8(c8, acc, acc, gv);
+      for (int j = 0; j < D; ++j) {
+        _mm512_store_si512((V*)lanes, acc[j]);
+        for (int l = 0; l < 8 && g * 8 + l < t.nwin; ++l)
+          t.entries[(((size_t)(g * 8 + l)) * nd + d) * D + j] = lanes[l];
+      }
+    }
+  }
+}
+
+IFMA_TARGET void ifma_fixed_base_pow(const FixedBaseTable& t, u64* out, const u64* exps, long B,
+                                     int E, int nthreads) {
+  const ModCtx& c = *t.ctx;
+  const Ctx8 c8(c);
+  const int L = c.L, D = c.D, w = t.window, nd = 1 << w;
+  const long groups = (B + 7) / 8;
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+  for (long g = 0; g < groups; ++g) {
+    const int nl = (int)std::min<long>(8, B - g * 8);
+    alignas(64) V acc[kMaxD], sel[kMaxD];
+    alignas(64) long long off[8];
+    for (int i = 0; i < t.nwin; ++i) {
+      for (int l = 0; l < 8; ++l) {
+        unsigned d = l < nl ? exp_window(exps + (g * 8 + l) * E, E, i * w, w) : 0;
+        off[l] = (long long)(((size_t)i * nd + d) * D);
+      }
+      gather8(i == 0 ? acc : sel, t.entries.data(), off, D);
+      if (i) amm8(c8, acc, acc, sel);
+    }
+    store8_from_mont(c, c8, out + g * 8 * L, L, nl, acc);
+  }
+}
+
+IFMA_TARGET std::vector<u64> ifma_multiexp_tables(const ModCtx& c, const u64* bases,
+                                                  const u64* inv_bases, long K, int w,
+                                                  int nthreads) {
+  const Ctx8 c8(c);
+  const int D = c.D, nd = 1 << w;
+  const int nsign = inv_bases ? 2 : 1;
+  const long total = nsign * K;
+  std::vector<u64> tables((size_t)total * nd * D);
+  const long groups = (total + 7) / 8;
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+  for (long g = 0; g < groups; ++g) {
+    const int nl = (int)std::min<long>(8, total - g * 8);
+    alignas(64) V x[kMaxD], acc[kMaxD];
+    alignas(64) u64 dig[8][kMaxD];
+    for (int l = 0; l < 8; ++l) {
+      long k = g * 8 + std::min(l, nl - 1);
+      const u64* src = k < K ? bases + k * c.L : inv_bases + (k - K) * c.L;
+      limbs_to_digits52(dig[l], D, src, c.L);
+    }
+    for (int j = 0; j < D; ++j)
+      x[j] = _mm512_set_epi64((long long)dig[7][j], (long long)dig[6][j], (long long)dig[5][j],
+                              (long long)dig[4][j], (long long)dig[3][j], (long long)dig[2][j],
+                              (long long)dig[1][j], (long long)dig[0][j]);
+    amm8(c8, x, x, c8.R2.get());
+    alignas(64) u64 lanes[8];
+    for (int d = 0; d < nd; ++d) {
+      if (d == 0) std::memcpy(acc, c8.one.get(), sizeof(V) * D);
+      else if (d == 1) std::memcpy(acc, x, sizeof(V) * D);
+      else amm8(c8, acc, acc, x);
+      for (int j = 0; j < D; ++j) {
+        _mm512_store_si512((V*)lanes, acc[j]);
+        for (int l = 0; l < nl; ++l) tables[(((size_t)(g * 8 + l)) * nd + d) * D + j] = lanes[l];
+      }
+    }
+  }
+  return tables;
+}
+
+IFMA_TARGET void ifma_multiexp(const ModCtx& c, u64* out, const std::vector<u64>& tables, int w,
+                               int nwin, bool has_inv, long K, const int64_t* idx,
+                               const int64_t* exps, long M, long T, int nthreads) {
+  const Ctx8 c8(c);
+  const int L = c.L, D = c.D, nd = 1 << w;
+  const long groups = (M + 7) / 8;
+  (void)has_inv;
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+  for (long g = 0; g < groups; ++g) {
+    const int nl = (int)std::min<long>(8, M - g * 8);
+    alignas(64) V acc[kMaxD], sel[kMaxD];
+    alignas(64) long long off[8];
+    std::memcpy(acc, c8.one.get(), sizeof(V) * D);
+    bool is_one = true;
+    for (int i = nwin - 1; i >= 0; --i) {
+      if (!is_one)
+        for (int s = 0; s < w; ++s) amm8(c8, acc, acc, acc);
+      for (long t = 0; t < T; ++t) {
+        bool any = false;
+        for (int l = 0; l < 8; ++l) {
+          unsigned d = 0;
+          long k = 0;
+          if (l < nl) {
+            int64_t e = exps[(g * 8 + l) * T + t];
+            u64 a = (u64)(e < 0 ? -e : e);
+            d = (unsigned)((a >> (i * w)) & (nd - 1));
+            k = idx[(g * 8 + l) * T + t] + (e < 0 ? K : 0);
+          }
+          any |= d != 0;
+          off[l] = (long long)(((size_t)k * nd + d) * D);
+        }
+        if (!any) continue;
+        gather8(sel, tables.data(), off, D);
+        amm8(c8, acc, acc, sel);
+        is_one = false;
+      }
+    }
+    store8_from_mont(c, c8, out + g * 8 * L, L, nl, acc);
+  }
+}
+
+}  // namespace pyimgenc

@@ -1,0 +1,190 @@
+// Portable Montgomery arithmetic (CIOS, 64-bit limbs) and the modulus context.
+#include "mont_cpu.hpp"
+
+#include <cstring>
+
+namespace pyimgenc {
+namespace {
+
+// a >= b over n limbs
+bool geq(const u64* a, const u64* b, int n) {
+  for (int i = n - 1; i >= 0; --i) {
+    if (a[i] != b[i]) return a[i] > b[i];
+  }
+  return true;
+}
+
+// a -= b over n limbs, returns borrow
+u64 sub_n(u64* a, const u64* b, int n) {
+  u64 borrow = 0;
+  for (int i = 0; i < n; ++i) {
+    u128 d = (u128)a[i] - b[i] - borrow;
+    a[i] = (u64)d;
+    borrow = (u64)(d >> 64) & 1;
+  }
+  return borrow;
+}
+
+// x = 2x mod N (x < N)
+void dbl_mod(std::vector<u64>& x, const std::vector<u64>& N) {
+  const int L = (int)N.size();
+  u64 carry = 0;
+  for (int i = 0; i < L; ++i) {
+    u64 nc = x[i] >> 63;
+    x[i] = (x[i] << 1) | carry;
+    carry = nc;
+  }
+  if (carry || geq(x.data(), N.data(), L)) sub_n(x.data(), N.data(), L);
+}
+
+// 2^k mod N by doubling from 1 (N > 1 odd)
+std::vector<u64> pow2_mod(const std::vector<u64>& N, long k) {
+  std::vector<u64> x(N.size(), 0);
+  x[0] = 1;
+  if (N.size() == 1 && N[0] == 1) x[0] = 0;
+  for (long i = 0; i < k; ++i) dbl_mod(x, N);
+  return x;
+}
+
+u64 neg_inv64(u64 n0) {
+  u64 inv = 1;  // Newton iteration for n0^{-1} mod 2^64
+  for (int i = 0; i < 7; ++i) inv *= 2 - n0 * inv;
+  return (u64)0 - inv;
+}
+
+}  // namespace
+
+int choose_window(int ebits) {
+  if (ebits <= 6) return 1;
+  if (ebits <= 24) return 3;
+  if (ebits <= 80) return 4;
+  if (ebits <= 240) return 5;
+  if (ebits <= 700) return 6;
+  return 7;
+}
+
+bool less_than_modulus(const ModCtx& c, const u64* a) { return !geq(a, c.N.data(), c.L); }
+
+void limbs_to_digits52(u64* d, int D, const u64* x, int L) {
+  const u64 mask = (1ULL << 52) - 1;
+  for (int j = 0; j < D; ++j) {
+    const long bit = 52L * j;
+    const int w = (int)(bit >> 6), s = (int)(bit & 63);
+    u64 lo = w < L ? x[w] : 0, hi = (w + 1) < L ? x[w + 1] : 0;
+    u64 v = s ? ((lo >> s) | (hi << (64 - s))) : lo;
+    d[j] = v & mask;
+  }
+}
+
+void digits52_to_limbs(u64* x, int L, const u64* d, int D) {
+  std::memset(x, 0, sizeof(u64) * L);
+  for (int j = 0; j < D; ++j) {
+    const long bit = 52L * j;
+    const int w = (int)(bit >> 6), s = (int)(bit & 63);
+    if (w < L) x[w] |= d[j] << s;
+    if (s > 12 && w + 1 < L) x[w + 1] |= d[j] >> (64 - s);
+  }
+}
+
+ModCtx::ModCtx(const u64* modulus, int nlimbs) {
+  PYIMGENC_CHECK(nlimbs >= 1 && nlimbs <= kMaxLimbs, "modulus: too many limbs");
+  L = nlimbs;
+  while (L > 1 && modulus[L - 1] == 0) --L;
+  N.assign(modulus, modulus + L);
+  PYIMGENC_CHECK((N[0] & 1) == 1, "modulus must be odd");
+  PYIMGENC_CHECK(L > 1 || N[0] > 1, "modulus must be greater than 1");
+  bits = 64 * (L - 1) + (64 - __builtin_clzll(N[L - 1]));
+  PYIMGENC_CHECK(bits <= kMaxModulusBits, "modulus has more than 16384 bits");
+  n0inv = neg_inv64(N[0]);
+  R1 = pow2_mod(N, 64L * L);
+  R2 = R1;
+  for (long i = 0; i < 64L * L; ++i) dbl_mod(R2, N);
+  R3.resize(L);
+  mont_mul(*this, R3.data(), R2.data(), R2.data());
+  // radix 2^52: 4N < 2^(52 D)
+  D = (bits + 2 + 51) / 52;
+  N52.resize(D);
+  limbs_to_digits52(N52.data(), D, N.data(), L);
+  k0_52 = neg_inv64(N[0]) & ((1ULL << 52) - 1);
+  std::vector<u64> r52 = pow2_mod(N, 52L * D);
+  std::vector<u64> r52sq = r52;
+  for (long i = 0; i < 52L * D; ++i) dbl_mod(r52sq, N);
+  one52.resize(D);
+  R2_52.resize(D);
+  limbs_to_digits52(one52.data(), D, r52.data(), L);
+  limbs_to_digits52(R2_52.data(), D, r52sq.data(), L);
+}
+
+void mont_mul(const ModCtx& c, u64* r, const u64* a, const u64* b) {
+  const int L = c.L;
+  const u64* N = c.N.data();
+  u64 t[kMaxLimbs + 2];
+  std::memset(t, 0, sizeof(u64) * (L + 2));
+  for (int i = 0; i < L; ++i) {
+    u64 bi = b[i];
+    u64 carry = 0;
+    for (int j = 0; j < L; ++j) {
+      u128 s = (u128)a[j] * bi + t[j] + carry;
+      t[j] = (u64)s;
+      carry = (u64)(s >> 64);
+    }
+    u128 s = (u128)t[L] + carry;
+    t[L] = (u64)s;
+    t[L + 1] = (u64)(s >> 64);
+    u64 m = t[0] * c.n0inv;
+    s = (u128)m * N[0] + t[0];
+    carry = (u64)(s >> 64);
+    for (int j = 1; j < L; ++j) {
+      s = (u128)m * N[j] + t[j] + carry;
+      t[j - 1] = (u64)s;
+      carry = (u64)(s >> 64);
+    }
+    s = (u128)t[L] + carry;
+    t[L - 1] = (u64)s;
+    t[L] = t[L + 1] + (u64)(s >> 64);
+  }
+  if (t[L] || geq(t, N, L)) sub_n(t, N, L);
+  std::memcpy(r, t, sizeof(u64) * L);
+}
+
+void mont_redc_wide(const ModCtx& c, u64* r, const u64* x, int xl) {
+  // Montgomery reduction of a 2L-limb value, limb by limb.
+  const int L = c.L;
+  const u64* N = c.N.data();
+  u64 t[2 * kMaxLimbs + 1];
+  std::memset(t, 0, sizeof(u64) * (2 * L + 1));
+  std::memcpy(t, x, sizeof(u64) * xl);
+  for (int i = 0; i < L; ++i) {
+    u64 m = t[i] * c.n0inv;
+    u64 carry = 0;
+    for (int j = 0; j < L; ++j) {
+      u128 s = (u128)m * N[j] + t[i + j] + carry;
+      t[i + j] = (u64)s;
+      carry = (u64)(s >> 64);
+    }
+    for (int k = i + L; carry && k <= 2 * L; ++k) {
+      u128 s = (u128)t[k] + carry;
+      t[k] = (u64)s;
+      carry = (u64)(s >> 64);
+    }
+  }
+  u64* h = t + L;  // < 2N when x < N R
+  if (h[L] || geq(h, N, L)) sub_n(h, N, L);
+  std::memcpy(r, h, sizeof(u64) * L);
+}
+
+void reduce_wide(const ModCtx& c, u64* r, const u64* x, int xl) {
+  PYIMGENC_CHECK(xl <= 2 * c.L, "value has more than twice the modulus' limbs");
+  if (xl == 2 * c.L) {
+    // x < N*R is required for REDC's bound: check the top half against N.
+    PYIMGENC_CHECK(!geq(x + c.L, c.N.data(), c.L), "value is not below N * 2^(64 L)");
+  }
+  u64 t[kMaxLimbs];
+  mont_redc_wide(c, t, x, xl);              // x R^-1
+  mont_mul(c, t, t, c.R3.data());           // x R   (Montgomery form of x mod N)
+  u64 one[kMaxLimbs] = {0};
+  one[0] = 1;
+  mont_mul(c, r, t, one);                   // x mod N
+}
+
+}  // namespace pyimgenc

@@ -1,0 +1,45 @@
+// Montgomery arithmetic over fixed-width 64-bit limbs (portable path) and the
+// shared modulus context used by both CPU paths (portable and AVX-512 IFMA).
+#pragma once
+#include <vector>
+
+#include "../common/check.hpp"
+
+namespace pyimgenc {
+
+// Everything both CPU paths need to know about one odd modulus N.
+struct ModCtx {
+  int bits = 0;
+  int L = 0;               // 64-bit limbs of N
+  std::vector<u64> N;      // L limbs
+  u64 n0inv = 0;           // -N^{-1} mod 2^64
+  std::vector<u64> R1;     // R mod N, R = 2^(64L)   (Montgomery one)
+  std::vector<u64> R2;     // R^2 mod N
+  std::vector<u64> R3;     // R^3 mod N (turns REDC(x) of a wide x into Montgomery form)
+  // AVX-512 IFMA radix-2^52 constants (R52 = 2^(52 D), with 4N < R52 for almost-Montgomery)
+  int D = 0;
+  std::vector<u64> N52;    // D digits
+  u64 k0_52 = 0;           // -N^{-1} mod 2^52
+  std::vector<u64> R2_52;  // R52^2 mod N, as D digits
+  std::vector<u64> one52;  // R52 mod N, as D digits
+
+  explicit ModCtx(const u64* modulus, int nlimbs);
+};
+
+// r = a*b*R^{-1} mod N, fully reduced; a, b < N. r may alias a or b.
+void mont_mul(const ModCtx& c, u64* r, const u64* a, const u64* b);
+// r = x*R^{-1} mod N for a wide x of xl <= 2L limbs with x < N*R.
+void mont_redc_wide(const ModCtx& c, u64* r, const u64* x, int xl);
+// r = x mod N for x of xl <= 2L limbs (x < N*R).
+void reduce_wide(const ModCtx& c, u64* r, const u64* x, int xl);
+// 1 if a < N (a has L limbs).
+bool less_than_modulus(const ModCtx& c, const u64* a);
+
+// radix conversion helpers (shared with the IFMA path)
+void limbs_to_digits52(u64* d, int D, const u64* x, int L);
+void digits52_to_limbs(u64* x, int L, const u64* d, int D);
+
+// Window width for fixed-window exponentiation of e-bit exponents.
+int choose_window(int ebits);
+
+}  // namespace pyimgenc

@@ -1,0 +1,126 @@
+"""Backend selection: the only place that knows which engines exist.
+
+Resolution order (STYLE habit 7): explicit argument -> :func:`set_backend` ->
+``PYIMGENC_BACKEND`` -> automatic (``cuda`` if built and a device is present,
+else ``cpu`` — the C++ core — else ``python``).  Asking explicitly for a
+backend that is not available raises :class:`RuntimeError`; the automatic
+choice falls back quietly.
+
+The C++ backend has two code paths with identical results: ``ifma`` (AVX-512
+IFMA, 8-lane multi-buffer) and ``portable`` (64-bit limbs).  The path is chosen
+by :func:`set_cpu_path`, then ``PYIMGENC_CPU_PATH``, then automatically.
+
+Threads: :func:`set_num_threads`, then ``PYIMGENC_NUM_THREADS``, then all cores.
+"""
+from __future__ import annotations
+
+import os
+
+from . import _ext
+
+BACKENDS = ("cuda", "cpu", "python")
+CPU_PATHS = ("ifma", "portable")
+
+_backend: str | None = None
+_cpu_path: str | None = None
+_num_threads: int | None = None
+
+
+def available_backends() -> list[str]:
+    """Backends usable on this machine, fastest first."""
+    out = []
+    if _ext.HAVE_CUDA:
+        out.append("cuda")
+    if _ext.HAVE_CORE:
+        out.append("cpu")
+    out.append("python")
+    return out
+
+
+def available_cpu_paths() -> list[str]:
+    """CPU code paths usable on this machine (``ifma`` needs AVX-512 IFMA)."""
+    if not _ext.HAVE_CORE:
+        return []
+    return (["ifma"] if _ext.HAVE_IFMA else []) + ["portable"]
+
+
+def _check_backend(name: str, where: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"{where}: unknown backend {name!r}; choose one of {BACKENDS}")
+    if name not in available_backends():
+        why = {"cuda": "no CUDA engine is built or no GPU is present",
+               "cpu": f"the native core failed to import ({_ext.CORE_ERROR})"}.get(name, "")
+        raise RuntimeError(f"{where}: backend {name!r} is not available here: {why}")
+    return name
+
+
+def set_backend(name: str | None) -> None:
+    """Set the default backend (``None`` restores automatic choice)."""
+    global _backend
+    _backend = None if name is None else _check_backend(name, "set_backend")
+
+
+def get_backend(name: str | None = None) -> str:
+    """Resolve the backend to use for one call."""
+    if name is not None:
+        return _check_backend(name, "backend")
+    if _backend is not None:
+        return _backend
+    env = os.environ.get("PYIMGENC_BACKEND")
+    if env:
+        return _check_backend(env, "PYIMGENC_BACKEND")
+    return available_backends()[0]
+
+
+def set_cpu_path(name: str | None) -> None:
+    """Force the C++ path (``'ifma'`` or ``'portable'``; ``None`` = automatic)."""
+    global _cpu_path
+    if name is not None:
+        if name not in CPU_PATHS:
+            raise ValueError(f"set_cpu_path: unknown path {name!r}; choose one of {CPU_PATHS}")
+        if name not in available_cpu_paths():
+            raise RuntimeError(f"set_cpu_path: {name!r} is not available on this CPU")
+    _cpu_path = name
+
+
+def get_cpu_path(name: str | None = None) -> str:
+    """Resolve the C++ path: argument -> set_cpu_path -> PYIMGENC_CPU_PATH -> auto."""
+    name = name or _cpu_path or os.environ.get("PYIMGENC_CPU_PATH") or None
+    paths = available_cpu_paths()
+    if name is None:
+        if not paths:
+            raise RuntimeError("the native core is not available")
+        return paths[0]
+    if name not in CPU_PATHS:
+        raise ValueError(f"unknown CPU path {name!r}; choose one of {CPU_PATHS}")
+    if name not in paths:
+        raise RuntimeError(f"CPU path {name!r} is not available on this CPU")
+    return name
+
+
+def set_num_threads(n: int | None) -> None:
+    """Set the number of threads batched primitives use (``None`` = all cores)."""
+    global _num_threads
+    if n is not None:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    _num_threads = n
+
+
+def get_num_threads() -> int:
+    """Threads used by batched primitives: set_num_threads -> PYIMGENC_NUM_THREADS -> cores."""
+    if _num_threads is not None:
+        return _num_threads
+    env = os.environ.get("PYIMGENC_NUM_THREADS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"PYIMGENC_NUM_THREADS must be a positive integer, got {env!r}") from None
+        if n < 1:
+            raise ValueError(f"PYIMGENC_NUM_THREADS must be a positive integer, got {env!r}")
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,59 @@
+"""A modulus and its cached per-backend precomputation."""
+from __future__ import annotations
+
+from functools import cached_property
+
+from .. import _ext
+from .limbs import int_to_limbs, nlimbs_for
+
+MAX_MODULUS_BITS = 16384  # n^2 of an 8192-bit Paillier key
+
+
+class Modulus:
+    """An odd modulus N > 1 of at most 16384 bits, shared by batched primitives.
+
+    Attributes:
+        value: N as a Python int.
+        nlimbs: 64-bit limbs per residue.
+        bits: bit length of N.
+    """
+
+    __slots__ = ("value", "nlimbs", "bits", "__dict__")
+
+    def __init__(self, value: int):
+        if not isinstance(value, int) or isinstance(value, bool):
+            try:
+                import gmpy2
+                if isinstance(value, type(gmpy2.mpz(0))):
+                    value = int(value)
+            except ImportError:  # pragma: no cover
+                pass
+        if not isinstance(value, int):
+            raise TypeError(f"modulus must be an int, got {type(value).__name__}")
+        if value <= 1 or value % 2 == 0:
+            raise ValueError("modulus must be an odd integer greater than 1")
+        if value.bit_length() > MAX_MODULUS_BITS:
+            raise ValueError(f"modulus has {value.bit_length()} bits; at most {MAX_MODULUS_BITS} supported")
+        self.value = value
+        self.nlimbs = nlimbs_for(value)
+        self.bits = value.bit_length()
+
+    @cached_property
+    def limbs(self):
+        return int_to_limbs(self.value, self.nlimbs)
+
+    @cached_property
+    def native(self):
+        """The C++ context (Montgomery constants for both CPU paths)."""
+        if not _ext.HAVE_CORE:
+            raise RuntimeError(f"native core unavailable: {_ext.CORE_ERROR}")
+        return _ext._core.Modulus(self.limbs)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Modulus) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"Modulus({self.bits} bits)"
