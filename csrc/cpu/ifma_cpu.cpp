@@ -80,6 +80,84 @@ IFMA_TARGET inline void amm8_t(const Ctx8& c, V* r, const V* a, const V* b) {
   }
 }
 
+// r = a^2 2^(-52 D) mod N (< 2N): schoolbook square (off-diagonal products once,
+// doubled) into 2D digits, then a Montgomery reduction fused two rounds at a time.
+template <int DT>
+IFMA_TARGET inline void ams8_t(const Ctx8& c, V* r, const V* a) {
+  const int D = DT ? DT : c.D;
+  const V* N = c.N.get();
+  alignas(64) V T[2 * (DT ? DT : kMaxD) + 2];
+  const V zero = _mm512_setzero_si512();
+  for (int k = 0; k < 2 * D + 2; ++k) T[k] = zero;
+  // off-diagonal: row i contributes lo(a_i a_j) to T[i+j], hi to T[i+j+1], j > i
+  for (int i = 0; i < D; ++i) {
+    const V ai = a[i];
+    if (i + 1 < D) T[2 * i + 1] = _mm512_madd52lo_epu64(T[2 * i + 1], ai, a[i + 1]);
+    for (int j = i + 2; j < D; ++j) {
+      V x = _mm512_madd52lo_epu64(T[i + j], ai, a[j]);
+      T[i + j] = _mm512_madd52hi_epu64(x, ai, a[j - 1]);
+    }
+    if (i + 1 < D) T[i + D] = _mm512_madd52hi_epu64(T[i + D], ai, a[D - 1]);
+  }
+  for (int k = 0; k < 2 * D; ++k) T[k] = _mm512_slli_epi64(T[k], 1);
+  for (int i = 0; i < D; ++i) {
+    T[2 * i] = _mm512_madd52lo_epu64(T[2 * i], a[i], a[i]);
+    T[2 * i + 1] = _mm512_madd52hi_epu64(T[2 * i + 1], a[i], a[i]);
+  }
+  // reduction: two rounds per pass
+  int i = 0;
+  for (; i + 1 < D; i += 2) {
+    const V m0 = _mm512_madd52lo_epu64(zero, T[i], c.k0);
+    V t0 = _mm512_madd52lo_epu64(T[i], N[0], m0);
+    V t1 = _mm512_add_epi64(T[i + 1], _mm512_srli_epi64(t0, 52));
+    t1 = _mm512_madd52lo_epu64(t1, N[1], m0);
+    t1 = _mm512_madd52hi_epu64(t1, N[0], m0);
+    const V m1 = _mm512_madd52lo_epu64(zero, t1, c.k0);
+    t1 = _mm512_madd52lo_epu64(t1, N[0], m1);
+    T[i + 2] = _mm512_add_epi64(T[i + 2], _mm512_srli_epi64(t1, 52));
+    // T[i+2+j'] for j' >= 0: lo(m0 N[j'+2]) + hi(m0 N[j'+1]) + lo(m1 N[j'+1]) + hi(m1 N[j'])
+    for (int j = 2; j < D; ++j) {
+      V x = _mm512_madd52lo_epu64(T[i + j], N[j], m0);
+      V y = _mm512_madd52hi_epu64(zero, N[j - 1], m0);
+      x = _mm512_madd52lo_epu64(x, N[j - 1], m1);
+      y = _mm512_madd52hi_epu64(y, N[j - 2], m1);
+      T[i + j] = _mm512_add_epi64(x, y);
+    }
+    V x = _mm512_madd52hi_epu64(T[i + D], N[D - 1], m0);
+    x = _mm512_madd52lo_epu64(x, N[D - 1], m1);
+    T[i + D] = _mm512_madd52hi_epu64(x, N[D - 2], m1);
+    T[i + D + 1] = _mm512_madd52hi_epu64(T[i + D + 1], N[D - 1], m1);
+  }
+  if (i < D) {  // odd D: one last single round
+    const V m0 = _mm512_madd52lo_epu64(zero, T[i], c.k0);
+    V t0 = _mm512_madd52lo_epu64(T[i], N[0], m0);
+    T[i + 1] = _mm512_add_epi64(T[i + 1], _mm512_srli_epi64(t0, 52));
+    for (int j = 1; j < D; ++j) {
+      V x = _mm512_madd52lo_epu64(T[i + j], N[j], m0);
+      T[i + j] = _mm512_madd52hi_epu64(x, N[j - 1], m0);
+    }
+    T[i + D] = _mm512_madd52hi_epu64(T[i + D], N[D - 1], m0);
+  }
+  const V mask = _mm512_set1_epi64((1LL << 52) - 1);
+  V cy = zero;
+  for (int j = 0; j < D; ++j) {
+    V x = _mm512_add_epi64(T[D + j], cy);
+    r[j] = _mm512_and_si512(x, mask);
+    cy = _mm512_srli_epi64(x, 52);
+  }
+}
+
+IFMA_TARGET void ams8(const Ctx8& c, V* r, const V* a) {
+  switch (c.D) {
+    case 20: return ams8_t<20>(c, r, a);
+    case 40: return ams8_t<40>(c, r, a);
+    case 60: return ams8_t<60>(c, r, a);
+    case 79: return ams8_t<79>(c, r, a);
+    case 119: return ams8_t<119>(c, r, a);
+    default: return ams8_t<0>(c, r, a);
+  }
+}
+
 IFMA_TARGET void amm8(const Ctx8& c, V* r, const V* a, const V* b) {
   switch (c.D) {
     case 20: return amm8_t<20>(c, r, a, b);
@@ -184,7 +262,7 @@ IFMA_TARGET void pow8(const ModCtx& c, const Ctx8& c8, V* acc, const V* xm, cons
   alignas(64) long long off[8];
   for (int i = nwin - 1; i >= 0; --i) {
     if (i != nwin - 1)
-      for (int s = 0; s < w; ++s) amm8(c8, acc, acc, acc);
+      for (int s = 0; s < w; ++s) ams8(c8, acc, acc);
     const V* m;
     if (shared) {
       m = tblv + (size_t)exp_window(e[0], E, i * w, w) * D;
@@ -198,6 +276,42 @@ IFMA_TARGET void pow8(const ModCtx& c, const Ctx8& c8, V* acc, const V* xm, cons
       std::memcpy(acc, m, sizeof(V) * D);
     else
       amm8(c8, acc, acc, m);
+  }
+}
+
+// 8-lane left-to-right sliding-window exponentiation by one exponent shared by
+// all lanes (e.g. p-1 in CRT decryption): odd powers only, no gathers.
+IFMA_TARGET void pow8_shared(const Ctx8& c8, V* acc, const V* xm, const u64* e, int E, int ebits,
+                             V* tbl) {
+  const int D = c8.D;
+  const int w = std::min(choose_window(ebits), 7);
+  const int nt = 1 << (w - 1);  // x^1, x^3, ..., x^(2^w - 1)
+  alignas(64) V x2[kMaxD];
+  std::memcpy(tbl, xm, sizeof(V) * D);
+  if (nt > 1) ams8(c8, x2, xm);
+  for (int k = 1; k < nt; ++k) amm8(c8, tbl + (size_t)k * D, tbl + (size_t)(k - 1) * D, x2);
+  auto bit = [&](int b) { return (unsigned)((e[b / 64] >> (b % 64)) & 1); };
+  bool started = false;
+  int i = ebits - 1;
+  while (i >= 0) {
+    if (!bit(i)) {
+      if (started) ams8(c8, acc, acc);
+      --i;
+      continue;
+    }
+    int j = std::max(i - w + 1, 0);
+    while (!bit(j)) ++j;  // window [j, i] ends in a 1 bit
+    unsigned val = 0;
+    for (int b = i; b >= j; --b) val = (val << 1) | bit(b);
+    const V* m = tbl + (size_t)(val >> 1) * D;
+    if (!started) {
+      std::memcpy(acc, m, sizeof(V) * D);
+      started = true;
+    } else {
+      for (int b = i; b >= j; --b) ams8(c8, acc, acc);
+      amm8(c8, acc, acc, m);
+    }
+    i = j - 1;
   }
 }
 
@@ -232,7 +346,10 @@ IFMA_TARGET void ifma_powmod(const ModCtx& c, u64* out, const u64* bases, long B
       }
       load8(c, x, bases + g * 8 * L, L, nl, c.one52.data());
       amm8(c8, x, x, c8.R2.get());  // to Montgomery form
-      pow8(c, c8, acc, x, eptr, E, shared, ebits, tbl.get());
+      if (shared)
+        pow8_shared(c8, acc, x, eptr[0], E, ebits, reinterpret_cast<V*>(tbl.get()));
+      else
+        pow8(c, c8, acc, x, eptr, E, shared, ebits, tbl.get());
       store8_from_mont(c, c8, out + g * 8 * L, L, nl, acc);
     }
   }
@@ -379,7 +496,7 @@ IFMA_TARGET void ifma_multiexp(const ModCtx& c, u64* out, const std::vector<u64>
     bool is_one = true;
     for (int i = nwin - 1; i >= 0; --i) {
       if (!is_one)
-        for (int s = 0; s < w; ++s) amm8(c8, acc, acc, acc);
+        for (int s = 0; s < w; ++s) ams8(c8, acc, acc);
       for (long t = 0; t < T; ++t) {
         bool any = false;
         for (int l = 0; l < 8; ++l) {
