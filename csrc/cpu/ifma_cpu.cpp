@@ -90,15 +90,41 @@ IFMA_TARGET inline void ams8_t(const Ctx8& c, V* r, const V* a) {
   const V zero = _mm512_setzero_si512();
   for (int k = 0; k < 2 * D + 2; ++k) T[k] = zero;
   // off-diagonal: row i contributes lo(a_i a_j) to T[i+j], hi to T[i+j+1], j > i
-  for (int i = 0; i < D; ++i) {
-    const V ai = a[i];
-    if (i + 1 < D) T[2 * i + 1] = _mm512_madd52lo_epu64(T[2 * i + 1], ai, a[i + 1]);
-    for (int j = i + 2; j < D; ++j) {
-      V x = _mm512_madd52lo_epu64(T[i + j], ai, a[j]);
-      T[i + j] = _mm512_madd52hi_epu64(x, ai, a[j - 1]);
+  // rows i and i+1 together: four products per load/store of T
+  int i0 = 0;
+  for (; i0 + 1 < D; i0 += 2) {
+    const V ai = a[i0], bi = a[i0 + 1];
+    // row i0 alone at k = 2 i0 + 1 and 2 i0 + 2 (row i0+1 starts at k = 2 i0 + 3)
+    T[2 * i0 + 1] = _mm512_madd52lo_epu64(T[2 * i0 + 1], ai, bi);
+    if (i0 + 2 < D) {
+      V x = _mm512_madd52lo_epu64(T[2 * i0 + 2], ai, a[i0 + 2]);
+      T[2 * i0 + 2] = _mm512_madd52hi_epu64(x, ai, bi);
+    } else {
+      T[2 * i0 + 2] = _mm512_madd52hi_epu64(T[2 * i0 + 2], ai, bi);
     }
-    if (i + 1 < D) T[i + D] = _mm512_madd52hi_epu64(T[i + D], ai, a[D - 1]);
+    // k = i0 + j for j = i0+4 .. D-1: lo(ai a_j) + hi(ai a_{j-1}) + lo(bi a_{j-1}) + hi(bi a_{j-2})
+    if (i0 + 3 < D) {  // k = 2 i0 + 3: row i0+1 has no hi term yet
+      V x = _mm512_madd52lo_epu64(T[2 * i0 + 3], ai, a[i0 + 3]);
+      x = _mm512_madd52hi_epu64(x, ai, a[i0 + 2]);
+      T[2 * i0 + 3] = _mm512_madd52lo_epu64(x, bi, a[i0 + 2]);
+    }
+    for (int j = i0 + 4; j < D; ++j) {
+      V x = _mm512_madd52lo_epu64(T[i0 + j], ai, a[j]);
+      V y = _mm512_madd52lo_epu64(_mm512_setzero_si512(), bi, a[j - 1]);
+      x = _mm512_madd52hi_epu64(x, ai, a[j - 1]);
+      y = _mm512_madd52hi_epu64(y, bi, a[j - 2]);
+      T[i0 + j] = _mm512_add_epi64(x, y);
+    }
+    if (i0 + 2 < D) {
+      // k = i0 + D: hi(ai a_{D-1}) + lo(bi a_{D-1}) + hi(bi a_{D-2}); k = i0 + D + 1: hi(bi a_{D-1})
+      V x = _mm512_madd52hi_epu64(T[i0 + D], ai, a[D - 1]);
+      x = _mm512_madd52lo_epu64(x, bi, a[D - 1]);
+      if (i0 + 3 < D) x = _mm512_madd52hi_epu64(x, bi, a[D - 2]);
+      T[i0 + D] = x;
+      T[i0 + D + 1] = _mm512_madd52hi_epu64(T[i0 + D + 1], bi, a[D - 1]);
+    }
   }
+  (void)i0;  // an odd last row i = D-1 has no off-diagonal products
   for (int k = 0; k < 2 * D; ++k) T[k] = _mm512_slli_epi64(T[k], 1);
   for (int i = 0; i < D; ++i) {
     T[2 * i] = _mm512_madd52lo_epu64(T[2 * i], a[i], a[i]);
