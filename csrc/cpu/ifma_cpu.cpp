@@ -195,26 +195,36 @@ IFMA_TARGET void amm8(const Ctx8& c, V* r, const V* a, const V* b) {
   }
 }
 
-// lanes <- up to 8 numbers of L limbs (missing lanes get `fill`, in digits)
+// lanes <- up to 8 numbers of L limbs (missing lanes get `fill`, in digits).
+// Digit j of every lane is bits [52 j, 52 j + 52): two gathered limbs, one funnel shift.
 IFMA_TARGET void load8(const ModCtx& c, V* dst, const u64* src, long stride, int nl,
                        const u64* fill_digits) {
-  alignas(64) u64 d[8][kMaxD];
-  for (int l = 0; l < 8; ++l) {
-    if (l < nl)
-      limbs_to_digits52(d[l], c.D, src + l * stride, c.L);
-    else
-      std::memcpy(d[l], fill_digits, sizeof(u64) * c.D);
+  const int L = c.L, D = c.D;
+  const V mask = _mm512_set1_epi64((1LL << 52) - 1);
+  const V lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+  const __mmask8 valid = (__mmask8)((1u << nl) - 1);
+  const V base = _mm512_mullo_epi64(lane, _mm512_set1_epi64(stride));
+  for (int j = 0; j < D; ++j) {
+    const long bit = 52L * j;
+    const int w = (int)(bit >> 6), sh = (int)(bit & 63);
+    V lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+    if (w < L)
+      lo = _mm512_mask_i64gather_epi64(lo, valid, _mm512_add_epi64(base, _mm512_set1_epi64(w)),
+                                       (const long long*)src, 8);
+    if (w + 1 < L && sh > 12)
+      hi = _mm512_mask_i64gather_epi64(hi, valid, _mm512_add_epi64(base, _mm512_set1_epi64(w + 1)),
+                                       (const long long*)src, 8);
+    V v = _mm512_srl_epi64(lo, _mm_cvtsi32_si128(sh));
+    if (sh > 12) v = _mm512_or_si512(v, _mm512_sll_epi64(hi, _mm_cvtsi32_si128(64 - sh)));
+    v = _mm512_and_si512(v, mask);
+    dst[j] = _mm512_mask_blend_epi64(valid, _mm512_set1_epi64((long long)fill_digits[j]), v);
   }
-  for (int j = 0; j < c.D; ++j)
-    dst[j] = _mm512_set_epi64((long long)d[7][j], (long long)d[6][j], (long long)d[5][j],
-                              (long long)d[4][j], (long long)d[3][j], (long long)d[2][j],
-                              (long long)d[1][j], (long long)d[0][j]);
 }
 
 // lanes (< 2N; in Montgomery form unless `normal`) -> normal form, fully reduced, L limbs each
 IFMA_TARGET void store8_from_mont(const ModCtx& c, const Ctx8& c8, u64* dst, long stride, int nl,
                                   const V* x, bool normal = false) {
-  const int D = c.D;
+  const int D = c.D, L = c.L;
   alignas(64) V r[kMaxD];
   if (normal) {
     std::memcpy(r, x, sizeof(V) * D);
@@ -224,29 +234,29 @@ IFMA_TARGET void store8_from_mont(const ModCtx& c, const Ctx8& c8, u64* dst, lon
     one[0] = _mm512_set1_epi64(1);
     amm8(c8, r, x, one);  // <= N
   }
-  alignas(64) u64 lanes[kMaxD][8];
-  for (int j = 0; j < D; ++j) _mm512_store_si512((V*)lanes[j], r[j]);
-  u64 dig[kMaxD];
-  u64 limbs[kMaxLimbs + 2];
-  for (int l = 0; l < nl; ++l) {
-    for (int j = 0; j < D; ++j) dig[j] = lanes[j][l];
-    digits52_to_limbs(limbs, c.L + 1, dig, D);
-    // value < 2N: subtract N once if it is >= N
-    bool ge = limbs[c.L] != 0;
-    if (!ge) {
-      ge = true;
-      for (int i = c.L - 1; i >= 0; --i)
-        if (limbs[i] != c.N[i]) { ge = limbs[i] > c.N[i]; break; }
-    }
-    if (ge) {
-      u64 borrow = 0;
-      for (int i = 0; i < c.L; ++i) {
-        u128 d = (u128)limbs[i] - c.N[i] - borrow;
-        limbs[i] = (u64)d;
-        borrow = (u64)(d >> 64) & 1;
-      }
-    }
-    std::memcpy(dst + l * stride, limbs, sizeof(u64) * c.L);
+  // r < 2N: t = r - N digit by digit (signed borrow), keep t in lanes without final borrow
+  const V mask = _mm512_set1_epi64((1LL << 52) - 1);
+  alignas(64) V t[kMaxD];
+  V borrow = _mm512_setzero_si512();
+  for (int j = 0; j < D; ++j) {
+    V d = _mm512_sub_epi64(_mm512_sub_epi64(r[j], c8.N[j]), borrow);
+    borrow = _mm512_srli_epi64(d, 63);
+    t[j] = _mm512_and_si512(d, mask);
+  }
+  const __mmask8 ge = _mm512_cmpeq_epi64_mask(borrow, _mm512_setzero_si512());
+  for (int j = 0; j < D; ++j) r[j] = _mm512_mask_blend_epi64(ge, r[j], t[j]);
+  // digits -> 64-bit limbs: limb i takes bits [64 i, 64 i + 64), spanning up to 3 digits
+  const V lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+  const V base = _mm512_mullo_epi64(lane, _mm512_set1_epi64(stride));
+  const __mmask8 valid = (__mmask8)((1u << nl) - 1);
+  for (int i = 0; i < L; ++i) {
+    const long bit = 64L * i;
+    const int j = (int)(bit / 52), sh = (int)(bit % 52);
+    V v = _mm512_srl_epi64(r[j], _mm_cvtsi32_si128(sh));
+    if (j + 1 < D) v = _mm512_or_si512(v, _mm512_sll_epi64(r[j + 1], _mm_cvtsi32_si128(52 - sh)));
+    if (j + 2 < D && 104 - sh < 64)
+      v = _mm512_or_si512(v, _mm512_sll_epi64(r[j + 2], _mm_cvtsi32_si128(104 - sh)));
+    _mm512_mask_i64scatter_epi64((long long*)dst, valid, _mm512_add_epi64(base, _mm512_set1_epi64(i)), v, 8);
   }
 }
 
