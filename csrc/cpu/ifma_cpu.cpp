@@ -47,14 +47,57 @@ struct Ctx8 {
 };
 
 // r = a b 2^(-52 D) mod N, almost reduced (< 2N), digits normalised. r may alias a, b.
+// Operand scanning over b, two digits of b (and two Montgomery rounds) per pass so
+// that each accumulator load/store carries eight multiply-adds.
 template <int DT>
 IFMA_TARGET inline void amm8_t(const Ctx8& c, V* r, const V* a, const V* b) {
   const int D = DT ? DT : c.D;
   const V* N = c.N.get();
-  alignas(64) V acc[DT ? DT : kMaxD];
+  alignas(64) V acc[(DT ? DT : kMaxD) + 1];
   const V zero = _mm512_setzero_si512();
-  for (int j = 0; j < D; ++j) acc[j] = zero;
-  for (int i = 0; i < D; ++i) {
+  for (int j = 0; j <= D; ++j) acc[j] = zero;
+  int i = 0;
+  for (; i + 1 < D; i += 2) {
+    const V b0 = b[i], b1 = b[i + 1];
+    V t0 = _mm512_madd52lo_epu64(acc[0], a[0], b0);
+    const V m0 = _mm512_madd52lo_epu64(zero, t0, c.k0);
+    t0 = _mm512_madd52lo_epu64(t0, N[0], m0);
+    V t1 = _mm512_add_epi64(acc[1], _mm512_srli_epi64(t0, 52));
+    t1 = _mm512_madd52lo_epu64(t1, a[1], b0);
+    t1 = _mm512_madd52hi_epu64(t1, a[0], b0);
+    t1 = _mm512_madd52lo_epu64(t1, N[1], m0);
+    t1 = _mm512_madd52hi_epu64(t1, N[0], m0);
+    t1 = _mm512_madd52lo_epu64(t1, a[0], b1);
+    const V m1 = _mm512_madd52lo_epu64(zero, t1, c.k0);
+    t1 = _mm512_madd52lo_epu64(t1, N[0], m1);
+    const V c1 = _mm512_srli_epi64(t1, 52);
+    for (int P = 2; P < D; ++P) {
+      V x = _mm512_madd52lo_epu64(acc[P], a[P], b0);
+      V y = _mm512_madd52lo_epu64(zero, N[P], m0);
+      V z = _mm512_madd52lo_epu64(zero, a[P - 1], b1);
+      V u = _mm512_madd52lo_epu64(zero, N[P - 1], m1);
+      x = _mm512_madd52hi_epu64(x, a[P - 1], b0);
+      y = _mm512_madd52hi_epu64(y, N[P - 1], m0);
+      z = _mm512_madd52hi_epu64(z, a[P - 2], b1);
+      u = _mm512_madd52hi_epu64(u, N[P - 2], m1);
+      acc[P - 2] = _mm512_add_epi64(_mm512_add_epi64(x, y), _mm512_add_epi64(z, u));
+    }
+    {
+      V x = _mm512_madd52hi_epu64(zero, a[D - 1], b0);
+      x = _mm512_madd52hi_epu64(x, N[D - 1], m0);
+      x = _mm512_madd52lo_epu64(x, a[D - 1], b1);
+      x = _mm512_madd52lo_epu64(x, N[D - 1], m1);
+      if (D >= 2) {
+        x = _mm512_madd52hi_epu64(x, a[D - 2], b1);
+        x = _mm512_madd52hi_epu64(x, N[D - 2], m1);
+      }
+      acc[D - 2] = x;
+      V y = _mm512_madd52hi_epu64(zero, a[D - 1], b1);
+      acc[D - 1] = _mm512_madd52hi_epu64(y, N[D - 1], m1);
+    }
+    acc[0] = _mm512_add_epi64(acc[0], c1);
+  }
+  if (i < D) {  // odd D: a last single pass
     const V bi = b[i];
     V t0 = _mm512_madd52lo_epu64(acc[0], a[0], bi);
     const V m = _mm512_madd52lo_epu64(zero, t0, c.k0);
