@@ -178,7 +178,12 @@ PYBIND11_MODULE(_core, mod) {
       }))
       .def_property_readonly("bits", [](const PyModulus& m) { return m.ctx->bits; })
       .def_property_readonly("nlimbs", [](const PyModulus& m) { return m.ctx->L; })
-      .def_property_readonly("ndigits52", [](const PyModulus& m) { return m.ctx->D; });
+      .def_property_readonly("ndigits52", [](const PyModulus& m) { return m.ctx->D; })
+      .def_property_readonly("radix_digits", [](const PyModulus& m) { return m.ctx->rk; })
+      .def("set_root", [](PyModulus& m, Arr root, Arr mu, int min_digits) {
+        PYIMGENC_CHECK(root.ndim() == 1 && mu.ndim() == 1, "root and mu must be 1-D limb arrays");
+        m.ctx->set_root(root.data(), (int)root.shape(0), mu.data(), (int)mu.shape(0), min_digits);
+      });
   mod.def("powmod", &py_powmod);
   mod.def("mulmod", &py_mulmod);
   mod.def("reduce", &py_reduce);

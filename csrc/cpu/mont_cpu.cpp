@@ -1,6 +1,7 @@
 // Portable Montgomery arithmetic (CIOS, 64-bit limbs) and the modulus context.
 #include "mont_cpu.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace pyimgenc {
@@ -113,6 +114,35 @@ ModCtx::ModCtx(const u64* modulus, int nlimbs) {
   R2_52.resize(D);
   limbs_to_digits52(one52.data(), D, r52.data(), L);
   limbs_to_digits52(R2_52.data(), D, r52sq.data(), L);
+}
+
+void ModCtx::set_root(const u64* root, int root_limbs, const u64* mu, int mu_limbs, int min_digits) {
+  int rl = root_limbs;
+  while (rl > 1 && root[rl - 1] == 0) --rl;
+  PYIMGENC_CHECK(2 * rl >= L && rl <= L, "root: wrong size for this modulus");
+  // root^2 == N, schoolbook over 64-bit limbs
+  std::vector<u64> sq(2 * rl + 1, 0);
+  for (int i = 0; i < rl; ++i) {
+    u64 carry = 0;
+    for (int j = 0; j < rl; ++j) {
+      u128 t = (u128)root[i] * root[j] + sq[i + j] + carry;
+      sq[i + j] = (u64)t;
+      carry = (u64)(t >> 64);
+    }
+    sq[i + rl] += carry;
+  }
+  for (int i = 0; i < (int)sq.size(); ++i)
+    PYIMGENC_CHECK(sq[i] == (i < L ? N[i] : 0), "root: root^2 != modulus");
+  const int rbits = 64 * (rl - 1) + (64 - __builtin_clzll(root[rl - 1]));
+  const int k = (rbits + 51) / 52;
+  // Barrett margin (32 n^2 + 16 n < 2^(104 k)) missing, or too small to matter: keep Montgomery
+  if (52 * k - rbits < 3 || k < std::max(2, min_digits)) return;
+  PYIMGENC_CHECK(mu_limbs * 64 >= 52 * (k + 1) - 51, "mu: too few limbs");
+  root52.resize(k);
+  limbs_to_digits52(root52.data(), k, root, rl);
+  mu52.resize(k + 1);
+  limbs_to_digits52(mu52.data(), k + 1, mu, mu_limbs);
+  rk = k;
 }
 
 void mont_mul(const ModCtx& c, u64* r, const u64* a, const u64* b) {

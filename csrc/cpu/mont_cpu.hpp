@@ -23,7 +23,16 @@ struct ModCtx {
   std::vector<u64> R2_52;  // R52^2 mod N, as D digits
   std::vector<u64> one52;  // R52 mod N, as D digits
 
+  // Optional radix-n representation for N = n^2 (x = a + b n, a, b in [0, n)):
+  // squaring costs about 3.5 k^2 digit products instead of 4.5 (2k)^2 / 2.
+  int rk = 0;               // 52-bit digits of n (0: not available)
+  std::vector<u64> root52;  // n, rk digits
+  std::vector<u64> mu52;    // floor(2^(104 rk) / n), rk + 1 digits (Barrett)
+
   explicit ModCtx(const u64* modulus, int nlimbs);
+  // Enables the radix-n path when n has at least min_digits 52-bit digits (below
+  // that Montgomery is as fast); checks root^2 == N and the digit-size margin.
+  void set_root(const u64* root, int root_limbs, const u64* mu, int mu_limbs, int min_digits);
 };
 
 // r = a*b*R^{-1} mod N, fully reduced; a, b < N. r may alias a or b.

@@ -7,10 +7,16 @@ from .. import _ext
 from .limbs import int_to_limbs, nlimbs_for
 
 MAX_MODULUS_BITS = 16384  # n^2 of an 8192-bit Paillier key
+# Below ~24 digits of n (1248 bits) Montgomery modulo n^2 is as fast as radix-n.
+RADIX_MIN_DIGITS = 24
 
 
 class Modulus:
     """An odd modulus N > 1 of at most 16384 bits, shared by batched primitives.
+
+    Passing ``root=n`` for ``N = n**2`` (a Paillier ``n^2``, or ``p^2``) lets the
+    IFMA path compute modulo ``N`` in the radix-``n`` representation
+    ``x = a + b n``, about 1.5x faster than Montgomery modulo ``N``.
 
     Attributes:
         value: N as a Python int.
@@ -20,7 +26,7 @@ class Modulus:
 
     __slots__ = ("value", "nlimbs", "bits", "__dict__")
 
-    def __init__(self, value: int):
+    def __init__(self, value: int, *, root: int | None = None, radix_min_digits: int = RADIX_MIN_DIGITS):
         if not isinstance(value, int) or isinstance(value, bool):
             try:
                 import gmpy2
@@ -37,6 +43,12 @@ class Modulus:
         self.value = value
         self.nlimbs = nlimbs_for(value)
         self.bits = value.bit_length()
+        if root is not None:
+            root = int(root)
+            if root * root != value:
+                raise ValueError("Modulus: root**2 != value")
+        self.root = root
+        self.radix_min_digits = int(radix_min_digits)
 
     @cached_property
     def limbs(self):
@@ -47,7 +59,14 @@ class Modulus:
         """The C++ context (Montgomery constants for both CPU paths)."""
         if not _ext.HAVE_CORE:
             raise RuntimeError(f"native core unavailable: {_ext.CORE_ERROR}")
-        return _ext._core.Modulus(self.limbs)
+        m = _ext._core.Modulus(self.limbs)
+        if self.root is not None:
+            # N = n^2: enable the radix-n path (Barrett constant mu = floor(2^(104 k) / n))
+            k = (self.root.bit_length() + 51) // 52
+            mu = (1 << (104 * k)) // self.root
+            m.set_root(int_to_limbs(self.root, nlimbs_for(self.root)), int_to_limbs(mu, nlimbs_for(mu)),
+                       self.radix_min_digits)
+        return m
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Modulus) and other.value == self.value

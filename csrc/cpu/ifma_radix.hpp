@@ -1,0 +1,231 @@
+// Radix-n arithmetic modulo N = n^2 on 8 IFMA lanes (internal header of ifma_cpu.cpp).
+//
+// x in [0, n^2) is held as (a, b) with x = a + b n, a, b in [0, n), k 52-bit
+// digits each.  Because n^2 = 0 in this representation,
+//   x^2 = a^2 + 2ab n         and   x y = a c + (a d + b c) n      (mod n^2),
+// with a^2 = u + q n split by a Barrett step (u < 4n, q need not be exact),
+// so one squaring is a k-digit square, one k-digit product and two Barrett
+// divisions by n (quotient and remainder of a^2, remainder of the rest): about
+// 3.5 k^2 digit products, against 4.5 k^2 / 2 * 4 for Montgomery modulo n^2.
+// Barrett (HAC 14.42, b = 2^52) with the quotient estimate's product truncated
+// below column k-1: the estimate is at most 3 short, so remainders stay < 4n and
+// digits are canonicalised only on store.  Needs b^(k-1) <= n and
+// 52 k - bits(n) >= 3 (so that 32 n^2 + 16 n < 2^(104 k)).
+#pragma once
+#include "ifma_kernels.hpp"
+
+namespace pyimgenc {
+namespace {
+
+constexpr int kMaxK = kMaxD / 2 + 2;
+
+struct Radix8 {
+  int k;
+  std::unique_ptr<V[], AlignedFree> n, mu, n1, n2, n3;  // n: k digits; others k+1
+  IFMA_TARGET explicit Radix8(const ModCtx& c) : k(c.rk) {
+    n = valloc<V>(k + 1);
+    mu = valloc<V>(k + 1);
+    n1 = valloc<V>(k + 1);
+    n2 = valloc<V>(k + 1);
+    n3 = valloc<V>(k + 1);
+    const u64 mask = (1ULL << 52) - 1;
+    u64 c2 = 0, c3 = 0;
+    for (int j = 0; j <= k; ++j) {
+      const u64 d = j < k ? c.root52[j] : 0;
+      n[j] = _mm512_set1_epi64((long long)d);
+      mu[j] = _mm512_set1_epi64((long long)c.mu52[j]);
+      n1[j] = n[j];
+      u64 t2 = 2 * d + c2, t3 = 3 * d + c3;
+      n2[j] = _mm512_set1_epi64((long long)(t2 & mask));
+      n3[j] = _mm512_set1_epi64((long long)(t3 & mask));
+      c2 = t2 >> 52;
+      c3 = t3 >> 52;
+    }
+  }
+};
+
+IFMA_TARGET inline void normalize8(V* T, int len) {
+  const V mask = _mm512_set1_epi64((1LL << 52) - 1);
+  V cy = _mm512_setzero_si512();
+  for (int j = 0; j < len; ++j) {
+    V x = _mm512_add_epi64(T[j], cy);
+    T[j] = _mm512_and_si512(x, mask);
+    cy = _mm512_srli_epi64(x, 52);
+  }
+}
+
+// T[c] += column c of x y (nx, ny digits), for columns c in [cmin, cmax] only;
+// unnormalised.  Four rows of x per pass, so each load/store of T carries eight
+// multiply-adds over four independent accumulators; y is zero-padded by four
+// digits on each side (and missing rows are zero) so every column takes the same
+// branch-free path.
+IFMA_TARGET inline void prod8(V* T, const V* x, int nx, const V* y, int ny, int cmin, int cmax) {
+  const V zero = _mm512_setzero_si512();
+  alignas(64) V yp[kMaxK + 16];
+  for (int j = 0; j < 4; ++j) yp[j] = yp[ny + 4 + j] = zero;
+  std::memcpy(yp + 4, y, sizeof(V) * ny);
+  const V* Y = yp + 4;
+  for (int i = 0; i < nx; i += 4) {
+    const V x0 = x[i];
+    const V x1 = i + 1 < nx ? x[i + 1] : zero;
+    const V x2 = i + 2 < nx ? x[i + 2] : zero;
+    const V x3 = i + 3 < nx ? x[i + 3] : zero;
+    const int p0 = std::max(0, cmin - i), p1 = std::min(ny + 3, cmax - i);
+    for (int P = p0; P <= p1; ++P) {
+      V s0 = _mm512_madd52lo_epu64(T[i + P], x0, Y[P]);
+      V s1 = _mm512_madd52lo_epu64(zero, x1, Y[P - 1]);
+      V s2 = _mm512_madd52lo_epu64(zero, x2, Y[P - 2]);
+      V s3 = _mm512_madd52lo_epu64(zero, x3, Y[P - 3]);
+      s0 = _mm512_madd52hi_epu64(s0, x0, Y[P - 1]);
+      s1 = _mm512_madd52hi_epu64(s1, x1, Y[P - 2]);
+      s2 = _mm512_madd52hi_epu64(s2, x2, Y[P - 3]);
+      s3 = _mm512_madd52hi_epu64(s3, x3, Y[P - 4]);
+      T[i + P] = _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3));
+    }
+  }
+}
+
+IFMA_TARGET inline void mul_acc8(V* T, const V* x, const V* y, int k) {
+  prod8(T, x, k, y, k, 0, 2 * k + 1);
+}
+
+// Barrett step on T (2k normalised digits, T < 2^(104 k)): q = q-hat (k+1 digits,
+// normalised) and r = T - q n (k+1 digits, normalised) with 0 <= r < 4n, so that
+// T = r + q n exactly.  q-hat is at most 3 below floor(T / n); nothing downstream
+// needs the exact quotient, only the identity, so no correction step is taken.
+IFMA_TARGET inline void barrett8(const Radix8& R, const V* T, V* r, V* q) {
+  const int k = R.k;
+  const V zero = _mm512_setzero_si512();
+  const V mask = _mm512_set1_epi64((1LL << 52) - 1);
+  const V* q1 = T + (k - 1);  // floor(T / b^(k-1)), k+1 digits
+  alignas(64) V P[2 * kMaxK + 8];
+  for (int j = k - 1; j <= 2 * k + 3; ++j) P[j] = zero;
+  // columns >= k-1 of q1 * mu (dropping the lower ones costs q-hat at most 1)
+  prod8(P, q1, k + 1, R.mu.get(), k + 1, k - 1, 2 * k + 2);
+  normalize8(P + (k - 1), k + 4);
+  const V* qh = P + (k + 1);  // k+1 digits
+  // low k+1 digits of qh * n
+  alignas(64) V Lc[kMaxK + 2];
+  for (int j = 0; j <= k; ++j) Lc[j] = zero;
+  prod8(Lc, qh, k + 1, R.n.get(), k, 0, k);
+  // r = (T - qh n) mod b^(k+1), exact since 0 <= T - qh n < 4n < b^(k+1)
+  V cy = zero;
+  for (int j = 0; j <= k; ++j) {
+    V x = _mm512_add_epi64(_mm512_sub_epi64(T[j], Lc[j]), cy);
+    r[j] = _mm512_and_si512(x, mask);
+    cy = _mm512_srai_epi64(x, 52);
+  }
+  if (q) std::memcpy(q, qh, sizeof(V) * (k + 1));
+}
+
+// x (k+1 digits, x < 4n) -> x mod n (k digits); if cnt, cnt = floor(x / n)
+IFMA_TARGET inline void canon8(const Radix8& R, V* out, const V* x, V* cnt = nullptr) {
+  const int k = R.k;
+  const V zero = _mm512_setzero_si512();
+  const V mask = _mm512_set1_epi64((1LL << 52) - 1);
+  alignas(64) V t1[kMaxK + 2], t2[kMaxK + 2], t3[kMaxK + 2];
+  V b1 = zero, b2 = zero, b3 = zero;
+  for (int j = 0; j <= k; ++j) {
+    V d1 = _mm512_sub_epi64(_mm512_sub_epi64(x[j], R.n1[j]), b1);
+    V d2 = _mm512_sub_epi64(_mm512_sub_epi64(x[j], R.n2[j]), b2);
+    V d3 = _mm512_sub_epi64(_mm512_sub_epi64(x[j], R.n3[j]), b3);
+    b1 = _mm512_srli_epi64(d1, 63);
+    b2 = _mm512_srli_epi64(d2, 63);
+    b3 = _mm512_srli_epi64(d3, 63);
+    t1[j] = _mm512_and_si512(d1, mask);
+    t2[j] = _mm512_and_si512(d2, mask);
+    t3[j] = _mm512_and_si512(d3, mask);
+  }
+  const __mmask8 m1 = _mm512_cmpeq_epi64_mask(b1, zero);
+  const __mmask8 m2 = _mm512_cmpeq_epi64_mask(b2, zero);
+  const __mmask8 m3 = _mm512_cmpeq_epi64_mask(b3, zero);
+  for (int j = 0; j < k; ++j) {
+    V y = _mm512_mask_blend_epi64(m1, x[j], t1[j]);
+    y = _mm512_mask_blend_epi64(m2, y, t2[j]);
+    out[j] = _mm512_mask_blend_epi64(m3, y, t3[j]);
+  }
+  if (cnt) {
+    const V one = _mm512_set1_epi64(1);
+    V c = _mm512_maskz_mov_epi64(m1, one);
+    c = _mm512_mask_add_epi64(c, m2, c, one);
+    *cnt = _mm512_mask_add_epi64(c, m3, c, one);
+  }
+}
+
+// State (a, b), 2k digits [a | b], with x = a + b n (mod n^2) and a, b < 4n
+// (lazily reduced; canonical only on store).  Needs n < b^k / 8.
+
+// (a, b)^2 = (a^2 mod' n, 2ab + floor'(a^2 / n) mod' n); out may alias x.
+IFMA_TARGET inline void rsqr8(const Radix8& R, V* out, const V* x) {
+  const int k = R.k;
+  const V* a = x;
+  const V* b = x + k;
+  alignas(64) V T[2 * kMaxK + 8], u[kMaxK + 2], q[kMaxK + 2], r2[kMaxK + 2];
+  sqr_product8<0>(T, a, k);
+  normalize8(T, 2 * k);
+  barrett8(R, T, u, q);
+  for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
+  prod8(T, a, k, b, k, 0, 2 * k + 1);
+  for (int j = 0; j < 2 * k; ++j) T[j] = _mm512_slli_epi64(T[j], 1);
+  for (int j = 0; j <= k; ++j) T[j] = _mm512_add_epi64(T[j], q[j]);
+  normalize8(T, 2 * k);
+  barrett8(R, T, r2, nullptr);
+  std::memcpy(out, u, sizeof(V) * k);
+  std::memcpy(out + k, r2, sizeof(V) * k);
+}
+
+// (a, b) (c, d) = (ac mod' n, ad + bc + floor'(ac / n) mod' n); out may alias x or y.
+IFMA_TARGET inline void rmul8(const Radix8& R, V* out, const V* x, const V* y) {
+  const int k = R.k;
+  alignas(64) V T[2 * kMaxK + 8], u[kMaxK + 2], q[kMaxK + 2], r2[kMaxK + 2];
+  for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
+  prod8(T, x, k, y, k, 0, 2 * k + 1);
+  normalize8(T, 2 * k);
+  barrett8(R, T, u, q);
+  for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
+  for (int j = 0; j <= k; ++j) T[j] = q[j];
+  prod8(T, x, k, y + k, k, 0, 2 * k + 1);
+  prod8(T, x + k, k, y, k, 0, 2 * k + 1);
+  normalize8(T, 2 * k);
+  barrett8(R, T, r2, nullptr);
+  std::memcpy(out, u, sizeof(V) * k);
+  std::memcpy(out + k, r2, sizeof(V) * k);
+}
+
+// limbs of x < n^2 -> (a, b)
+IFMA_TARGET inline void rload8(const ModCtx& c, const Radix8& R, V* out, const u64* src, long stride,
+                               int nl) {
+  const int k = R.k;
+  alignas(64) V T[2 * kMaxK + 8], r[kMaxK + 2], q[kMaxK + 2];
+  load8(c, T, src, stride, nl, nullptr, 2 * k);
+  barrett8(R, T, r, q);
+  std::memcpy(out, r, sizeof(V) * k);
+  std::memcpy(out + k, q, sizeof(V) * k);
+}
+
+// (a, b) -> limbs of (a mod n) + (b mod n) n, fully reduced modulo n^2
+IFMA_TARGET inline void rstore8(const ModCtx& c, const Radix8& R, u64* dst, long stride, int nl,
+                                const V* x) {
+  const int k = R.k;
+  alignas(64) V T[2 * kMaxK + 8], a[kMaxK + 2], b[kMaxK + 2], t[kMaxK + 2];
+  // a = a' + c n with c < 4 carries into b:  x = a' + (b + c) n
+  V cnt;
+  std::memcpy(t, x, sizeof(V) * k);
+  t[k] = _mm512_setzero_si512();
+  canon8(R, a, t, &cnt);
+  std::memcpy(t, x + k, sizeof(V) * k);
+  canon8(R, b, t);
+  std::memcpy(t, b, sizeof(V) * k);
+  t[k] = _mm512_setzero_si512();
+  t[0] = _mm512_add_epi64(t[0], cnt);
+  normalize8(t, k + 1);  // < n + 3
+  canon8(R, b, t);
+  for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
+  prod8(T, b, k, R.n.get(), k, 0, 2 * k + 1);
+  for (int j = 0; j < k; ++j) T[j] = _mm512_add_epi64(T[j], a[j]);
+  normalize8(T, 2 * k);
+  store8_digits(c, dst, stride, nl, T, 2 * k);
+}
+
+}  // namespace
+}  // namespace pyimgenc
