@@ -38,7 +38,11 @@ class FixedBase:
             raise ValueError("FixedBase: exp_bits must be a positive int")
         self.base = base
         self.exp_bits = exp_bits
-        self.window = window or default_window(exp_bits)
+        if window is None:
+            window = default_window(exp_bits)
+        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 12:
+            raise ValueError(f"FixedBase: window must be an int in 1..12, got {window!r}")
+        self.window = window
         self.backend = backend.get_backend(backend_name)
         self._native = None
         if self.backend != "python":

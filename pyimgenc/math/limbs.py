@@ -48,9 +48,9 @@ def int_to_limbs(value: int, nlimbs: int) -> np.ndarray:
 
 def limbs_to_ints(arr: np.ndarray) -> list[int]:
     """Unpack a ``(..., L)`` uint64 array into a flat, row-major list of ints."""
-    arr = np.ascontiguousarray(arr, dtype="<u8")
-    if arr.ndim == 0:
+    if not isinstance(arr, np.ndarray) or arr.ndim == 0:
         raise ValueError("limbs_to_ints: expected an array of shape (..., L)")
+    arr = np.ascontiguousarray(arr, dtype="<u8")
     nbytes = arr.shape[-1] * LIMB_BYTES
     buf = arr.tobytes()
     return [int.from_bytes(buf[i:i + nbytes], "little") for i in range(0, len(buf), nbytes)]
@@ -80,16 +80,38 @@ def check_limbs(name: str, arr: np.ndarray, nlimbs: int | None = None,
 
 
 def as_exponent_limbs(name: str, exps, batch: int | None = None) -> np.ndarray:
-    """Turn exponents (uint64 limb array, or sequence/array of non-negative ints) into limbs."""
-    if isinstance(exps, np.ndarray) and exps.dtype == np.uint64 and exps.ndim == 2:
-        return np.ascontiguousarray(exps)
-    if isinstance(exps, np.ndarray) and exps.dtype.kind in "iu" and exps.ndim == 1:
-        if exps.dtype.kind == "i" and (exps < 0).any():
-            raise ValueError(f"{name}: exponents must be non-negative")
-        return np.ascontiguousarray(exps.astype(np.uint64)[:, None])
+    """Turn exponents (uint64 limb array, or sequence/array of non-negative ints) into limbs.
+
+    Raises:
+        TypeError: if an exponent is not an integer (floats are never truncated).
+        ValueError: if an exponent is negative.
+    """
+    if isinstance(exps, np.ndarray):
+        if exps.dtype.kind not in "iuO":
+            raise TypeError(f"{name}: exponents must be integers, got dtype {exps.dtype}")
+        if exps.dtype == np.uint64 and exps.ndim == 2:
+            return np.ascontiguousarray(exps)
+        if exps.dtype.kind in "iu" and exps.ndim == 1:
+            if exps.dtype.kind == "i" and (exps < 0).any():
+                raise ValueError(f"{name}: exponents must be non-negative")
+            return np.ascontiguousarray(exps.astype(np.uint64)[:, None])
+    if isinstance(exps, (bool, np.bool_)):
+        raise TypeError(f"{name}: exponents must be integers, got bool")
     if isinstance(exps, (int, np.integer)):
-        exps = [int(exps)]
-    seq: Sequence[int] = [int(e) for e in np.asarray(exps, dtype=object).ravel()]
+        exps = [exps]
+    flat = np.asarray(exps, dtype=object).ravel()
+    seq: list[int] = []
+    for e in flat:
+        if isinstance(e, (bool, np.bool_)) or not isinstance(e, (int, np.integer)):
+            try:
+                import gmpy2
+                if isinstance(e, type(gmpy2.mpz(0))):
+                    seq.append(int(e))
+                    continue
+            except ImportError:  # pragma: no cover
+                pass
+            raise TypeError(f"{name}: exponents must be integers, got {type(e).__name__}")
+        seq.append(int(e))
     if any(e < 0 for e in seq):
         raise ValueError(f"{name}: exponents must be non-negative")
     width = max([nlimbs_for(e) for e in seq] or [1])

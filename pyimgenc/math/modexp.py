@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import _ext, backend
 from . import reference
-from .limbs import as_exponent_limbs, check_limbs
+from .limbs import as_exponent_limbs, check_limbs, limbs_to_ints
 from .modulus import Modulus
 
 
@@ -72,5 +72,9 @@ def reduce(x: np.ndarray, modulus, *, backend_name: str | None = None) -> np.nda
     x = check_limbs("x", x, max_limbs=2 * m.nlimbs)
     be = backend.get_backend(backend_name)
     if be == "python":
+        if x.shape[1] == 2 * m.nlimbs:
+            top = limbs_to_ints(np.ascontiguousarray(x[:, m.nlimbs:]))
+            if any(t >= m.value for t in top):
+                raise ValueError("reduce: value is not below N * 2^(64 L)")
         return reference.reduce(x, m.value, m.nlimbs)
     return _ext._core.reduce(m.native, x)

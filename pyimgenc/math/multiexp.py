@@ -31,6 +31,8 @@ def multiexp(bases: np.ndarray, idx: np.ndarray, exps: np.ndarray, modulus, *,
     bases = check_limbs("bases", bases, m.nlimbs)
     if inv_bases is not None:
         inv_bases = check_limbs("inv_bases", inv_bases, m.nlimbs)
+        if inv_bases.shape != bases.shape:
+            raise ValueError(f"multiexp: inv_bases must match bases' shape {bases.shape}, got {inv_bases.shape}")
     for name, arr in (("idx", idx), ("exps", exps)):
         if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iu" or arr.ndim != 2:
             raise TypeError(f"multiexp: {name} must be a 2-D integer numpy array")
@@ -43,9 +45,12 @@ def multiexp(bases: np.ndarray, idx: np.ndarray, exps: np.ndarray, modulus, *,
         if idx.size and (idx.min() < 0 or idx.max() >= bases.shape[0]):
             raise ValueError("multiexp: index out of range of the bases")
         _check_reduced("bases", bases, m)
+        if (exps == np.iinfo(np.int64).min).any():
+            raise ValueError("multiexp: exponent -2^63 is not supported")
         if (exps < 0).any():
             if inv_bases is None:
                 raise ValueError("multiexp: negative exponent needs inv_bases")
+            _check_reduced("inv_bases", inv_bases, m)
             both = np.concatenate([bases, inv_bases])
             idx = np.where(exps < 0, idx + bases.shape[0], idx)
             return reference.multiexp(both, idx, np.abs(exps), m.value)

@@ -1,0 +1,87 @@
+"""Shared test configuration: hypothesis profiles and the backend/CPU-path matrix.
+
+Every property test that takes a ``kw`` argument runs once per engine:
+``python`` (the gmpy2 reference), and the C++ core on each CPU path
+(``portable`` and, where the CPU has AVX-512 IFMA, ``ifma``).  A path that is
+missing here is still listed, and skipped with the reason (STYLE habit 10).
+
+Hypothesis profiles (choose with ``HYPOTHESIS_PROFILE``):
+    pyimgenc   default: few examples, no deadline (the oracle itself is slow).
+    thorough   ten times the examples, for a nightly run.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from pyimgenc import _ext, backend
+
+settings.register_profile(
+    "pyimgenc",
+    max_examples=25,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "thorough",
+    parent=settings.get_profile("pyimgenc"),
+    max_examples=150,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "pyimgenc"))
+
+_NO_CORE = f"native core not importable: {_ext.CORE_ERROR}"
+_NO_IFMA = "CPU lacks AVX-512 IFMA (avx512ifma flag), so the 'ifma' path cannot run here"
+
+# (backend_name, cpu_path) for every engine/path the library has.
+ENGINES = [
+    pytest.param({"backend_name": "python", "cpu_path": None}, id="python"),
+    pytest.param({"backend_name": "cpu", "cpu_path": "portable"}, id="cpu-portable",
+                 marks=pytest.mark.skipif(not _ext.HAVE_CORE, reason=_NO_CORE)),
+    pytest.param({"backend_name": "cpu", "cpu_path": "ifma"}, id="cpu-ifma",
+                 marks=pytest.mark.skipif(not _ext.HAVE_IFMA, reason=_NO_IFMA)),
+]
+# Backends only (for primitives without a CPU-path choice, e.g. reduce).
+BACKENDS = [
+    pytest.param("python", id="python"),
+    pytest.param("cpu", id="cpu", marks=pytest.mark.skipif(not _ext.HAVE_CORE, reason=_NO_CORE)),
+]
+# Native paths only (thread-count and native-check tests).
+CPU_ENGINES = ENGINES[1:]
+
+
+def pytest_generate_tests(metafunc):
+    # Direct parametrisation (not a fixture) so hypothesis tests may use it.
+    if "kw" in metafunc.fixturenames:
+        metafunc.parametrize("kw", ENGINES)
+    if "backend_name" in metafunc.fixturenames:
+        metafunc.parametrize("backend_name", BACKENDS)
+    if "cpu_kw" in metafunc.fixturenames:
+        metafunc.parametrize("cpu_kw", CPU_ENGINES)
+
+
+_ENV = ("PYIMGENC_BACKEND", "PYIMGENC_CPU_PATH", "PYIMGENC_NUM_THREADS")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_backend_env():
+    """Run the suite with the automatic backend choice, whatever the shell exports."""
+    saved = {k: os.environ.pop(k) for k in _ENV if k in os.environ}
+    yield
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def clean_backend(monkeypatch):
+    """Module-level backend state restored after a test that changes it."""
+    for k in _ENV:
+        monkeypatch.delenv(k, raising=False)
+    backend.set_backend(None)
+    backend.set_cpu_path(None)
+    backend.set_num_threads(None)
+    yield monkeypatch
+    backend.set_backend(None)
+    backend.set_cpu_path(None)
+    backend.set_num_threads(None)
