@@ -83,7 +83,7 @@ class PublicKey:
     @cached_property
     def nsquare_modulus(self) -> Modulus:
         """``Modulus(n**2)``, shared by every ciphertext operation."""
-        return Modulus(self.nsquare)
+        return Modulus(self.nsquare, root=self.n)
 
     @cached_property
     def n_modulus(self) -> Modulus:
@@ -252,7 +252,7 @@ class SecretKey:
         self.p, self.q = p, q
         self._half = {}
         for prime in (p, q):
-            sq = Modulus(prime * prime)
+            sq = Modulus(prime * prime, root=prime)
             hp = int(gmpy2.invert((pow(public_key.g, prime - 1, prime * prime) - 1) // prime, prime))
             self._half[prime] = (sq, hp)
         self._q_inv_p = int(gmpy2.invert(q, p))
