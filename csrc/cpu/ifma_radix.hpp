@@ -8,7 +8,7 @@
 // divisions by n (quotient and remainder of a^2, remainder of the rest): about
 // 3.5 k^2 digit products, against 4.5 k^2 / 2 * 4 for Montgomery modulo n^2.
 // Barrett (HAC 14.42, b = 2^52) with the quotient estimate's product truncated
-// below column k-1: the estimate is at most 3 short, so remainders stay < 4n and
+// below column k: the estimate is at most 3 short, so remainders stay < 4n and
 // digits are canonicalised only on store.  Needs b^(k-1) <= n and
 // 52 k - bits(n) >= 3 (so that 32 n^2 + 16 n < 2^(104 k)).
 #pragma once
@@ -100,9 +100,14 @@ IFMA_TARGET inline void barrett8(const Radix8& R, const V* T, V* r, V* q) {
   const V* q1 = T + (k - 1);  // floor(T / b^(k-1)), k+1 digits
   alignas(64) V P[2 * kMaxK + 8];
   for (int j = k - 1; j <= 2 * k + 3; ++j) P[j] = zero;
-  // columns >= k-1 of q1 * mu (dropping the lower ones costs q-hat at most 1)
-  prod8(P, q1, k + 1, R.mu.get(), k + 1, k - 1, 2 * k + 2);
-  normalize8(P + (k - 1), k + 4);
+  // columns >= k of q1 * mu: the dropped ones sum to < 2 (k+1) b^k, so q-hat
+  // loses at most 1.  Row q1_0 only reaches column k through hi(q1_0 mu_{k-1})
+  // and lo/hi(q1_0 mu_k): done apart so the block rows stay a multiple of four.
+  prod8(P + 1, q1 + 1, k, R.mu.get(), k + 1, k - 1, 2 * k + 1);
+  P[k] = _mm512_madd52hi_epu64(P[k], q1[0], R.mu[k - 1]);
+  P[k] = _mm512_madd52lo_epu64(P[k], q1[0], R.mu[k]);
+  P[k + 1] = _mm512_madd52hi_epu64(P[k + 1], q1[0], R.mu[k]);
+  normalize8(P + k, k + 3);
   const V* qh = P + (k + 1);  // k+1 digits
   // low k+1 digits of qh * n
   alignas(64) V Lc[kMaxK + 2];

@@ -7,8 +7,8 @@ from .. import _ext
 from .limbs import int_to_limbs, nlimbs_for
 
 MAX_MODULUS_BITS = 16384  # n^2 of an 8192-bit Paillier key
-# Below ~24 digits of n (1248 bits) Montgomery modulo n^2 is as fast as radix-n.
-RADIX_MIN_DIGITS = 24
+# Below ~16 digits of n (832 bits) Montgomery modulo n^2 is as fast as radix-n.
+RADIX_MIN_DIGITS = 16
 
 
 class Modulus:
