@@ -85,7 +85,7 @@ def test_radix_mulmod_fixedbase_multiexp(bits, kw):
     assert got == ref
 
 
-@given(st.integers(min_value=54, max_value=1300), st.data())
+@given(bits=st.integers(min_value=54, max_value=1300), data=st.data())
 def test_radix_random_sizes(bits, data, kw):
     n = data.draw(st.integers(min_value=2 ** (bits - 1), max_value=2 ** bits - 1)) | 1
     m = _modulus(n)
