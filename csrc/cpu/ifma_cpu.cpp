@@ -24,18 +24,19 @@ struct MontArith {  // almost-Montgomery modulo any odd N
   IFMA_TARGET void mul(V* r, const V* a, const V* b) const { amm8(c8, r, a, b); }
 };
 
-struct RadixArith {  // radix-n modulo N = n^2 (see ifma_radix.hpp)
+template <int KT>
+struct RadixArith {  // radix-n modulo N = n^2 (see ifma_radix.hpp); KT: digits of n, 0 = any
   const ModCtx& c;
   const Radix8& R;
   int W() const { return 2 * R.k; }
-  IFMA_TARGET void load(V* x, const u64* src, int nl) const { rload8(c, R, x, src, c.L, nl); }
-  IFMA_TARGET void store(u64* dst, int nl, const V* x) const { rstore8(c, R, dst, c.L, nl, x); }
+  IFMA_TARGET void load(V* x, const u64* src, int nl) const { rload8<KT>(c, R, x, src, c.L, nl); }
+  IFMA_TARGET void store(u64* dst, int nl, const V* x) const { rstore8<KT>(c, R, dst, c.L, nl, x); }
   IFMA_TARGET void one(V* x) const {
     for (int j = 0; j < W(); ++j) x[j] = _mm512_setzero_si512();
     x[0] = _mm512_set1_epi64(1);
   }
-  IFMA_TARGET void sqr(V* r, const V* a) const { rsqr8(R, r, a); }
-  IFMA_TARGET void mul(V* r, const V* a, const V* b) const { rmul8(R, r, a, b); }
+  IFMA_TARGET void sqr(V* r, const V* a) const { rsqr8<KT>(R, r, a); }
+  IFMA_TARGET void mul(V* r, const V* a, const V* b) const { rmul8<KT>(R, r, a, b); }
 };
 
 // 8-lane fixed-window exponentiation of x (internal form) by per-lane exponents.
@@ -147,7 +148,13 @@ template <class F>
 IFMA_TARGET void with_arith(const ModCtx& c, F&& body) {
   if (c.rk > 0) {
     const Radix8 R(c);
-    body(RadixArith{c, R});
+    switch (c.rk) {  // common key sizes get fully specialised kernels
+      case 20: return body(RadixArith<20>{c, R});   // p^2, 2048-bit keys
+      case 30: return body(RadixArith<30>{c, R});   // p^2, 3072-bit keys
+      case 40: return body(RadixArith<40>{c, R});   // n^2, 2048-bit keys
+      case 60: return body(RadixArith<60>{c, R});   // n^2, 3072-bit keys
+      default: return body(RadixArith<0>{c, R});
+    }
   } else {
     const Ctx8 c8(c);
     body(MontArith{c, c8});
@@ -179,7 +186,7 @@ IFMA_TARGET void ifma_mulmod(const ModCtx& c, u64* out, const u64* a, const u64*
   const long groups = (B + 7) / 8;
   if (c.rk > 0) {
     const Radix8 R(c);
-    const RadixArith ar{c, R};
+    const RadixArith<0> ar{c, R};
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (long g = 0; g < groups; ++g) {
       const int nl = (int)std::min<long>(8, B - g * 8);

@@ -44,7 +44,7 @@ struct Radix8 {
   }
 };
 
-IFMA_TARGET inline void normalize8(V* T, int len) {
+IFMA_TARGET __attribute__((always_inline)) inline void normalize8(V* T, int len) {
   const V mask = _mm512_set1_epi64((1LL << 52) - 1);
   V cy = _mm512_setzero_si512();
   for (int j = 0; j < len; ++j) {
@@ -59,7 +59,7 @@ IFMA_TARGET inline void normalize8(V* T, int len) {
 // multiply-adds over four independent accumulators; y is zero-padded by four
 // digits on each side (and missing rows are zero) so every column takes the same
 // branch-free path.
-IFMA_TARGET inline void prod8(V* T, const V* x, int nx, const V* y, int ny, int cmin, int cmax) {
+IFMA_TARGET __attribute__((always_inline)) inline void prod8(V* T, const V* x, int nx, const V* y, int ny, int cmin, int cmax) {
   const V zero = _mm512_setzero_si512();
   alignas(64) V yp[kMaxK + 16];
   for (int j = 0; j < 4; ++j) yp[j] = yp[ny + 4 + j] = zero;
@@ -85,7 +85,7 @@ IFMA_TARGET inline void prod8(V* T, const V* x, int nx, const V* y, int ny, int 
   }
 }
 
-IFMA_TARGET inline void mul_acc8(V* T, const V* x, const V* y, int k) {
+IFMA_TARGET __attribute__((always_inline)) inline void mul_acc8(V* T, const V* x, const V* y, int k) {
   prod8(T, x, k, y, k, 0, 2 * k + 1);
 }
 
@@ -93,8 +93,9 @@ IFMA_TARGET inline void mul_acc8(V* T, const V* x, const V* y, int k) {
 // normalised) and r = T - q n (k+1 digits, normalised) with 0 <= r < 4n, so that
 // T = r + q n exactly.  q-hat is at most 3 below floor(T / n); nothing downstream
 // needs the exact quotient, only the identity, so no correction step is taken.
+template <int KT>
 IFMA_TARGET inline void barrett8(const Radix8& R, const V* T, V* r, V* q) {
-  const int k = R.k;
+  const int k = KT ? KT : R.k;
   const V zero = _mm512_setzero_si512();
   const V mask = _mm512_set1_epi64((1LL << 52) - 1);
   const V* q1 = T + (k - 1);  // floor(T / b^(k-1)), k+1 digits
@@ -124,8 +125,9 @@ IFMA_TARGET inline void barrett8(const Radix8& R, const V* T, V* r, V* q) {
 }
 
 // x (k+1 digits, x < 4n) -> x mod n (k digits); if cnt, cnt = floor(x / n)
+template <int KT>
 IFMA_TARGET inline void canon8(const Radix8& R, V* out, const V* x, V* cnt = nullptr) {
-  const int k = R.k;
+  const int k = KT ? KT : R.k;
   const V zero = _mm512_setzero_si512();
   const V mask = _mm512_set1_epi64((1LL << 52) - 1);
   alignas(64) V t1[kMaxK + 2], t2[kMaxK + 2], t3[kMaxK + 2];
@@ -161,70 +163,74 @@ IFMA_TARGET inline void canon8(const Radix8& R, V* out, const V* x, V* cnt = nul
 // (lazily reduced; canonical only on store).  Needs n < b^k / 8.
 
 // (a, b)^2 = (a^2 mod' n, 2ab + floor'(a^2 / n) mod' n); out may alias x.
+template <int KT>
 IFMA_TARGET inline void rsqr8(const Radix8& R, V* out, const V* x) {
-  const int k = R.k;
+  const int k = KT ? KT : R.k;
   const V* a = x;
   const V* b = x + k;
   alignas(64) V T[2 * kMaxK + 8], u[kMaxK + 2], q[kMaxK + 2], r2[kMaxK + 2];
-  sqr_product8<0>(T, a, k);
+  sqr_product8<KT>(T, a, k);
   normalize8(T, 2 * k);
-  barrett8(R, T, u, q);
+  barrett8<KT>(R, T, u, q);
   for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
   prod8(T, a, k, b, k, 0, 2 * k + 1);
   for (int j = 0; j < 2 * k; ++j) T[j] = _mm512_slli_epi64(T[j], 1);
   for (int j = 0; j <= k; ++j) T[j] = _mm512_add_epi64(T[j], q[j]);
   normalize8(T, 2 * k);
-  barrett8(R, T, r2, nullptr);
+  barrett8<KT>(R, T, r2, nullptr);
   std::memcpy(out, u, sizeof(V) * k);
   std::memcpy(out + k, r2, sizeof(V) * k);
 }
 
 // (a, b) (c, d) = (ac mod' n, ad + bc + floor'(ac / n) mod' n); out may alias x or y.
+template <int KT>
 IFMA_TARGET inline void rmul8(const Radix8& R, V* out, const V* x, const V* y) {
-  const int k = R.k;
+  const int k = KT ? KT : R.k;
   alignas(64) V T[2 * kMaxK + 8], u[kMaxK + 2], q[kMaxK + 2], r2[kMaxK + 2];
   for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
   prod8(T, x, k, y, k, 0, 2 * k + 1);
   normalize8(T, 2 * k);
-  barrett8(R, T, u, q);
+  barrett8<KT>(R, T, u, q);
   for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
   for (int j = 0; j <= k; ++j) T[j] = q[j];
   prod8(T, x, k, y + k, k, 0, 2 * k + 1);
   prod8(T, x + k, k, y, k, 0, 2 * k + 1);
   normalize8(T, 2 * k);
-  barrett8(R, T, r2, nullptr);
+  barrett8<KT>(R, T, r2, nullptr);
   std::memcpy(out, u, sizeof(V) * k);
   std::memcpy(out + k, r2, sizeof(V) * k);
 }
 
 // limbs of x < n^2 -> (a, b)
+template <int KT>
 IFMA_TARGET inline void rload8(const ModCtx& c, const Radix8& R, V* out, const u64* src, long stride,
                                int nl) {
-  const int k = R.k;
+  const int k = KT ? KT : R.k;
   alignas(64) V T[2 * kMaxK + 8], r[kMaxK + 2], q[kMaxK + 2];
   load8(c, T, src, stride, nl, nullptr, 2 * k);
-  barrett8(R, T, r, q);
+  barrett8<KT>(R, T, r, q);
   std::memcpy(out, r, sizeof(V) * k);
   std::memcpy(out + k, q, sizeof(V) * k);
 }
 
 // (a, b) -> limbs of (a mod n) + (b mod n) n, fully reduced modulo n^2
+template <int KT>
 IFMA_TARGET inline void rstore8(const ModCtx& c, const Radix8& R, u64* dst, long stride, int nl,
                                 const V* x) {
-  const int k = R.k;
+  const int k = KT ? KT : R.k;
   alignas(64) V T[2 * kMaxK + 8], a[kMaxK + 2], b[kMaxK + 2], t[kMaxK + 2];
   // a = a' + c n with c < 4 carries into b:  x = a' + (b + c) n
   V cnt;
   std::memcpy(t, x, sizeof(V) * k);
   t[k] = _mm512_setzero_si512();
-  canon8(R, a, t, &cnt);
+  canon8<KT>(R, a, t, &cnt);
   std::memcpy(t, x + k, sizeof(V) * k);
-  canon8(R, b, t);
+  canon8<KT>(R, b, t);
   std::memcpy(t, b, sizeof(V) * k);
   t[k] = _mm512_setzero_si512();
   t[0] = _mm512_add_epi64(t[0], cnt);
   normalize8(t, k + 1);  // < n + 3
-  canon8(R, b, t);
+  canon8<KT>(R, b, t);
   for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
   prod8(T, b, k, R.n.get(), k, 0, 2 * k + 1);
   for (int j = 0; j < k; ++j) T[j] = _mm512_add_epi64(T[j], a[j]);
