@@ -11,7 +11,7 @@ from typing import Any
 import gmpy2
 import numpy as np
 
-from ..math import ints_to_limbs, limbs_to_ints, multiexp
+from ..math import ints_to_limbs, limbs_to_ints, mulmod, multiexp
 from . import _limbs
 from .encoding import as_int_array
 
@@ -47,17 +47,35 @@ def inverses(nsquare: int, c: np.ndarray) -> np.ndarray:
 
 
 def combine(pk, bases: np.ndarray, idx: np.ndarray, exps: np.ndarray) -> np.ndarray:
-    """``out[m] = prod_t bases[idx[m,t]] ** exps[m,t] mod n**2`` (``(M, L)`` limbs)."""
+    """``out[m] = prod_t bases[idx[m,t]] ** exps[m,t] mod n**2`` (``(M, L)`` limbs).
+
+    Negative exponents need modular inverses.  Either the bases that meet one are
+    inverted (one inversion each), or, when there are fewer outputs than such
+    bases, the positive and negative parts run as two multi-exponentiations and
+    only the M outputs of the negative part are inverted:
+    ``out = prod c^w+ * (prod c^w-)^-1``.
+    """
     idx = np.ascontiguousarray(idx, dtype=np.int64)
     exps = np.ascontiguousarray(exps, dtype=np.int64)
-    inv = None
+    mod = pk.nsquare_modulus
     neg = exps < 0
-    if neg.any():
-        # Only the bases that meet a negative exponent need an inverse; the rest stay 1.
-        need = np.unique(idx[neg])
-        inv = _limbs.const(1, bases.shape[1], bases.shape[0])
-        inv[need] = inverses(pk.nsquare, bases[need])
-    return multiexp(bases, idx, exps, pk.nsquare_modulus, inv_bases=inv)
+    if not neg.any():
+        return multiexp(bases, idx, exps, mod)
+    need = np.unique(idx[neg])
+    rows_neg = neg.any(axis=1)
+    if int(rows_neg.sum()) < len(need):
+        # one call (the bases' window tables are built once): M positive rows, then
+        # the |negative| part of every row that has one
+        sub = np.flatnonzero(rows_neg)
+        both = multiexp(bases, np.concatenate([idx, idx[sub]]),
+                        np.concatenate([np.where(neg, 0, exps), np.where(neg[sub], -exps[sub], 0)]), mod)
+        out, negpart = both[: len(idx)], both[len(idx):]
+        out[sub] = mulmod(out[sub], inverses(pk.nsquare, negpart), mod)
+        return out
+    # Only the bases that meet a negative exponent need an inverse; the rest stay 1.
+    inv = _limbs.const(1, bases.shape[1], bases.shape[0])
+    inv[need] = inverses(pk.nsquare, bases[need])
+    return multiexp(bases, idx, exps, mod, inv_bases=inv)
 
 
 def sum_plan(shape: tuple[int, ...], axis: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
