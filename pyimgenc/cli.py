@@ -1,4 +1,4 @@
-"""The ``pyimgenc`` command line.
+"""pyimgenc command line: privacy-preserving image classification and encryption.
 
 Commands:
     info   what this machine runs: native core, CPU path, threads, backends
