@@ -59,17 +59,18 @@ def test_encrypt(benchmark, setup, impl):
     vals = setup["vals"]
     if impl == "pyimgenc":
         arr = np.array(vals, dtype=np.int64)
-        out = _run(benchmark, "encrypt", impl, setup, lambda: setup["pk"].encrypt(arr), len(vals))
+        out = _run(benchmark, "encrypt", impl, setup, lambda: setup["pk"].encrypt(arr), len(vals), rounds=7)
         assert np.array_equal(setup["sk"].decrypt(out), arr)
     else:
         ppk = setup["ppk"]
-        _run(benchmark, "encrypt", impl, setup, lambda: [ppk.encrypt(v) for v in vals], len(vals), rounds=1)
+        _run(benchmark, "encrypt", impl, setup, lambda: [ppk.encrypt(v) for v in vals], len(vals), rounds=2)
 
 
 @pytest.mark.parametrize("impl", ["pyimgenc", "phe"])
 def test_decrypt(benchmark, setup, impl):
     if impl == "pyimgenc":
-        out = _run(benchmark, "decrypt", impl, setup, lambda: setup["sk"].decrypt(setup["ours"]), setup["n"])
+        out = _run(benchmark, "decrypt", impl, setup, lambda: setup["sk"].decrypt(setup["ours"]), setup["n"],
+                   rounds=7)
         assert out.tolist() == setup["vals"]
     else:
         psk, cts = setup["psk"], setup["theirs"]
@@ -94,7 +95,7 @@ def test_add(benchmark, setup, impl):
 @pytest.mark.parametrize("kind", ["mul16", "mulfull"])
 def test_scalar_mul(benchmark, setup, impl, kind):
     ks = setup["k16" if kind == "mul16" else "kfull"]
-    rounds = 5 if kind == "mul16" else 1
+    rounds = 7 if kind == "mul16" else 5
     if impl == "pyimgenc":
         karr = np.array(ks, dtype=np.int64) if kind == "mul16" else np.array(ks, dtype=object)
         ct = setup["ours"]
@@ -105,7 +106,7 @@ def test_scalar_mul(benchmark, setup, impl, kind):
         assert got == expect
     else:
         cts = setup["theirs"]
-        _run(benchmark, kind, impl, setup, lambda: [c * k for c, k in zip(cts, ks)], setup["n"], rounds=1)
+        _run(benchmark, kind, impl, setup, lambda: [c * k for c, k in zip(cts, ks)], setup["n"], rounds=3)
 
 
 @pytest.mark.parametrize("impl", ["pyimgenc", "phe"])

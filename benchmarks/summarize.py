@@ -1,6 +1,9 @@
 """Print operations/s (from the median) and pyimgenc/peer ratios from a pytest-benchmark JSON.
 
-Usage: python benchmarks/summarize.py RESULT.json [--markdown]
+Usage:
+    python benchmarks/summarize.py RESULT.json [--markdown]
+    python benchmarks/summarize.py --scaling ONE_THREAD.json TWO_THREADS.json [--markdown]
+        (pyimgenc ops/s of two runs side by side, e.g. PYIMGENC_NUM_THREADS=1 vs 2)
 """
 from __future__ import annotations
 
@@ -9,12 +12,34 @@ import sys
 from collections import defaultdict
 
 
+def _rates(path: str) -> dict:
+    out = {}
+    for b in json.load(open(path))["benchmarks"]:
+        info = b.get("extra_info", {})
+        if info.get("impl") == "pyimgenc":
+            out[(info["op"], info["bits"])] = info.get("ops_per_round", 1) / b["stats"]["median"]
+    return out
+
+
+def scaling(a: str, b: str, md: bool) -> int:
+    ra, rb = _rates(a), _rates(b)
+    hdr = ("op", "bits", "run 1 ops/s", "run 2 ops/s", "run 2 / run 1")
+    if md:
+        print("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr))
+    for key in sorted(set(ra) & set(rb), key=lambda k: (k[1], k[0])):
+        cells = (key[0], str(key[1]), f"{ra[key]:,.0f}", f"{rb[key]:,.0f}", f"{rb[key] / ra[key]:.2f}x")
+        print("| " + " | ".join(cells) + " |" if md else "{:<10} {:>5} {:>14} {:>14} {:>8}".format(*cells))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
         return 2
-    data = json.load(open(argv[0]))
     md = "--markdown" in argv
+    if argv[0] == "--scaling":
+        return scaling(argv[1], argv[2], md)
+    data = json.load(open(argv[0]))
     rows = defaultdict(dict)
     for b in data["benchmarks"]:
         info = b.get("extra_info", {})
