@@ -100,8 +100,6 @@ ModCtx::ModCtx(const u64* modulus, int nlimbs) {
   R1 = pow2_mod(N, 64L * L);
   R2 = R1;
   for (long i = 0; i < 64L * L; ++i) dbl_mod(R2, N);
-  R3.resize(L);
-  mont_mul(*this, R3.data(), R2.data(), R2.data());
   // radix 2^52: 4N < 2^(52 D)
   D = (bits + 2 + 51) / 52;
   N52.resize(D);
@@ -211,10 +209,7 @@ void reduce_wide(const ModCtx& c, u64* r, const u64* x, int xl) {
   }
   u64 t[kMaxLimbs];
   mont_redc_wide(c, t, x, xl);              // x R^-1
-  mont_mul(c, t, t, c.R3.data());           // x R   (Montgomery form of x mod N)
-  u64 one[kMaxLimbs] = {0};
-  one[0] = 1;
-  mont_mul(c, r, t, one);                   // x mod N
+  mont_mul(c, r, t, c.R2.data());           // x R^-1 R^2 R^-1 = x mod N
 }
 
 }  // namespace pyimgenc

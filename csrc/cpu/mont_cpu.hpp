@@ -15,7 +15,6 @@ struct ModCtx {
   u64 n0inv = 0;           // -N^{-1} mod 2^64
   std::vector<u64> R1;     // R mod N, R = 2^(64L)   (Montgomery one)
   std::vector<u64> R2;     // R^2 mod N
-  std::vector<u64> R3;     // R^3 mod N (turns REDC(x) of a wide x into Montgomery form)
   // AVX-512 IFMA radix-2^52 constants (R52 = 2^(52 D), with 4N < R52 for almost-Montgomery)
   int D = 0;
   std::vector<u64> N52;    // D digits

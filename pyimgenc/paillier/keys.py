@@ -275,7 +275,9 @@ class SecretKey:
             cp = ints_to_limbs([v % sq.value for v in limbs_to_ints(c)], sq.nlimbs)
         e = int_to_limbs(prime - 1, nlimbs_for(prime - 1))[None, :]
         x = limbs_to_ints(powmod(cp, e, sq))
-        return [(v - 1) // prime * h % prime for v in x]
+        # L_p(v) = (v - 1) / p is an exact division; gmpy2's divexact is ~4x Python's //
+        pm, hm = gmpy2.mpz(prime), gmpy2.mpz(h)
+        return [gmpy2.divexact(gmpy2.mpz(v) - 1, pm) * hm % pm for v in x]
 
     def raw_decrypt(self, ct: EncryptedTensor) -> list[int]:
         """Plaintext residues in ``[0, n)`` as a flat row-major list of Python ints."""
@@ -284,8 +286,8 @@ class SecretKey:
             return []
         mp = self._half_decrypt(c, self.p)
         mq = self._half_decrypt(c, self.q)
-        p, q, qi = self.p, self.q, self._q_inv_p
-        return [b + q * ((a - b) * qi % p) for a, b in zip(mp, mq)]
+        p, q, qi = gmpy2.mpz(self.p), gmpy2.mpz(self.q), gmpy2.mpz(self._q_inv_p)
+        return [int(b + q * ((a - b) * qi % p)) for a, b in zip(mp, mq)]
 
     def decrypt(self, ct: EncryptedTensor) -> np.ndarray:
         """Decrypt to signed integers in ``(-n/2, n/2]``.
