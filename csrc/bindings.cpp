@@ -4,6 +4,9 @@
 #include <pybind11/pybind11.h>
 
 #include <memory>
+#include <vector>
+
+#include <pybind11/stl.h>
 
 #include "cpu/modexp_cpu.hpp"
 
@@ -180,9 +183,14 @@ PYBIND11_MODULE(_core, mod) {
       .def_property_readonly("nlimbs", [](const PyModulus& m) { return m.ctx->L; })
       .def_property_readonly("ndigits52", [](const PyModulus& m) { return m.ctx->D; })
       .def_property_readonly("radix_digits", [](const PyModulus& m) { return m.ctx->rk; })
-      .def("set_root", [](PyModulus& m, Arr root, Arr mu, int min_digits) {
+      .def("set_root", [](PyModulus& m, Arr root, Arr mu, int min_digits, std::vector<Arr> pairs) {
         PYIMGENC_CHECK(root.ndim() == 1 && mu.ndim() == 1, "root and mu must be 1-D limb arrays");
-        m.ctx->set_root(root.data(), (int)root.shape(0), mu.data(), (int)mu.shape(0), min_digits);
+        std::vector<std::vector<u64>> pv;
+        for (auto& a : pairs) {
+          PYIMGENC_CHECK(a.ndim() == 1, "pair constants must be 1-D limb arrays");
+          pv.emplace_back(a.data(), a.data() + a.shape(0));
+        }
+        m.ctx->set_root(root.data(), (int)root.shape(0), mu.data(), (int)mu.shape(0), min_digits, pv);
       });
   mod.def("powmod", &py_powmod);
   mod.def("mulmod", &py_mulmod);

@@ -31,10 +31,7 @@ struct RadixArith {  // radix-n modulo N = n^2 (see ifma_radix.hpp); KT: digits 
   int W() const { return 2 * R.k; }
   IFMA_TARGET void load(V* x, const u64* src, int nl) const { rload8<KT>(c, R, x, src, c.L, nl); }
   IFMA_TARGET void store(u64* dst, int nl, const V* x) const { rstore8<KT>(c, R, dst, c.L, nl, x); }
-  IFMA_TARGET void one(V* x) const {
-    for (int j = 0; j < W(); ++j) x[j] = _mm512_setzero_si512();
-    x[0] = _mm512_set1_epi64(1);
-  }
+  IFMA_TARGET void one(V* x) const { std::memcpy(x, R.one.get(), sizeof(V) * W()); }
   IFMA_TARGET void sqr(V* r, const V* a) const { rsqr8<KT>(R, r, a); }
   IFMA_TARGET void mul(V* r, const V* a, const V* b) const { rmul8<KT>(R, r, a, b); }
 };

@@ -174,13 +174,14 @@ IFMA_TARGET inline void sqr_product8(V* T, const V* a, int Dr) {
   }
 }
 
+// r = T 2^(-52 D) mod N (< 2N when T < 4 N^2... see amm8), Montgomery reduction of
+// the unnormalised column sums T[0 .. 2D+1] (modified), two rounds per pass.  If
+// m_out, m_out[i] receives the i-th Montgomery digit, so that T + m N = r 2^(52 D).
 template <int DT>
-IFMA_TARGET inline void ams8_t(const Ctx8& c, V* r, const V* a) {
+IFMA_TARGET inline void mont_reduce8(const Ctx8& c, V* r, V* T, V* m_out) {
   const int D = DT ? DT : c.D;
   const V* N = c.N.get();
-  alignas(64) V T[2 * (DT ? DT : kMaxD) + 2];
   const V zero = _mm512_setzero_si512();
-  sqr_product8<DT>(T, a, D);
   // reduction: two rounds per pass
   int i = 0;
   for (; i + 1 < D; i += 2) {
@@ -190,6 +191,7 @@ IFMA_TARGET inline void ams8_t(const Ctx8& c, V* r, const V* a) {
     t1 = _mm512_madd52lo_epu64(t1, N[1], m0);
     t1 = _mm512_madd52hi_epu64(t1, N[0], m0);
     const V m1 = _mm512_madd52lo_epu64(zero, t1, c.k0);
+    if (m_out) m_out[i] = m0, m_out[i + 1] = m1;
     t1 = _mm512_madd52lo_epu64(t1, N[0], m1);
     T[i + 2] = _mm512_add_epi64(T[i + 2], _mm512_srli_epi64(t1, 52));
     // T[i+2+j'] for j' >= 0: lo(m0 N[j'+2]) + hi(m0 N[j'+1]) + lo(m1 N[j'+1]) + hi(m1 N[j'])
@@ -207,6 +209,7 @@ IFMA_TARGET inline void ams8_t(const Ctx8& c, V* r, const V* a) {
   }
   if (i < D) {  // odd D: one last single round
     const V m0 = _mm512_madd52lo_epu64(zero, T[i], c.k0);
+    if (m_out) m_out[i] = m0;
     V t0 = _mm512_madd52lo_epu64(T[i], N[0], m0);
     T[i + 1] = _mm512_add_epi64(T[i + 1], _mm512_srli_epi64(t0, 52));
     for (int j = 1; j < D; ++j) {
@@ -222,6 +225,15 @@ IFMA_TARGET inline void ams8_t(const Ctx8& c, V* r, const V* a) {
     r[j] = _mm512_and_si512(x, mask);
     cy = _mm512_srli_epi64(x, 52);
   }
+}
+
+
+template <int DT>
+IFMA_TARGET inline void ams8_t(const Ctx8& c, V* r, const V* a) {
+  const int D = DT ? DT : c.D;
+  alignas(64) V T[2 * (DT ? DT : kMaxD) + 2];
+  sqr_product8<DT>(T, a, D);
+  mont_reduce8<DT>(c, r, T, nullptr);
 }
 
 IFMA_TARGET void ams8(const Ctx8& c, V* r, const V* a) {

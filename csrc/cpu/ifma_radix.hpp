@@ -18,16 +18,24 @@ namespace pyimgenc {
 namespace {
 
 constexpr int kMaxK = kMaxD / 2 + 2;
+#define PYIMGENC_AI __attribute__((always_inline)) inline
 
 struct Radix8 {
   int k;
   std::unique_ptr<V[], AlignedFree> n, mu, n1, n2, n3;  // n: k digits; others k+1
-  IFMA_TARGET explicit Radix8(const ModCtx& c) : k(c.rk) {
+  std::unique_ptr<V[], AlignedFree> nm1;                // n - 1, k digits (n is odd)
+  std::unique_ptr<V[], AlignedFree> one, r2, unit;      // pairs: R mod N, R^2 mod N, (1, 0)
+  Ctx8 c8n;                                             // Montgomery modulo n itself
+  IFMA_TARGET explicit Radix8(const ModCtx& c) : k(c.rk), c8n(*c.root_ctx) {
     n = valloc<V>(k + 1);
     mu = valloc<V>(k + 1);
     n1 = valloc<V>(k + 1);
     n2 = valloc<V>(k + 1);
     n3 = valloc<V>(k + 1);
+    nm1 = valloc<V>(k);
+    one = valloc<V>(2 * k);
+    r2 = valloc<V>(2 * k);
+    unit = valloc<V>(2 * k);
     const u64 mask = (1ULL << 52) - 1;
     u64 c2 = 0, c3 = 0;
     for (int j = 0; j <= k; ++j) {
@@ -40,6 +48,12 @@ struct Radix8 {
       n3[j] = _mm512_set1_epi64((long long)(t3 & mask));
       c2 = t2 >> 52;
       c3 = t3 >> 52;
+      if (j < k) nm1[j] = _mm512_set1_epi64((long long)(j == 0 ? d - 1 : d));
+    }
+    for (int j = 0; j < 2 * k; ++j) {
+      one[j] = _mm512_set1_epi64((long long)c.one_pair52[j]);
+      r2[j] = _mm512_set1_epi64((long long)c.r2_pair52[j]);
+      unit[j] = _mm512_set1_epi64(j == 0 ? 1LL : 0LL);
     }
   }
 };
@@ -159,77 +173,100 @@ IFMA_TARGET inline void canon8(const Radix8& R, V* out, const V* x, V* cnt = nul
   }
 }
 
-// State (a, b), 2k digits [a | b], with x = a + b n (mod n^2) and a, b < 4n
-// (lazily reduced; canonical only on store).  Needs n < b^k / 8.
+// State: X = A + B n, 2k digits [A | B], in the Montgomery domain X = x R mod n^2
+// (R = 2^(52 k)), with A < 2n and B < 3n (lazily reduced; canonical only on store).
+// With A^2 + m n = t R (one Montgomery reduction modulo n, keeping its digits m):
+//   X^2 R^-1 = t + n (2AB - m) R^-1 = t + n REDC(2AB + nR - m)        (mod n^2)
+// and likewise X Y R^-1 = t + n REDC(AD + BC + nR - m) with AC + m n = t R.  Both
+// REDCs run the fused two-round Montgomery loop of ams8; needs 2^(52 k) >= 16 n.
 
-// (a, b)^2 = (a^2 mod' n, 2ab + floor'(a^2 / n) mod' n); out may alias x.
+// T[i] += digits of n R - m = (R - m) + (n - 1) R: (b - 1 - m_i), +1, then n - 1 above
+template <int KT>
+IFMA_TARGET PYIMGENC_AI void add_nR_minus_m(const Radix8& R, V* T, const V* m) {
+  const int k = KT ? KT : R.k;
+  const V mask = _mm512_set1_epi64((1LL << 52) - 1);
+  for (int i = 0; i < k; ++i) T[i] = _mm512_add_epi64(T[i], _mm512_sub_epi64(mask, m[i]));
+  T[0] = _mm512_add_epi64(T[0], _mm512_set1_epi64(1));
+  for (int j = 0; j < k; ++j) T[k + j] = _mm512_add_epi64(T[k + j], R.nm1[j]);
+}
+
+// X^2 R^-1 for a Montgomery pair; out may alias x.
 template <int KT>
 IFMA_TARGET inline void rsqr8(const Radix8& R, V* out, const V* x) {
   const int k = KT ? KT : R.k;
-  const V* a = x;
-  const V* b = x + k;
-  alignas(64) V T[2 * kMaxK + 8], u[kMaxK + 2], q[kMaxK + 2], r2[kMaxK + 2];
-  sqr_product8<KT>(T, a, k);
-  normalize8(T, 2 * k);
-  barrett8<KT>(R, T, u, q);
+  const V* A = x;
+  const V* B = x + k;
+  alignas(64) V T[2 * (KT ? KT : kMaxK) + 8], t[(KT ? KT : kMaxK) + 2], m[(KT ? KT : kMaxK) + 2];
+  alignas(64) V A2[(KT ? KT : kMaxK) + 2], Bp[(KT ? KT : kMaxK) + 2];
+  sqr_product8<KT>(T, A, k);
+  mont_reduce8<KT>(R.c8n, t, T, m);  // A^2 + m n = t R, t < 2n
+  const V mask = _mm512_set1_epi64((1LL << 52) - 1);
+  V cy = _mm512_setzero_si512();
+  for (int j = 0; j < k; ++j) {  // 2A < 4n < b^k
+    V v = _mm512_add_epi64(_mm512_slli_epi64(A[j], 1), cy);
+    A2[j] = _mm512_and_si512(v, mask);
+    cy = _mm512_srli_epi64(v, 52);
+  }
   for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
-  prod8(T, a, k, b, k, 0, 2 * k + 1);
-  for (int j = 0; j < 2 * k; ++j) T[j] = _mm512_slli_epi64(T[j], 1);
-  for (int j = 0; j <= k; ++j) T[j] = _mm512_add_epi64(T[j], q[j]);
-  normalize8(T, 2 * k);
-  barrett8<KT>(R, T, r2, nullptr);
-  std::memcpy(out, u, sizeof(V) * k);
-  std::memcpy(out + k, r2, sizeof(V) * k);
+  prod8(T, A2, k, B, k, 0, 2 * k + 1);
+  add_nR_minus_m<KT>(R, T, m);
+  mont_reduce8<KT>(R.c8n, Bp, T, nullptr);  // (2AB + nR - m + m' n) / R < 3n
+  std::memcpy(out, t, sizeof(V) * k);
+  std::memcpy(out + k, Bp, sizeof(V) * k);
 }
 
-// (a, b) (c, d) = (ac mod' n, ad + bc + floor'(ac / n) mod' n); out may alias x or y.
+// X Y R^-1 for Montgomery pairs; out may alias x or y.
 template <int KT>
 IFMA_TARGET inline void rmul8(const Radix8& R, V* out, const V* x, const V* y) {
   const int k = KT ? KT : R.k;
-  alignas(64) V T[2 * kMaxK + 8], u[kMaxK + 2], q[kMaxK + 2], r2[kMaxK + 2];
+  alignas(64) V T[2 * (KT ? KT : kMaxK) + 8], t[(KT ? KT : kMaxK) + 2], m[(KT ? KT : kMaxK) + 2];
+  alignas(64) V Bp[(KT ? KT : kMaxK) + 2];
   for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
   prod8(T, x, k, y, k, 0, 2 * k + 1);
-  normalize8(T, 2 * k);
-  barrett8<KT>(R, T, u, q);
+  mont_reduce8<KT>(R.c8n, t, T, m);  // AC + m n = t R
   for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
-  for (int j = 0; j <= k; ++j) T[j] = q[j];
   prod8(T, x, k, y + k, k, 0, 2 * k + 1);
   prod8(T, x + k, k, y, k, 0, 2 * k + 1);
-  normalize8(T, 2 * k);
-  barrett8<KT>(R, T, r2, nullptr);
-  std::memcpy(out, u, sizeof(V) * k);
-  std::memcpy(out + k, r2, sizeof(V) * k);
+  add_nR_minus_m<KT>(R, T, m);
+  mont_reduce8<KT>(R.c8n, Bp, T, nullptr);
+  std::memcpy(out, t, sizeof(V) * k);
+  std::memcpy(out + k, Bp, sizeof(V) * k);
 }
 
-// limbs of x < n^2 -> (a, b)
+// limbs of x < n^2 -> Montgomery pair of x: split x = a + q n (Barrett), make
+// a < n (carry into q), then multiply by the pair of R^2 mod n^2.
 template <int KT>
 IFMA_TARGET inline void rload8(const ModCtx& c, const Radix8& R, V* out, const u64* src, long stride,
                                int nl) {
   const int k = KT ? KT : R.k;
-  alignas(64) V T[2 * kMaxK + 8], r[kMaxK + 2], q[kMaxK + 2];
+  alignas(64) V T[2 * (KT ? KT : kMaxK) + 8], r[(KT ? KT : kMaxK) + 2], q[(KT ? KT : kMaxK) + 2];
+  alignas(64) V P[2 * (KT ? KT : kMaxK) + 2];
   load8(c, T, src, stride, nl, nullptr, 2 * k);
-  barrett8<KT>(R, T, r, q);
-  std::memcpy(out, r, sizeof(V) * k);
-  std::memcpy(out + k, q, sizeof(V) * k);
+  barrett8<KT>(R, T, r, q);  // x = r + q n, r < 4n, q < n
+  V cnt;
+  canon8<KT>(R, P, r, &cnt);
+  q[0] = _mm512_add_epi64(q[0], cnt);
+  normalize8(q, k + 1);  // q + cnt < n + 4 < 3n
+  std::memcpy(P + k, q, sizeof(V) * k);
+  rmul8<KT>(R, out, P, R.r2.get());
 }
 
-// (a, b) -> limbs of (a mod n) + (b mod n) n, fully reduced modulo n^2
+// Montgomery pair -> limbs of x = X R^-1 mod n^2, fully reduced
 template <int KT>
 IFMA_TARGET inline void rstore8(const ModCtx& c, const Radix8& R, u64* dst, long stride, int nl,
                                 const V* x) {
   const int k = KT ? KT : R.k;
-  alignas(64) V T[2 * kMaxK + 8], a[kMaxK + 2], b[kMaxK + 2], t[kMaxK + 2];
-  // a = a' + c n with c < 4 carries into b:  x = a' + (b + c) n
+  alignas(64) V Y[2 * (KT ? KT : kMaxK) + 2], T[2 * (KT ? KT : kMaxK) + 8];
+  alignas(64) V a[(KT ? KT : kMaxK) + 2], b[(KT ? KT : kMaxK) + 2], t[(KT ? KT : kMaxK) + 2];
+  rmul8<KT>(R, Y, x, R.unit.get());  // t <= n, B' <= 2n
   V cnt;
-  std::memcpy(t, x, sizeof(V) * k);
+  std::memcpy(t, Y, sizeof(V) * k);
   t[k] = _mm512_setzero_si512();
   canon8<KT>(R, a, t, &cnt);
-  std::memcpy(t, x + k, sizeof(V) * k);
-  canon8<KT>(R, b, t);
-  std::memcpy(t, b, sizeof(V) * k);
+  std::memcpy(t, Y + k, sizeof(V) * k);
   t[k] = _mm512_setzero_si512();
   t[0] = _mm512_add_epi64(t[0], cnt);
-  normalize8(t, k + 1);  // < n + 3
+  normalize8(t, k + 1);
   canon8<KT>(R, b, t);
   for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
   prod8(T, b, k, R.n.get(), k, 0, 2 * k + 1);

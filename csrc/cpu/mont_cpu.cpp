@@ -114,7 +114,8 @@ ModCtx::ModCtx(const u64* modulus, int nlimbs) {
   limbs_to_digits52(R2_52.data(), D, r52sq.data(), L);
 }
 
-void ModCtx::set_root(const u64* root, int root_limbs, const u64* mu, int mu_limbs, int min_digits) {
+void ModCtx::set_root(const u64* root, int root_limbs, const u64* mu, int mu_limbs, int min_digits,
+                      const std::vector<std::vector<u64>>& pairs) {
   int rl = root_limbs;
   while (rl > 1 && root[rl - 1] == 0) --rl;
   PYIMGENC_CHECK(2 * rl >= L && rl <= L, "root: wrong size for this modulus");
@@ -133,13 +134,24 @@ void ModCtx::set_root(const u64* root, int root_limbs, const u64* mu, int mu_lim
     PYIMGENC_CHECK(sq[i] == (i < L ? N[i] : 0), "root: root^2 != modulus");
   const int rbits = 64 * (rl - 1) + (64 - __builtin_clzll(root[rl - 1]));
   const int k = (rbits + 51) / 52;
-  // Barrett margin (32 n^2 + 16 n < 2^(104 k)) missing, or too small to matter: keep Montgomery
-  if (52 * k - rbits < 3 || k < std::max(2, min_digits)) return;
+  // Margin 2^(52 k) >= 16 n missing (Barrett and Montgomery bounds of the radix-n
+  // kernels), or n too small for the representation to pay: keep Montgomery modulo N
+  if (52 * k - rbits < 4 || k < std::max(2, min_digits)) return;
+  PYIMGENC_CHECK(pairs.size() == 4, "set_root: four pair constants expected");
   PYIMGENC_CHECK(mu_limbs * 64 >= 52 * (k + 1) - 51, "mu: too few limbs");
   root52.resize(k);
   limbs_to_digits52(root52.data(), k, root, rl);
   mu52.resize(k + 1);
   limbs_to_digits52(mu52.data(), k + 1, mu, mu_limbs);
+  one_pair52.assign(2 * k, 0);
+  r2_pair52.assign(2 * k, 0);
+  for (int h = 0; h < 2; ++h) {
+    PYIMGENC_CHECK(!pairs[h].empty() && !pairs[2 + h].empty(), "set_root: empty pair constant");
+    limbs_to_digits52(one_pair52.data() + h * k, k, pairs[h].data(), (int)pairs[h].size());
+    limbs_to_digits52(r2_pair52.data() + h * k, k, pairs[2 + h].data(), (int)pairs[2 + h].size());
+  }
+  root_ctx = std::make_shared<ModCtx>(root, rl);
+  PYIMGENC_CHECK(root_ctx->D == k, "set_root: digit count mismatch");
   rk = k;
 }
 

@@ -1,6 +1,7 @@
 // Montgomery arithmetic over fixed-width 64-bit limbs (portable path) and the
 // shared modulus context used by both CPU paths (portable and AVX-512 IFMA).
 #pragma once
+#include <memory>
 #include <vector>
 
 #include "../common/check.hpp"
@@ -27,11 +28,17 @@ struct ModCtx {
   int rk = 0;               // 52-bit digits of n (0: not available)
   std::vector<u64> root52;  // n, rk digits
   std::vector<u64> mu52;    // floor(2^(104 rk) / n), rk + 1 digits (Barrett)
+  // Montgomery domain of the radix-n pairs (R = 2^(52 rk)): pairs (a, b) of R mod N
+  // and R^2 mod N, each 2 rk digits [a | b] with x = a + b n
+  std::vector<u64> one_pair52, r2_pair52;
+  std::shared_ptr<ModCtx> root_ctx;  // constants of n itself (Montgomery modulo n)
 
   explicit ModCtx(const u64* modulus, int nlimbs);
   // Enables the radix-n path when n has at least min_digits 52-bit digits (below
   // that Montgomery is as fast); checks root^2 == N and the digit-size margin.
-  void set_root(const u64* root, int root_limbs, const u64* mu, int mu_limbs, int min_digits);
+  // pairs: limbs of (R mod N) mod n, (R mod N) div n, (R^2 mod N) mod n, (R^2 mod N) div n.
+  void set_root(const u64* root, int root_limbs, const u64* mu, int mu_limbs, int min_digits,
+                const std::vector<std::vector<u64>>& pairs);
 };
 
 // r = a*b*R^{-1} mod N, fully reduced; a, b < N. r may alias a or b.

@@ -62,10 +62,14 @@ class Modulus:
         m = _ext._core.Modulus(self.limbs)
         if self.root is not None:
             # N = n^2: enable the radix-n path (Barrett constant mu = floor(2^(104 k) / n))
-            k = (self.root.bit_length() + 51) // 52
-            mu = (1 << (104 * k)) // self.root
-            m.set_root(int_to_limbs(self.root, nlimbs_for(self.root)), int_to_limbs(mu, nlimbs_for(mu)),
-                       self.radix_min_digits)
+            n = self.root
+            k = (n.bit_length() + 51) // 52
+            mu = (1 << (104 * k)) // n
+            r1 = (1 << (52 * k)) % self.value        # Montgomery one of the radix-n pairs
+            r2 = r1 * r1 % self.value
+            pairs = [int_to_limbs(v, nlimbs_for(v)) for v in (r1 % n, r1 // n, r2 % n, r2 // n)]
+            m.set_root(int_to_limbs(n, nlimbs_for(n)), int_to_limbs(mu, nlimbs_for(mu)),
+                       self.radix_min_digits, pairs)
         return m
 
     def __eq__(self, other) -> bool:

@@ -16,7 +16,7 @@ from hypothesis import given, strategies as st
 
 from pyimgenc import math as pm
 
-SIZES = [60, 100, 130, 530, 1000, 1024, 1030, 1536, 2048]
+SIZES = [60, 100, 101, 130, 530, 1000, 1024, 1030, 1036, 1037, 1536, 2048]
 
 
 def _odd(bits: int, rng: random.Random) -> int:
@@ -40,7 +40,7 @@ def test_radix_eligible_sizes_use_radix(bits):
     rng = random.Random(bits)
     m = _modulus(_odd(bits, rng))
     k = (bits + 51) // 52
-    assert m.native.radix_digits == (k if 52 * k - bits >= 3 else 0)
+    assert m.native.radix_digits == (k if 52 * k - bits >= 4 else 0)
 
 
 @pytest.mark.parametrize("bits", SIZES)
