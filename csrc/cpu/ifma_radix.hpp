@@ -1,16 +1,15 @@
 // Radix-n arithmetic modulo N = n^2 on 8 IFMA lanes (internal header of ifma_cpu.cpp).
 //
-// x in [0, n^2) is held as (a, b) with x = a + b n, a, b in [0, n), k 52-bit
-// digits each.  Because n^2 = 0 in this representation,
-//   x^2 = a^2 + 2ab n         and   x y = a c + (a d + b c) n      (mod n^2),
-// with a^2 = u + q n split by a Barrett step (u < 4n, q need not be exact),
-// so one squaring is a k-digit square, one k-digit product and two Barrett
-// divisions by n (quotient and remainder of a^2, remainder of the rest): about
-// 3.5 k^2 digit products, against 4.5 k^2 / 2 * 4 for Montgomery modulo n^2.
-// Barrett (HAC 14.42, b = 2^52) with the quotient estimate's product truncated
-// below column k: the estimate is at most 3 short, so remainders stay < 4n and
-// digits are canonicalised only on store.  Needs b^(k-1) <= n and
-// 52 k - bits(n) >= 3 (so that 32 n^2 + 16 n < 2^(104 k)).
+// x in [0, n^2) is held as a pair X = A + B n of k-digit numbers (radix 2^52), in
+// the Montgomery domain X = x R mod n^2 with R = 2^(52 k).  Because n^2 = 0 here,
+// a squaring is one k-digit square A^2, reduced modulo n by Montgomery keeping
+// its digits m (A^2 + m n = t R), and one k-digit product 2AB reduced together
+// with nR - m:   X^2 R^-1 = t + n REDC(2AB + nR - m)   (mod n^2);  products
+// likewise.  That is ~7 k^2 multiply-adds per squaring against ~12 k^2 for
+// Montgomery modulo n^2 with 2k digits, all on the fused Montgomery loop.
+// A < 2n and B < 3n stay lazily reduced (needs R >= 16 n, i.e. 52 k - bits(n) >= 4);
+// canonical only on store.  Loading splits x = a + q n with a Barrett step (HAC
+// 14.42, b = 2^52, quotient product truncated below column k, so r < 4n).
 #pragma once
 #include "ifma_kernels.hpp"
 
