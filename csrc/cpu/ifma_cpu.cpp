@@ -183,15 +183,10 @@ IFMA_TARGET void ifma_mulmod(const ModCtx& c, u64* out, const u64* a, const u64*
   const long groups = (B + 7) / 8;
   if (c.rk > 0) {
     const Radix8 R(c);
-    const RadixArith<0> ar{c, R};
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (long g = 0; g < groups; ++g) {
       const int nl = (int)std::min<long>(8, B - g * 8);
-      alignas(64) V x[kMaxD + 4], y[kMaxD + 4];
-      ar.load(x, a + g * 8 * L, nl);
-      ar.load(y, b + g * 8 * L, nl);
-      ar.mul(x, x, y);
-      ar.store(out + g * 8 * L, nl, x);
+      rmulmod_plain8<0>(c, R, out + g * 8 * L, a + g * 8 * L, b + g * 8 * L, L, nl);
     }
     return;
   }

@@ -250,28 +250,69 @@ IFMA_TARGET inline void rload8(const ModCtx& c, const Radix8& R, V* out, const u
   rmul8<KT>(R, out, P, R.r2.get());
 }
 
-// Montgomery pair -> limbs of x = X R^-1 mod n^2, fully reduced
+// Pair (A, B), both < 4n (k digits) -> limbs of A + B n mod n^2, fully reduced:
+// A = A' + c n (c < 4) carries into B, both canonicalised by candidate subtraction.
 template <int KT>
-IFMA_TARGET inline void rstore8(const ModCtx& c, const Radix8& R, u64* dst, long stride, int nl,
-                                const V* x) {
+IFMA_TARGET inline void store_pair8(const ModCtx& c, const Radix8& R, u64* dst, long stride, int nl,
+                                    const V* A, const V* B) {
   const int k = KT ? KT : R.k;
-  alignas(64) V Y[2 * (KT ? KT : kMaxK) + 2], T[2 * (KT ? KT : kMaxK) + 8];
+  alignas(64) V T[2 * (KT ? KT : kMaxK) + 8];
   alignas(64) V a[(KT ? KT : kMaxK) + 2], b[(KT ? KT : kMaxK) + 2], t[(KT ? KT : kMaxK) + 2];
-  rmul8<KT>(R, Y, x, R.unit.get());  // t <= n, B' <= 2n
   V cnt;
-  std::memcpy(t, Y, sizeof(V) * k);
+  std::memcpy(t, A, sizeof(V) * k);
   t[k] = _mm512_setzero_si512();
   canon8<KT>(R, a, t, &cnt);
-  std::memcpy(t, Y + k, sizeof(V) * k);
+  std::memcpy(t, B, sizeof(V) * k);
+  canon8<KT>(R, b, t);
+  std::memcpy(t, b, sizeof(V) * k);
   t[k] = _mm512_setzero_si512();
   t[0] = _mm512_add_epi64(t[0], cnt);
-  normalize8(t, k + 1);
+  normalize8(t, k + 1);  // < n + 4
   canon8<KT>(R, b, t);
   for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
   prod8(T, b, k, R.n.get(), k, 0, 2 * k + 1);
   for (int j = 0; j < k; ++j) T[j] = _mm512_add_epi64(T[j], a[j]);
   normalize8(T, 2 * k);
   store8_digits(c, dst, stride, nl, T, 2 * k);
+}
+
+// Montgomery pair -> limbs of x = X R^-1 mod n^2, fully reduced
+template <int KT>
+IFMA_TARGET inline void rstore8(const ModCtx& c, const Radix8& R, u64* dst, long stride, int nl,
+                                const V* x) {
+  const int k = KT ? KT : R.k;
+  alignas(64) V Y[2 * (KT ? KT : kMaxK) + 2];
+  rmul8<KT>(R, Y, x, R.unit.get());  // (t <= n, B' <= 2n)
+  store_pair8<KT>(c, R, dst, stride, nl, Y, Y + k);
+}
+
+// One product a b mod n^2 of normal-form inputs, outside the Montgomery domain
+// (entering and leaving it would cost two more products): split a = a0 + a1 n
+// and b likewise (Barrett, a0 < 4n), then a b = a0 b0 + (a0 b1 + a1 b0) n with
+// a0 b0 = u + q n (Barrett):  a b = u + (a0 b1 + a1 b0 + q mod' n) n.
+template <int KT>
+IFMA_TARGET inline void rmulmod_plain8(const ModCtx& c, const Radix8& R, u64* dst, const u64* a,
+                                       const u64* b, long stride, int nl) {
+  const int k = KT ? KT : R.k;
+  alignas(64) V T[2 * (KT ? KT : kMaxK) + 8];
+  alignas(64) V a0[(KT ? KT : kMaxK) + 2], a1[(KT ? KT : kMaxK) + 2];
+  alignas(64) V b0[(KT ? KT : kMaxK) + 2], b1[(KT ? KT : kMaxK) + 2];
+  alignas(64) V u[(KT ? KT : kMaxK) + 2], q[(KT ? KT : kMaxK) + 2], r2[(KT ? KT : kMaxK) + 2];
+  load8(c, T, a, stride, nl, nullptr, 2 * k);
+  barrett8<KT>(R, T, a0, a1);
+  load8(c, T, b, stride, nl, nullptr, 2 * k);
+  barrett8<KT>(R, T, b0, b1);
+  for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
+  prod8(T, a0, k, b0, k, 0, 2 * k + 1);  // < 16 n^2
+  normalize8(T, 2 * k);
+  barrett8<KT>(R, T, u, q);
+  for (int j = 0; j < 2 * k + 4; ++j) T[j] = _mm512_setzero_si512();
+  for (int j = 0; j <= k; ++j) T[j] = q[j];
+  prod8(T, a0, k, b1, k, 0, 2 * k + 1);  // a1, b1 < n: total < 8 n^2 + 16 n
+  prod8(T, a1, k, b0, k, 0, 2 * k + 1);
+  normalize8(T, 2 * k);
+  barrett8<KT>(R, T, r2, nullptr);
+  store_pair8<KT>(c, R, dst, stride, nl, u, r2);
 }
 
 }  // namespace
