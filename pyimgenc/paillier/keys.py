@@ -253,7 +253,9 @@ class SecretKey:
         self._half = {}
         for prime in (p, q):
             sq = Modulus(prime * prime, root=prime)
-            hp = int(gmpy2.invert((pow(public_key.g, prime - 1, prime * prime) - 1) // prime, prime))
+            # g = n + 1: g^(p-1) = 1 + (p-1) n mod p^2 (binomial), so no exponentiation
+            gp = (1 + (prime - 1) * public_key.n) % (prime * prime)
+            hp = int(gmpy2.invert((gp - 1) // prime, prime))
             self._half[prime] = (sq, hp)
         self._q_inv_p = int(gmpy2.invert(q, p))
 
