@@ -297,9 +297,8 @@ IFMA_TARGET std::vector<u64> ifma_multiexp_tables(const ModCtx& c, const u64* ba
 }
 
 IFMA_TARGET void ifma_multiexp(const ModCtx& c, u64* out, const std::vector<u64>& tables, int w,
-                               int nwin, bool has_inv, long K, const int64_t* idx,
+                               int nwin, long K, const int64_t* idx,
                                const int64_t* exps, long M, long T, int nthreads) {
-  (void)has_inv;
   with_arith(c, [&](const auto& ar) {
     const int L = c.L, W = ar.W(), nd = 1 << w;
     const long groups = (M + 7) / 8;

@@ -98,10 +98,6 @@ IFMA_TARGET __attribute__((always_inline)) inline void prod8(V* T, const V* x, i
   }
 }
 
-IFMA_TARGET __attribute__((always_inline)) inline void mul_acc8(V* T, const V* x, const V* y, int k) {
-  prod8(T, x, k, y, k, 0, 2 * k + 1);
-}
-
 // Barrett step on T (2k normalised digits, T < 2^(104 k)): q = q-hat (k+1 digits,
 // normalised) and r = T - q n (k+1 digits, normalised) with 0 <= r < 4n, so that
 // T = r + q n exactly.  q-hat is at most 3 below floor(T / n); nothing downstream

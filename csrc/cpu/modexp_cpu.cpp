@@ -147,8 +147,7 @@ void multiexp_batch(const ModCtx& c, u64* out, const u64* bases, const u64* inv_
   const int nd = 1 << w;
   if (simd == Simd::Ifma) {
     std::vector<u64> tables = ifma_multiexp_tables(c, bases, inv_bases, K, w, nthreads);
-    return ifma_multiexp(c, out, tables, w, nwin, inv_bases != nullptr, K, idx, exps, M, T,
-                         nthreads);
+    return ifma_multiexp(c, out, tables, w, nwin, K, idx, exps, M, T, nthreads);
   }
   // tables[s][k][d]: (bases or inverses)[k]^d in Montgomery form
   const int nsign = inv_bases ? 2 : 1;

@@ -61,7 +61,7 @@ void ifma_fixed_base_build(FixedBaseTable& t, const u64* base, int nthreads);
 void ifma_fixed_base_pow(const FixedBaseTable& t, u64* out, const u64* exps, long B, int E,
                          int nthreads);
 void ifma_multiexp(const ModCtx& c, u64* out, const std::vector<u64>& tables, int w, int nwin,
-                   bool has_inv, long K, const int64_t* idx, const int64_t* exps, long M,
+                   long K, const int64_t* idx, const int64_t* exps, long M,
                    long T, int nthreads);
 std::vector<u64> ifma_multiexp_tables(const ModCtx& c, const u64* bases, const u64* inv_bases,
                                       long K, int w, int nthreads);

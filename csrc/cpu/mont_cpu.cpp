@@ -77,16 +77,6 @@ void limbs_to_digits52(u64* d, int D, const u64* x, int L) {
   }
 }
 
-void digits52_to_limbs(u64* x, int L, const u64* d, int D) {
-  std::memset(x, 0, sizeof(u64) * L);
-  for (int j = 0; j < D; ++j) {
-    const long bit = 52L * j;
-    const int w = (int)(bit >> 6), s = (int)(bit & 63);
-    if (w < L) x[w] |= d[j] << s;
-    if (s > 12 && w + 1 < L) x[w + 1] |= d[j] >> (64 - s);
-  }
-}
-
 ModCtx::ModCtx(const u64* modulus, int nlimbs) {
   PYIMGENC_CHECK(nlimbs >= 1 && nlimbs <= kMaxLimbs, "modulus: too many limbs");
   L = nlimbs;

@@ -50,9 +50,8 @@ void reduce_wide(const ModCtx& c, u64* r, const u64* x, int xl);
 // 1 if a < N (a has L limbs).
 bool less_than_modulus(const ModCtx& c, const u64* a);
 
-// radix conversion helpers (shared with the IFMA path)
+// radix conversion helper (shared with the IFMA path's constants)
 void limbs_to_digits52(u64* d, int D, const u64* x, int L);
-void digits52_to_limbs(u64* x, int L, const u64* d, int D);
 
 // Window width for fixed-window exponentiation of e-bit exponents.
 int choose_window(int ebits);
