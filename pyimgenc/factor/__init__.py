@@ -1,0 +1,12 @@
+"""System C (seed 002): image encryption with an image-derived security factor.
+
+Implemented so far (issue 3, in progress): the second security factor
+(:mod:`.second`), the image security factor and the signed, sealed envelope
+(:mod:`.envelope`, byte layout in ``docs/envelope.md``).  The VAE/DCGAN first
+factor, the verification server and the metrics are still to come.
+"""
+from .envelope import EnvelopeError, Opened, image_security_factor, open_envelope, parse_header, seal
+from .second import SecondFactor
+
+__all__ = ["SecondFactor", "EnvelopeError", "Opened", "image_security_factor", "seal", "open_envelope",
+           "parse_header"]
