@@ -2,11 +2,13 @@
 
 Implemented so far (issue 3, in progress): the second security factor
 (:mod:`.second`), the image security factor and the signed, sealed envelope
-(:mod:`.envelope`, byte layout in ``docs/envelope.md``).  The VAE/DCGAN first
-factor, the verification server and the metrics are still to come.
+(:mod:`.envelope`, byte layout in ``docs/envelope.md``), and the verifier's
+state and checks with SQLite counters (:mod:`.verifier`).  The VAE/DCGAN first
+factor, the terminal, the HTTP service and the metrics are still to come.
 """
 from .envelope import EnvelopeError, Opened, image_security_factor, open_envelope, parse_header, seal
 from .second import SecondFactor
+from .verifier import Verified, VerificationError, Verifier
 
 __all__ = ["SecondFactor", "EnvelopeError", "Opened", "image_security_factor", "seal", "open_envelope",
-           "parse_header"]
+           "parse_header", "Verifier", "Verified", "VerificationError"]

@@ -1,0 +1,136 @@
+"""Verifier: acceptance, each rejection with its reason, no state change on rejection,
+replay protection that survives a restart and concurrent requests."""
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from pyimgenc.factor import SecondFactor, VerificationError, Verifier, seal
+
+FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "olivetti.npz"
+NOW = 1_800_000_000.0
+
+
+def digest_factor(image: np.ndarray) -> bytes:
+    """Test double for the model's first factor (the real one is issue 3's VAE/GAN)."""
+    return hashlib.sha256(image.tobytes()).digest()
+
+
+def check(image, claimed, model):
+    return digest_factor(image) == claimed
+
+
+@pytest.fixture()
+def face():
+    if not FACES.is_file():
+        pytest.skip(f"real faces not found at {FACES}")
+    return np.load(FACES)["images"][11][:32, :32]
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    srv = Verifier.create(tmp_path / "v.sqlite", check, clock=lambda: NOW)
+    dev = Ed25519PrivateKey.generate()
+    srv.register_device("dev-1", dev.public_key())
+    return srv, dev, tmp_path / "v.sqlite"
+
+
+def env(img, srv_pk, dev, counter, ts=NOW, first=None, device="dev-1"):
+    sf = SecondFactor.new(device, counter, int(ts * 1000))
+    return seal(img, digest_factor(img) if first is None else first, sf, srv_pk, dev)
+
+
+def test_accepts_and_returns_exact_image(setup, face):
+    srv, dev, _ = setup
+    out = srv.open(env(face, srv.public_key, dev, 1))
+    assert np.array_equal(out.image, face) and out.device_id == "dev-1" and out.counter == 1
+    assert srv.last_counter("dev-1") == 1
+
+
+def test_replay_rejected_even_after_restart(setup, face):
+    srv, dev, path = setup
+    e = env(face, srv.public_key, dev, 5)
+    srv.open(e)
+    with pytest.raises(VerificationError, match="replayed_counter"):
+        srv.open(e)
+    restarted = Verifier(path, check, clock=lambda: NOW)
+    with pytest.raises(VerificationError, match="replayed_counter"):
+        restarted.open(e)
+    with pytest.raises(VerificationError, match="replayed_counter"):  # reordered: older counter
+        restarted.open(env(face, restarted.public_key, dev, 4))
+    assert restarted.open(env(face, restarted.public_key, dev, 6)).counter == 6
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("stale", "stale_timestamp"), ("future", "stale_timestamp"), ("mismatch", "first_factor_mismatch"),
+    ("unknown", "unknown_device"), ("wrong_server", "bad_capsule"), ("wrong_device_key", "bad_signature"),
+    ("tampered", "bad_signature"), ("truncated", "truncated"), ("garbage", "bad_magic"),
+])
+def test_rejections_change_no_state(setup, face, case, reason):
+    srv, dev, _ = setup
+    srv.open(env(face, srv.public_key, dev, 1))
+    e = {
+        "stale": lambda: env(face, srv.public_key, dev, 2, ts=NOW - 3600),
+        "future": lambda: env(face, srv.public_key, dev, 2, ts=NOW + 3600),
+        "mismatch": lambda: env(face, srv.public_key, dev, 2, first=b"\x00" * 32),
+        "unknown": lambda: env(face, srv.public_key, dev, 2, device="dev-9"),
+        "wrong_server": lambda: env(face, X25519PrivateKey.generate().public_key(), dev, 2),
+        "wrong_device_key": lambda: env(face, srv.public_key, Ed25519PrivateKey.generate(), 2),
+        "tampered": lambda: (lambda b: b[:40] + bytes([b[40] ^ 0x80]) + b[41:])(env(face, srv.public_key, dev, 2)),
+        "truncated": lambda: env(face, srv.public_key, dev, 2)[:-10][:30],
+        "garbage": lambda: b"\xff" * 100,
+    }[case]()
+    with pytest.raises(VerificationError) as info:
+        srv.open(e)
+    assert info.value.reason == reason
+    assert srv.last_counter("dev-1") == 1
+    assert srv.open(env(face, srv.public_key, dev, 2)).counter == 2  # still serving
+
+
+def test_model_failure_is_a_rejection(tmp_path, face):
+    def broken(image, claimed, model):
+        raise RuntimeError("model crashed")
+    srv = Verifier.create(tmp_path / "b.sqlite", broken, clock=lambda: NOW)
+    dev = Ed25519PrivateKey.generate()
+    srv.register_device("dev-1", dev.public_key())
+    with pytest.raises(VerificationError, match="first_factor_error"):
+        srv.open(env(face, srv.public_key, dev, 1))
+    assert srv.last_counter("dev-1") == -1
+
+
+def test_concurrent_duplicates_accept_exactly_once(setup, face):
+    srv, dev, path = setup
+    e = env(face, srv.public_key, dev, 7)
+    other = Verifier(path, check, clock=lambda: NOW)  # a second server process' view
+    results = []
+
+    def attempt(v):
+        try:
+            v.open(e)
+            results.append("ok")
+        except VerificationError as exc:
+            results.append(exc.reason)
+
+    threads = [threading.Thread(target=attempt, args=(v,)) for v in (srv, other) * 4]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results.count("ok") == 1 and results.count("replayed_counter") == 7
+
+
+def test_create_refuses_existing_and_open_refuses_missing(tmp_path):
+    Verifier.create(tmp_path / "x.sqlite", check)
+    with pytest.raises(FileExistsError):
+        Verifier.create(tmp_path / "x.sqlite", check)
+    with pytest.raises(FileNotFoundError):
+        Verifier(tmp_path / "missing.sqlite", check)
+    srv = Verifier(tmp_path / "x.sqlite", check)
+    with pytest.raises(TypeError):
+        srv.register_device("d", X25519PrivateKey.generate().public_key())
