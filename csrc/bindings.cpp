@@ -33,6 +33,11 @@ void check_reduced(const ModCtx& c, const u64* x, long B, const char* name) {
                        " is not reduced modulo N");
 }
 
+int threads(int n) {
+  PYIMGENC_CHECK(n >= 1 && n <= 4096, "nthreads must be in 1..4096");
+  return n;
+}
+
 Simd to_simd(int s) {
   PYIMGENC_CHECK(s == 0 || s == 1, "simd must be 0 (portable) or 1 (ifma)");
   PYIMGENC_CHECK(s == 0 || cpu_has_ifma(), "the AVX-512 IFMA path was requested but this CPU lacks it");
@@ -54,9 +59,10 @@ Arr py_powmod(const PyModulus& m, Arr bases, Arr exps, int simd, int nthreads) {
   Arr out = new_out(B, c.L);
   ExpView e{exps.data(), (int)exps.shape(1), exps.shape(0) == 1 && B != 1 ? 0L : (long)exps.shape(1)};
   if (B == 1) e.stride = exps.shape(0) == 1 ? 0 : exps.shape(1);
+  const int nt = threads(nthreads);
   {
     py::gil_scoped_release nogil;
-    if (B) powmod_batch(c, out.mutable_data(), bases.data(), B, e, s, nthreads);
+    if (B) powmod_batch(c, out.mutable_data(), bases.data(), B, e, s, nt);
   }
   return out;
 }
@@ -72,9 +78,10 @@ Arr py_mulmod(const PyModulus& m, Arr a, Arr b, int simd, int nthreads) {
   check_reduced(c, b.data(), B, "b");
   Simd s = to_simd(simd);
   Arr out = new_out(B, c.L);
+  const int nt = threads(nthreads);
   {
     py::gil_scoped_release nogil;
-    if (B) mulmod_batch(c, out.mutable_data(), a.data(), b.data(), B, s, nthreads);
+    if (B) mulmod_batch(c, out.mutable_data(), a.data(), b.data(), B, s, nt);
   }
   return out;
 }
@@ -111,9 +118,10 @@ std::shared_ptr<PyFixedBase> make_fixed_base(const PyModulus& m, Arr base, int e
   fb->t.window = window;
   fb->t.nwin = (exp_bits + window - 1) / window;
   fb->t.simd = to_simd(simd);
+  const int nt = threads(nthreads);
   {
     py::gil_scoped_release nogil;
-    fixed_base_build(fb->t, base.data(), nthreads);
+    fixed_base_build(fb->t, base.data(), nt);
   }
   return fb;
 }
@@ -127,9 +135,10 @@ Arr py_fixed_base_pow(const PyFixedBase& fb, Arr exps, int nthreads) {
     PYIMGENC_CHECK(exp_bit_length(exps.data() + i * E, E) <= fb.t.exp_bits,
                    "exponent at index " + std::to_string(i) + " exceeds the table's exp_bits");
   Arr out = new_out(B, fb.ctx->L);
+  const int nt = threads(nthreads);
   {
     py::gil_scoped_release nogil;
-    if (B) fixed_base_pow(fb.t, out.mutable_data(), exps.data(), B, E, nthreads);
+    if (B) fixed_base_pow(fb.t, out.mutable_data(), exps.data(), B, E, nt);
   }
   return out;
 }
@@ -162,9 +171,10 @@ Arr py_multiexp(const PyModulus& m, Arr bases, py::object inv_obj, IArr idx, IAr
     PYIMGENC_CHECK(exps.data()[i] != INT64_MIN, "multiexp: exponent -2^63 is not supported");
     PYIMGENC_CHECK(exps.data()[i] >= 0 || inv, "multiexp: negative exponent needs inv_bases");
   }
+  const int nt = threads(nthreads);
   {
     py::gil_scoped_release nogil;
-    if (M) multiexp_batch(c, out.mutable_data(), bases.data(), inv, K, idx.data(), exps.data(), M, T, s, nthreads);
+    if (M) multiexp_batch(c, out.mutable_data(), bases.data(), inv, K, idx.data(), exps.data(), M, T, s, nt);
   }
   return out;
 }

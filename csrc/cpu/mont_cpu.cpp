@@ -106,6 +106,8 @@ ModCtx::ModCtx(const u64* modulus, int nlimbs) {
 
 void ModCtx::set_root(const u64* root, int root_limbs, const u64* mu, int mu_limbs, int min_digits,
                       const std::vector<std::vector<u64>>& pairs) {
+  // Tables built for one layout must never meet the other: only a fresh context may get a root.
+  PYIMGENC_CHECK(rk == 0 && !root_ctx, "set_root: this modulus already has a root");
   int rl = root_limbs;
   while (rl > 1 && root[rl - 1] == 0) --rl;
   PYIMGENC_CHECK(2 * rl >= L && rl <= L, "root: wrong size for this modulus");
