@@ -78,6 +78,7 @@ setup(
             "pytest-benchmark>=4",
             "hypothesis>=6",
             "phe>=1.5",
+            "pillow>=10",
         ],
     },
     entry_points={"console_scripts": ["pyimgenc=pyimgenc.cli:main"]},
