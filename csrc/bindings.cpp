@@ -46,7 +46,7 @@ Simd to_simd(int s) {
 
 Arr new_out(long B, int L) { return Arr({(py::ssize_t)B, (py::ssize_t)L}); }
 
-Arr py_powmod(const PyModulus& m, Arr bases, Arr exps, int simd, int nthreads) {
+Arr py_powmod(const PyModulus& m, Arr bases, Arr exps, int simd, int nthreads, bool secret) {
   const ModCtx& c = *m.ctx;
   check_2d(bases, "bases");
   check_2d(exps, "exps");
@@ -59,6 +59,8 @@ Arr py_powmod(const PyModulus& m, Arr bases, Arr exps, int simd, int nthreads) {
   Arr out = new_out(B, c.L);
   ExpView e{exps.data(), (int)exps.shape(1), exps.shape(0) == 1 && B != 1 ? 0L : (long)exps.shape(1)};
   if (B == 1) e.stride = exps.shape(0) == 1 ? 0 : exps.shape(1);
+  PYIMGENC_CHECK(!secret || exps.shape(0) == 1, "a secret exponent must be one exponent shared by the batch");
+  e.secret = secret;
   const int nt = threads(nthreads);
   {
     py::gil_scoped_release nogil;
@@ -202,7 +204,8 @@ PYBIND11_MODULE(_core, mod) {
         }
         m.ctx->set_root(root.data(), (int)root.shape(0), mu.data(), (int)mu.shape(0), min_digits, pv);
       });
-  mod.def("powmod", &py_powmod);
+  mod.def("powmod", &py_powmod, py::arg("modulus"), py::arg("bases"), py::arg("exps"), py::arg("simd"),
+          py::arg("nthreads"), py::arg("secret") = false);
   mod.def("mulmod", &py_mulmod);
   mod.def("reduce", &py_reduce);
   py::class_<PyFixedBase, std::shared_ptr<PyFixedBase>>(mod, "FixedBase")

@@ -108,6 +108,33 @@ IFMA_TARGET void pow8_shared(const A& ar, V* acc, const V* x, const u64* e, int 
   }
 }
 
+// Constant-time variant of pow8_shared for a secret exponent: fixed 5-bit windows
+// over a fixed number of windows, and each window's table entry selected by
+// reading all 32 entries and blending under a mask, so neither branches nor
+// memory addresses depend on the exponent.
+template <class A>
+IFMA_TARGET void pow8_shared_ct(const A& ar, V* acc, const V* x, const u64* e, int E, int ebits, V* tbl) {
+  const int W = ar.W();
+  constexpr int w = 5, nt = 1 << w;
+  ar.one(tbl);
+  std::memcpy(tbl + W, x, sizeof(V) * W);
+  for (int k = 2; k < nt; ++k) ar.mul(tbl + (size_t)k * W, tbl + (size_t)(k - 1) * W, x);
+  const int nwin = (ebits + w - 1) / w;
+  alignas(64) V sel[kMaxD + 4];
+  ar.one(acc);
+  for (int i = nwin - 1; i >= 0; --i) {
+    for (int s = 0; s < w; ++s) ar.sqr(acc, acc);
+    const V d = _mm512_set1_epi64((long long)exp_window_ct(e, E, i * w, w));
+    for (int j = 0; j < W; ++j) sel[j] = _mm512_setzero_si512();
+    for (int k = 0; k < nt; ++k) {
+      const __mmask8 m = _mm512_cmpeq_epi64_mask(d, _mm512_set1_epi64(k));
+      const V* t = tbl + (size_t)k * W;
+      for (int j = 0; j < W; ++j) sel[j] = _mm512_mask_mov_epi64(sel[j], m, t[j]);
+    }
+    ar.mul(acc, acc, sel);
+  }
+}
+
 template <class A>
 IFMA_TARGET void powmod_groups(const A& ar, u64* out, const u64* bases, long B, ExpView e,
                                int ebits, int nthreads) {
@@ -115,7 +142,7 @@ IFMA_TARGET void powmod_groups(const A& ar, u64* out, const u64* bases, long B, 
   const long groups = (B + 7) / 8;
   const bool shared = e.stride == 0;
   const int w = choose_window(std::max(ebits, 1));
-  const size_t scratch = (size_t)(1 << w) * W * 8 * 2;
+  const size_t scratch = std::max<size_t>((size_t)(1 << w) * W * 8 * 2, (size_t)32 * W * 8);
   static const u64 zero_exp[kMaxLimbs] = {0};
 #pragma omp parallel num_threads(nthreads)
   {
@@ -130,7 +157,9 @@ IFMA_TARGET void powmod_groups(const A& ar, u64* out, const u64* bases, long B, 
         ar.one(acc);
       } else {
         ar.load(x, bases + g * 8 * L, nl);
-        if (shared)
+        if (shared && e.secret)
+          pow8_shared_ct(ar, acc, x, eptr[0], e.E, 64 * e.E, reinterpret_cast<V*>(tbl.get()));
+        else if (shared)
           pow8_shared(ar, acc, x, eptr[0], ebits, reinterpret_cast<V*>(tbl.get()));
         else
           pow8(ar, acc, x, eptr, e.E, ebits, tbl.get());

@@ -54,6 +54,32 @@ void powmod_one(const ModCtx& c, u64* out, const u64* base, const u64* e, int E,
   from_mont(c, out, acc);
 }
 
+// Constant-time variant for a secret exponent: fixed 5-bit windows, every table
+// entry read and masked in for every window, a multiplication every window.
+void powmod_one_ct(const ModCtx& c, u64* out, const u64* base, const u64* e, int E, int ebits,
+                   std::vector<u64>& tbl) {
+  const int L = c.L;
+  constexpr int w = 5, nt = 1 << w;
+  tbl.resize((size_t)nt * L);
+  std::memcpy(&tbl[0], c.R1.data(), sizeof(u64) * L);
+  mont_mul(c, &tbl[L], base, c.R2.data());
+  for (int k = 2; k < nt; ++k) mont_mul(c, &tbl[(size_t)k * L], &tbl[(size_t)(k - 1) * L], &tbl[L]);
+  u64 acc[kMaxLimbs], sel[kMaxLimbs];
+  std::memcpy(acc, c.R1.data(), sizeof(u64) * L);
+  for (int i = (ebits + w - 1) / w - 1; i >= 0; --i) {
+    for (int s = 0; s < w; ++s) mont_mul(c, acc, acc, acc);
+    const unsigned d = exp_window_ct(e, E, i * w, w);
+    std::memset(sel, 0, sizeof(u64) * L);
+    for (int k = 0; k < nt; ++k) {
+      const u64 m = (u64)0 - (u64)((unsigned)k == d);
+      const u64* t = &tbl[(size_t)k * L];
+      for (int j = 0; j < L; ++j) sel[j] |= t[j] & m;
+    }
+    mont_mul(c, acc, acc, sel);
+  }
+  from_mont(c, out, acc);
+}
+
 }  // namespace
 
 void powmod_batch(const ModCtx& c, u64* out, const u64* bases, long B, ExpView e, Simd simd,
@@ -64,8 +90,12 @@ void powmod_batch(const ModCtx& c, u64* out, const u64* bases, long B, ExpView e
   {
     std::vector<u64> tbl;
 #pragma omp for schedule(dynamic, 4)
-    for (long i = 0; i < B; ++i)
-      powmod_one(c, out + i * L, bases + i * L, e.data + i * e.stride, e.E, tbl);
+    for (long i = 0; i < B; ++i) {
+      if (e.secret)
+        powmod_one_ct(c, out + i * L, bases + i * L, e.data + i * e.stride, e.E, 64 * e.E, tbl);
+      else
+        powmod_one(c, out + i * L, bases + i * L, e.data + i * e.stride, e.E, tbl);
+    }
   }
 }
 

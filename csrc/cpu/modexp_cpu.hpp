@@ -18,6 +18,9 @@ struct ExpView {
   const u64* data;
   int E;
   long stride;  // in limbs between consecutive batch elements (0 = shared)
+  // Secret exponent (shared only): fixed windows, every table entry read for every
+  // window, no branch on exponent bits (decryption's p-1, q-1).
+  bool secret = false;
 };
 
 // out[i] = base[i]^exp[i] mod N; bases already reduced (< N), L limbs each.
@@ -52,6 +55,16 @@ inline unsigned exp_window(const u64* e, int E, int pos, int w) {
   for (int k = 0; k < w; ++k) {
     int b = pos + k;
     if (b / 64 < E && ((e[b / 64] >> (b % 64)) & 1)) v |= 1u << k;
+  }
+  return v;
+}
+// bits [pos, pos+w) of e without branching on their values (secret exponents)
+inline unsigned exp_window_ct(const u64* e, int E, int pos, int w) {
+  unsigned v = 0;
+  for (int k = 0; k < w; ++k) {
+    const int b = pos + k;
+    const u64 limb = b / 64 < E ? e[b / 64] : 0;  // the position is public
+    v |= (unsigned)((limb >> (b % 64)) & 1) << k;
   }
   return v;
 }

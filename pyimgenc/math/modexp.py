@@ -24,7 +24,7 @@ def _check_reduced(name: str, arr: np.ndarray, m: Modulus) -> None:
 
 
 def powmod(bases: np.ndarray, exps, modulus, *, backend_name: str | None = None,
-           cpu_path: str | None = None) -> np.ndarray:
+           cpu_path: str | None = None, secret_exponent: bool = False) -> np.ndarray:
     """``out[i] = bases[i] ** exps[i] mod N`` over a batch.
 
     Args:
@@ -34,6 +34,10 @@ def powmod(bases: np.ndarray, exps, modulus, *, backend_name: str | None = None,
         modulus: odd N (int or :class:`Modulus`).
         backend_name: ``'cpu'`` or ``'python'`` (default: automatic).
         cpu_path: ``'ifma'`` or ``'portable'`` for the C++ backend.
+        secret_exponent: one exponent shared by the batch that must not leak
+            through timing (e.g. ``p-1`` in decryption): fixed windows, every
+            table entry read for every window, no branch on exponent bits.  The
+            ``python`` backend (gmpy2) offers no such guarantee.
 
     Returns:
         ``(B, L)`` uint64 limbs, fully reduced.
@@ -47,7 +51,10 @@ def powmod(bases: np.ndarray, exps, modulus, *, backend_name: str | None = None,
     if be == "python":
         _check_reduced("bases", bases, m)
         return reference.powmod(bases, exps, m.value)
-    return _ext._core.powmod(m.native, bases, exps, _simd(cpu_path), backend.get_num_threads())
+    if secret_exponent and exps.shape[0] != 1:
+        raise ValueError("powmod: secret_exponent needs one exponent shared by the batch")
+    return _ext._core.powmod(m.native, bases, exps, _simd(cpu_path), backend.get_num_threads(),
+                             bool(secret_exponent))
 
 
 def mulmod(a: np.ndarray, b: np.ndarray, modulus, *, backend_name: str | None = None,

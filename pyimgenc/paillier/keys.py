@@ -276,7 +276,7 @@ class SecretKey:
         else:  # unbalanced factors: reduce() preconditions fail, take the slow road
             cp = ints_to_limbs([v % sq.value for v in limbs_to_ints(c)], sq.nlimbs)
         e = int_to_limbs(prime - 1, nlimbs_for(prime - 1))[None, :]
-        x = limbs_to_ints(powmod(cp, e, sq))
+        x = limbs_to_ints(powmod(cp, e, sq, secret_exponent=True))  # p-1 must not leak via timing
         # L_p(v) = (v - 1) / p is an exact division; gmpy2's divexact is ~4x Python's //
         pm, hm = gmpy2.mpz(prime), gmpy2.mpz(h)
         return [gmpy2.divexact(gmpy2.mpz(v) - 1, pm) * hm % pm for v in x]

@@ -277,3 +277,23 @@ def test_powmod_unknown_path_or_backend():
         powmod(bases, [3], N_SMALL, backend_name="cpu", cpu_path="avx2")
     with pytest.raises(ValueError, match="unknown backend 'gpu'"):
         powmod(bases, [3], N_SMALL, backend_name="gpu")
+
+
+@pytest.mark.parametrize("bits", [64, 521, 1024, 2048])
+def test_secret_exponent_path_matches_pow(bits, kw):
+    """Constant-time exponentiation (decryption's p-1) gives the same numbers."""
+    import random
+
+    if kw["backend_name"] == "python":
+        pytest.skip("the gmpy2 reference has no constant-time mode; secret_exponent is a native option")
+    rng = random.Random(bits)
+    n = rng.getrandbits(bits) | 1 | (1 << (bits - 1))
+    for root in (None, n):
+        m = Modulus(n * n, root=root, radix_min_digits=2)
+        xs = [rng.randrange(n * n) for _ in range(9)] + [0, 1, n * n - 1]
+        for e in (0, 1, 31, 32, rng.getrandbits(bits), (1 << bits) - 1):
+            got = limbs_to_ints(powmod(ints_to_limbs(xs, m.nlimbs), [e], m, secret_exponent=True, **kw))
+            assert got == [pow(x, e, n * n) for x in xs]
+    with pytest.raises(ValueError, match="shared"):
+        powmod(ints_to_limbs(xs, m.nlimbs), np.array([1] * len(xs), dtype=np.uint64), m,
+               secret_exponent=True, **kw)
