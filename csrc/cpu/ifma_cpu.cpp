@@ -124,7 +124,7 @@ IFMA_TARGET void pow8_shared_ct(const A& ar, V* acc, const V* x, const u64* e, i
   ar.one(acc);
   for (int i = nwin - 1; i >= 0; --i) {
     for (int s = 0; s < w; ++s) ar.sqr(acc, acc);
-    const V d = _mm512_set1_epi64((long long)exp_window_ct(e, E, i * w, w));
+    const V d = _mm512_set1_epi64((long long)exp_window(e, E, i * w, w));
     for (int j = 0; j < W; ++j) sel[j] = _mm512_setzero_si512();
     for (int k = 0; k < nt; ++k) {
       const __mmask8 m = _mm512_cmpeq_epi64_mask(d, _mm512_set1_epi64(k));

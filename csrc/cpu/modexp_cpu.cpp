@@ -68,7 +68,7 @@ void powmod_one_ct(const ModCtx& c, u64* out, const u64* base, const u64* e, int
   std::memcpy(acc, c.R1.data(), sizeof(u64) * L);
   for (int i = (ebits + w - 1) / w - 1; i >= 0; --i) {
     for (int s = 0; s < w; ++s) mont_mul(c, acc, acc, acc);
-    const unsigned d = exp_window_ct(e, E, i * w, w);
+    const unsigned d = exp_window(e, E, i * w, w);
     std::memset(sel, 0, sizeof(u64) * L);
     for (int k = 0; k < nt; ++k) {
       const u64 m = (u64)0 - (u64)((unsigned)k == d);

@@ -49,17 +49,9 @@ void multiexp_batch(const ModCtx& c, u64* out, const u64* bases, const u64* inv_
 
 // --- internal, implemented per path ---------------------------------------
 int exp_bit_length(const u64* e, int E);
+// bits [pos, pos+w) of e, without branching on their values (so also right for
+// secret exponents)
 inline unsigned exp_window(const u64* e, int E, int pos, int w) {
-  // bits [pos, pos+w) of e
-  unsigned v = 0;
-  for (int k = 0; k < w; ++k) {
-    int b = pos + k;
-    if (b / 64 < E && ((e[b / 64] >> (b % 64)) & 1)) v |= 1u << k;
-  }
-  return v;
-}
-// bits [pos, pos+w) of e without branching on their values (secret exponents)
-inline unsigned exp_window_ct(const u64* e, int E, int pos, int w) {
   unsigned v = 0;
   for (int k = 0; k < w; ++k) {
     const int b = pos + k;
