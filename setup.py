@@ -69,7 +69,9 @@ setup(
         "numba>=0.58",
         "torch>=2.1",
         "tqdm>=4.60",
-        "cryptography>=41",
+        "cryptography>=50",   # hpke module, AESGCM.encrypt_into
+        "matplotlib>=3.7",    # pyimgenc factor report plots
+        "pillow>=10",         # reading the test photographs
     ],
     extras_require={
         "gpu": ["cupy-cuda12x>=13"],
@@ -82,6 +84,6 @@ setup(
         ],
     },
     entry_points={"console_scripts": ["pyimgenc=pyimgenc.cli:main"]},
-    package_data={"pyimgenc": ["py.typed"]},
+    package_data={"pyimgenc": ["py.typed"], "pyimgenc.models": ["checkpoints/*.npz"]},
     zip_safe=False,
 )

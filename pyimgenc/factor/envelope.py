@@ -6,27 +6,39 @@ Byte layout (all integers big-endian; ``docs/envelope.md`` is the normative text
 bytes    field       meaning
 =======  ==========  ===================================================================
 4        magic       ``b"PIEV"``
-1        version     1
+1        version     2
 1        model       first-factor model: 1 = VAE, 2 = DCGAN
+1        scheme      key capsule: 1 = HPKE X25519, 2 = RSA-OAEP-SHA256
+1        scope       signature covers: 1 = every byte before it, 2 = header and tag
 2        height      image height, 1..4096
 2        width       image width, 1..4096
 1        channels    1 (grey) or 3 (RGB), uint8 pixels
 2        S           length of the second factor
 S        second      spliced second factor (:mod:`pyimgenc.factor.second`)
 2        K           length of the key capsule
-K        capsule     HPKE (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256),
-                     HKDF-SHA256, AES-256-GCM) single-shot encryption of the first
-                     security factor to the server, ``info`` = header bytes so far
+K        capsule     the first security factor sealed to the server: HPKE (RFC 9180,
+                     base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM)
+                     single shot with ``info`` = header bytes so far, or RSA-OAEP
+                     (SHA-256, MGF1-SHA256) with that label
 12       nonce       AES-256-GCM nonce of the image
 4        C           length of the image ciphertext (= height*width*channels + 16)
 C        ciphertext  AES-256-GCM(key = image security factor, nonce, pixels,
                      aad = every byte before this field)
 64       signature   Ed25519 signature of the device key over every byte before it
+                     (scope 1) or over the bytes before the ciphertext followed by
+                     the 16-byte tag (scope 2)
 =======  ==========  ===================================================================
 
 Image security factor = HKDF-SHA256(salt ``b"pyimgenc/isf/v1"``, info
 ``b"image-security-factor"``, 32 bytes) of ``u16(len F1) || F1 || second``, where
 F1 is the first security factor.  Every primitive comes from ``cryptography``.
+
+Scope 2 (the default) signs a fixed-size message, so sealing a megapixel image
+costs one AES-GCM pass instead of an extra hash pass; it binds the pixels
+against everyone who lacks the image key, but the *server* (which learns the
+key) could build another ciphertext with the same GCM tag, so it is not proof
+towards the server of which pixels were sent.  Scope 1 is.  (README, "System C
+security".)
 """
 from __future__ import annotations
 
@@ -38,7 +50,9 @@ from typing import Callable
 import numpy as np
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, hpke
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -46,10 +60,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .second import SecondFactor
 
 MAGIC = b"PIEV"
-VERSION = 1
+VERSION = 2
 MODELS = {"vae": 1, "gan": 2}
+SCHEMES = {"hpke-x25519": 1, "rsa-oaep": 2}
+SCOPES = {"full": 1, "tag": 2}
+MIN_RSA_BITS = 3072  # ~128-bit, like X25519
 MAX_SIDE = 4096
-MAX_ENVELOPE_BYTES = 64 + 4096 * 4096 * 3 + 16 + 1024  # the largest image plus headroom
+MAX_ENVELOPE_BYTES = 17 + 2 * (2 + 0xFFFF) + 12 + 4 + 4096 * 4096 * 3 + 16 + 64  # every field at its maximum
 _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 _ISF_SALT = b"pyimgenc/isf/v1"
 _ISF_INFO = b"image-security-factor"
@@ -79,6 +96,8 @@ class Opened:
     first_factor: bytes
     second: SecondFactor
     model: str
+    scheme: str = "hpke-x25519"
+    scope: str = "tag"
 
 
 def _check_image(image) -> np.ndarray:
@@ -93,33 +112,59 @@ def _check_image(image) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def _oaep(label: bytes) -> padding.OAEP:
+    return padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=label)
+
+
 def seal(image: np.ndarray, first_factor: bytes, second: SecondFactor,
-         server_public_key: X25519PublicKey, device_key: Ed25519PrivateKey, model: str = "vae") -> bytes:
+         server_public_key: X25519PublicKey | RSAPublicKey, device_key: Ed25519PrivateKey,
+         model: str = "vae", scope: str = "tag") -> bytes:
     """Encrypt and sign one capture (layout in the module docstring).
 
+    The capsule scheme follows the key type: an X25519 key gives HPKE, an RSA key
+    (at least 3072 bits) RSA-OAEP.  ``scope`` is ``"tag"`` (default, fast) or ``"full"``.
+
     Raises:
-        TypeError / ValueError: on a wrong image, key type or model name.
+        TypeError / ValueError: on a wrong image, key type, model or scope name.
     """
     image = _check_image(image)
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
-    if not isinstance(server_public_key, X25519PublicKey):
-        raise TypeError("server_public_key must be an X25519PublicKey")
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {sorted(SCOPES)}, got {scope!r}")
+    if isinstance(server_public_key, X25519PublicKey):
+        scheme = "hpke-x25519"
+    elif isinstance(server_public_key, RSAPublicKey):
+        if server_public_key.key_size < MIN_RSA_BITS:
+            raise ValueError(f"RSA server key must have at least {MIN_RSA_BITS} bits, got {server_public_key.key_size}")
+        scheme = "rsa-oaep"
+    else:
+        raise TypeError("server_public_key must be an X25519PublicKey or an RSAPublicKey")
     if not isinstance(device_key, Ed25519PrivateKey):
         raise TypeError("device_key must be an Ed25519PrivateKey")
+    first_factor = bytes(first_factor)
     h, w = image.shape[:2]
     c = 1 if image.ndim == 2 else image.shape[2]
     sec = second.splice()
-    out = bytearray(MAGIC + bytes([VERSION, MODELS[model]]) + struct.pack(">HHB", h, w, c))
-    out += struct.pack(">H", len(sec)) + sec
-    capsule = _SUITE.encrypt(bytes(first_factor), server_public_key, info=bytes(out))
-    out += struct.pack(">H", len(capsule)) + capsule
+    head = (MAGIC + bytes([VERSION, MODELS[model], SCHEMES[scheme], SCOPES[scope]])
+            + struct.pack(">HHBH", h, w, c, len(sec)) + sec)
+    if scheme == "hpke-x25519":
+        capsule = _SUITE.encrypt(first_factor, server_public_key, info=head)
+    else:
+        capsule = server_public_key.encrypt(first_factor, _oaep(head))
+    n = h * w * c
     nonce = os.urandom(12)
-    out += nonce
-    isf = image_security_factor(bytes(first_factor), sec)
-    ct = AESGCM(isf).encrypt(nonce, image.tobytes(), bytes(out) + struct.pack(">I", h * w * c + 16))
-    out += struct.pack(">I", len(ct)) + ct
-    out += device_key.sign(bytes(out))
+    aad = head + struct.pack(">H", len(capsule)) + capsule + nonce + struct.pack(">I", n + 16)
+    # one buffer for the whole envelope: the ciphertext is written in place, never copied
+    out = bytearray(len(aad) + n + 16 + 64)
+    out[:len(aad)] = aad
+    ct_view = memoryview(out)[len(aad):len(aad) + n + 16]
+    AESGCM(image_security_factor(first_factor, sec)).encrypt_into(nonce, image.data.cast("B"), aad, ct_view)
+    if scope == "full":
+        sig = device_key.sign(memoryview(out)[:len(aad) + n + 16])
+    else:
+        sig = device_key.sign(aad + bytes(ct_view[n:]))
+    out[len(aad) + n + 16:] = sig
     return bytes(out)
 
 
@@ -145,12 +190,18 @@ def parse_header(data: bytes) -> tuple[dict, _Reader]:
     r = _Reader(data)
     if r.take(4, "magic") != MAGIC:
         raise EnvelopeError("bad_magic")
-    version, model = r.take(2, "version")
+    version, model, scheme, scope = r.take(4, "version")
     if version != VERSION:
         raise EnvelopeError("bad_version", f"version {version}")
     names = {v: k for k, v in MODELS.items()}
     if model not in names:
         raise EnvelopeError("bad_model", f"model id {model}")
+    schemes = {v: k for k, v in SCHEMES.items()}
+    if scheme not in schemes:
+        raise EnvelopeError("bad_scheme", f"capsule scheme {scheme}")
+    scopes = {v: k for k, v in SCOPES.items()}
+    if scope not in scopes:
+        raise EnvelopeError("bad_scope", f"signature scope {scope}")
     h, w, c = struct.unpack(">HHB", r.take(5, "image shape"))
     if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE and c in (1, 3)):
         raise EnvelopeError("bad_shape", f"{h}x{w}x{c}")
@@ -173,20 +224,24 @@ def parse_header(data: bytes) -> tuple[dict, _Reader]:
     sig = r.take(64, "signature")
     if r.off != len(data):
         raise EnvelopeError("trailing_bytes", f"{len(data) - r.off} bytes after the signature")
-    return dict(model=names[model], shape=(h, w) if c == 1 else (h, w, c), second=second,
+    signed = data[:body_end] if scopes[scope] == "full" else data[:aad_end] + ct[-16:]
+    return dict(model=names[model], scheme=schemes[scheme], scope=scopes[scope],
+                shape=(h, w) if c == 1 else (h, w, c), second=second,
                 sec_bytes=sec_bytes, info=data[:info_end], capsule=capsule, nonce=nonce,
-                aad=data[:aad_end], ct=ct, body=data[:body_end], sig=sig, grey=c == 1), r
+                aad=data[:aad_end], ct=ct, signed=signed, sig=sig, grey=c == 1), r
 
 
-def open_envelope(data: bytes, server_private_key: X25519PrivateKey,
+def open_envelope(data: bytes, server_private_key,
                   device_key_for: Callable[[str], Ed25519PublicKey | None]) -> Opened:
     """Check and decrypt an envelope.
 
     Order: structure, device registration, signature, key capsule, image tag.
+    ``server_private_key`` is an X25519 or RSA private key, or a tuple of them (the
+    one matching the envelope's capsule scheme is used).
 
     Raises:
         EnvelopeError: with ``reason`` in ``truncated, oversized, bad_magic,
-            bad_version, bad_model, bad_shape, bad_second_factor, bad_length,
+            bad_version, bad_model, bad_scheme, bad_scope, bad_shape, bad_second_factor, bad_length,
             trailing_bytes, unknown_device, bad_signature, bad_capsule, bad_image_tag``.
     """
     hdr, _ = parse_header(data)
@@ -194,11 +249,19 @@ def open_envelope(data: bytes, server_private_key: X25519PrivateKey,
     if dev_key is None:
         raise EnvelopeError("unknown_device", hdr["second"].device_info)
     try:
-        dev_key.verify(hdr["sig"], hdr["body"])
+        dev_key.verify(hdr["sig"], hdr["signed"])
     except InvalidSignature:
         raise EnvelopeError("bad_signature") from None
+    keys = server_private_key if isinstance(server_private_key, (tuple, list)) else (server_private_key,)
+    want = X25519PrivateKey if hdr["scheme"] == "hpke-x25519" else RSAPrivateKey
+    key = next((k for k in keys if isinstance(k, want)), None)
+    if key is None:
+        raise EnvelopeError("bad_capsule", f"this server holds no key for the {hdr['scheme']} capsule")
     try:
-        first = _SUITE.decrypt(hdr["capsule"], server_private_key, info=hdr["info"])
+        if want is X25519PrivateKey:
+            first = _SUITE.decrypt(hdr["capsule"], key, info=hdr["info"])
+        else:
+            first = key.decrypt(hdr["capsule"], _oaep(hdr["info"]))
     except Exception:  # cryptography raises InvalidTag or ValueError for a bad capsule
         raise EnvelopeError("bad_capsule", "wrong server key or a damaged key capsule") from None
     isf = image_security_factor(first, hdr["sec_bytes"])
@@ -207,4 +270,5 @@ def open_envelope(data: bytes, server_private_key: X25519PrivateKey,
     except InvalidTag:
         raise EnvelopeError("bad_image_tag", "image ciphertext or its header was altered") from None
     image = np.frombuffer(pixels, dtype=np.uint8).reshape(hdr["shape"]).copy()
-    return Opened(image=image, first_factor=first, second=hdr["second"], model=hdr["model"])
+    return Opened(image=image, first_factor=first, second=hdr["second"], model=hdr["model"],
+                  scheme=hdr["scheme"], scope=hdr["scope"])

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from .envelope import seal
@@ -31,19 +32,35 @@ class Terminal:
 
     Args:
         device_id: identifier registered with the verifier (goes into the second factor).
-        server_public_key: the verifier's X25519 key.
-        first_factor: ``f(image) -> bytes``, the first security factor.
+        server_public_key: the verifier's X25519 key (HPKE capsule) or RSA key (RSA-OAEP capsule).
+        first_factor: ``f(image) -> bytes``, the first security factor (default: the
+            shipped model named by ``model``, :func:`pyimgenc.factor.first.first_factor`).
         device_key: Ed25519 key (a fresh one if None).
         state_path: JSON file that keeps the counter (and the key) across restarts.
-        model: first-factor model name written into the envelope (``"vae"`` or ``"gan"``).
+        model: first-factor model (``"vae"`` or ``"gan"``), written into the envelope.
+        engine: engine of the default first factor (``"numpy"``, ``"torch:cuda"``, ``"float"``).
+        scope: what the device signature covers: ``"tag"`` (header and GCM tag, fast) or
+            ``"full"`` (every byte; proof towards the server of the pixels sent).
         clock: seconds since the epoch (injectable for tests).
     """
 
-    def __init__(self, device_id: str, server_public_key: X25519PublicKey, first_factor: FirstFactorFn,
-                 *, device_key: Ed25519PrivateKey | None = None, state_path: str | Path | None = None,
-                 model: str = "vae", clock: Callable[[], float] = time.time):
-        if not isinstance(server_public_key, X25519PublicKey):
-            raise TypeError("server_public_key must be an X25519PublicKey")
+    def __init__(self, device_id: str, server_public_key: X25519PublicKey,
+                 first_factor: FirstFactorFn | None = None, *, device_key: Ed25519PrivateKey | None = None,
+                 state_path: str | Path | None = None, model: str = "vae", engine: str = "numpy",
+                 scope: str = "tag",
+                 clock: Callable[[], float] = time.time):
+        if not isinstance(server_public_key, (X25519PublicKey, RSAPublicKey)):
+            raise TypeError("server_public_key must be an X25519PublicKey (HPKE) or an RSAPublicKey (RSA-OAEP)")
+        if scope not in ("tag", "full"):
+            raise ValueError(f"scope must be 'tag' or 'full', got {scope!r}")
+        self.scope = scope
+        if model not in ("vae", "gan"):
+            raise ValueError(f"model must be 'vae' or 'gan', got {model!r}")
+        if first_factor is None:
+            from .first import first_factor as _ff
+
+            def first_factor(image, _m=model, _e=engine):
+                return _ff(image, _m, engine=_e)
         if not callable(first_factor):
             raise TypeError("first_factor must be callable")
         self.device_id = device_id
@@ -64,8 +81,8 @@ class Terminal:
         self._save()
 
     @classmethod
-    def create(cls, device_id: str, server_public_key: X25519PublicKey, first_factor: FirstFactorFn,
-               **kw) -> "Terminal":
+    def create(cls, device_id: str, server_public_key: X25519PublicKey,
+               first_factor: FirstFactorFn | None = None, **kw) -> "Terminal":
         """A terminal with a fresh device key (or the one in ``state_path`` if it exists)."""
         return cls(device_id, server_public_key, first_factor, **kw)
 
@@ -88,7 +105,7 @@ class Terminal:
         self.counter += 1
         self._save()
         sf = SecondFactor.new(self.device_id, self.counter, int(self._clock() * 1000))
-        return seal(image, self._first(image), sf, self.server_public_key, self._key, self.model)
+        return seal(image, self._first(image), sf, self.server_public_key, self._key, self.model, self.scope)
 
     def submit(self, capture: Callable[[], np.ndarray], send: Callable[[bytes], object],
                max_attempts: int = 3):

@@ -32,10 +32,10 @@ def _lookup(dev):
     return lambda device_id: dev.public_key() if device_id == "dev-1" else None
 
 
-def _seal(img, keys, counter=1, first=b"first-factor-bytes", device="dev-1", model="vae"):
+def _seal(img, keys, counter=1, first=b"first-factor-bytes", device="dev-1", model="vae", scope="tag"):
     srv, dev = keys
     sf = SecondFactor.new(device, counter, 1_700_000_000_000 + counter)
-    return seal(img, first, sf, srv.public_key(), dev, model), sf
+    return seal(img, first, sf, srv.public_key(), dev, model, scope), sf
 
 
 @pytest.mark.parametrize("index", [0, 17, 399])
@@ -53,8 +53,9 @@ def test_round_trip_rgb(faces, keys):
     assert np.array_equal(out.image, rgb) and out.model == "gan"
 
 
-def test_every_flipped_byte_is_rejected(faces, keys):
-    env, _ = _seal(faces[5][:16, :16], keys)
+@pytest.mark.parametrize("scope", ["tag", "full"])
+def test_every_flipped_byte_is_rejected(faces, keys, scope):
+    env, _ = _seal(faces[5][:16, :16], keys, scope=scope)
     for pos in range(len(env)):
         bad = bytearray(env)
         bad[pos] ^= 0x01
@@ -101,6 +102,8 @@ def test_bad_images_are_refused(keys):
         seal(np.zeros((4, 4, 2), dtype=np.uint8), b"f", sf, srv.public_key(), dev)
     with pytest.raises(TypeError, match="X25519"):
         seal(np.zeros((4, 4), dtype=np.uint8), b"f", sf, dev, dev)
+    with pytest.raises(ValueError, match="scope"):
+        seal(np.zeros((4, 4), dtype=np.uint8), b"f", sf, srv.public_key(), dev, "vae", "some")
 
 
 def test_image_security_factor_binds_both_factors():
@@ -122,3 +125,78 @@ def test_second_factor_splice_round_trip_and_errors():
         SecondFactor("", 1, 1, os.urandom(16))
     with pytest.raises(ValueError, match="counter"):
         SecondFactor("d", 1, -1, os.urandom(16))
+
+
+def test_scope_decides_which_reason_a_damaged_ciphertext_gets(faces, keys):
+    srv, dev = keys
+    for scope, reason in (("tag", "bad_image_tag"), ("full", "bad_signature")):
+        env, _ = _seal(faces[9][:16, :16], keys, scope=scope)
+        bad = bytearray(env)
+        bad[-64 - 16 - 5] ^= 0x40  # a ciphertext byte
+        with pytest.raises(EnvelopeError, match=reason):
+            open_envelope(bytes(bad), srv, _lookup(dev))
+    for pos, reason in ((6, "bad_scheme"), (7, "bad_scope")):
+        with pytest.raises(EnvelopeError, match=reason):
+            open_envelope(env[:pos] + b"\x09" + env[pos + 1:], srv, _lookup(dev))
+
+
+@pytest.fixture(scope="module")
+def rsa_key():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    return rsa.generate_private_key(65537, 3072)
+
+
+def test_rsa_oaep_capsule(faces, keys, rsa_key):
+    srv, dev = keys
+    sf = SecondFactor.new("dev-1", 3, 1_700_000_000_003)
+    env = seal(faces[11], b"factor", sf, rsa_key.public_key(), dev)
+    out = open_envelope(env, (srv, rsa_key), _lookup(dev))
+    assert np.array_equal(out.image, faces[11]) and out.scheme == "rsa-oaep" and out.first_factor == b"factor"
+    with pytest.raises(EnvelopeError, match="no key for the rsa-oaep"):
+        open_envelope(env, srv, _lookup(dev))
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    with pytest.raises(EnvelopeError, match="bad_capsule"):
+        open_envelope(env, rsa.generate_private_key(65537, 3072), _lookup(dev))
+    with pytest.raises(ValueError, match="at least 3072"):
+        seal(faces[11], b"f", sf, rsa.generate_private_key(65537, 2048).public_key(), dev)
+
+
+def _gf128_mul(x: int, y: int) -> int:
+    """Multiplication in GCM's GF(2^128) (NIST SP 800-38D, algorithm 1), for the attack below only."""
+    r, z, v = 0xE1 << 120, 0, y
+    for i in range(127, -1, -1):
+        if (x >> i) & 1:
+            z ^= v
+        v = (v >> 1) ^ r if v & 1 else v >> 1
+    return z
+
+
+def test_attack_the_key_holder_can_swap_pixels_under_a_tag_scope_signature(faces, keys):
+    """Why scope "full" exists.  With scope "tag" the device signs the header and the GCM tag.
+    Whoever holds the image key (the server, after opening the envelope) can change two
+    ciphertext blocks by D and D*H (H = AES_K(0)): GHASH, hence the tag, is unchanged, so
+    the device's signature also verifies on a *different* image.  Outsiders cannot do this
+    (they lack K); with scope "full" the same forgery fails the signature."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    srv, dev = keys
+    img = faces[13]
+    for scope in ("tag", "full"):
+        env, _ = _seal(img, keys, scope=scope)
+        out = open_envelope(env, srv, _lookup(dev))
+        key = image_security_factor(out.first_factor, out.second.splice())  # what the server knows
+        enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+        h = int.from_bytes(enc.update(bytes(16)) + enc.finalize(), "big")
+        d1 = int.from_bytes(b"forged by server", "big")
+        d2 = _gf128_mul(d1, h)                     # GHASH: X_j H^(e) + X_(j+1) H^(e-1); D_(j+1) = D_j * H
+        c_start = len(env) - 64 - (img.size + 16)  # first ciphertext byte (block aligned within C)
+        forged = bytearray(env)
+        for off, d in ((c_start, d1), (c_start + 16, d2)):
+            blk = int.from_bytes(forged[off:off + 16], "big") ^ d
+            forged[off:off + 16] = blk.to_bytes(16, "big")
+        if scope == "tag":
+            fake = open_envelope(bytes(forged), srv, _lookup(dev))   # signature and tag both verify
+            assert not np.array_equal(fake.image, img)
+            assert fake.image.ravel()[:16].tobytes() != img.ravel()[:16].tobytes()
+        else:
+            with pytest.raises(EnvelopeError, match="bad_signature"):
+                open_envelope(bytes(forged), srv, _lookup(dev))
