@@ -5,6 +5,11 @@ Commands:
     demo   encrypt a real MNIST digit, run an encrypted convolution and dense
            layer on it (plaintext integer weights), decrypt, and check the
            result equals the plaintext integer computation bit for bit
+    serve verifier
+           run the System C verification server over HTTP (SQLite state)
+    factor report
+           cipher-image metrics, face-matching error rates and first-factor
+           determinism on the real test images, with plots
 """
 from __future__ import annotations
 
@@ -13,6 +18,50 @@ import os
 import sys
 import time
 from pathlib import Path
+
+
+def _find_data(path: str | None) -> Path:
+    for c in ([path] if path else [os.environ.get("PYIMGENC_DATA", ""), "../shared/data", "shared/data",
+                                   "../../shared/data"]):
+        if c and (Path(c) / "faces").is_dir():
+            return Path(c)
+    raise SystemExit("data directory not found; pass --data PATH (holding faces/ and images/) "
+                     "or set PYIMGENC_DATA")
+
+
+def cmd_serve(args) -> int:
+    import logging
+
+    from .factor import Verifier
+    from .factor.service import make_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    db = Path(args.db)
+    srv = Verifier.create(db, window_s=args.window) if not db.exists() else Verifier(db, window_s=args.window)
+    token = os.environ.get(args.admin_token_env) if args.admin_token_env else None
+    if args.admin_token_env and not token:
+        raise SystemExit(f"serve: environment variable {args.admin_token_env} is empty")
+    http = make_server(srv, args.host, args.port, admin_token=token)
+    host, port = http.server_address[:2]
+    print(f"verifier on http://{host}:{port}  db={db}  window={args.window:g}s  "
+          f"device registration {'enabled' if token else 'disabled'}", flush=True)
+    try:
+        http.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        http.server_close()
+    return 0
+
+
+def cmd_factor_report(args) -> int:
+    from .factor.report import write_report
+
+    res = write_report(_find_data(args.data), args.out, quiet=args.quiet)
+    bad = [c for c in res["cipher_images"] if not (c["npcr_ok"] and c["uaci_ok"])]
+    print((Path(args.out) / "report.md").read_text())
+    print(f"wrote {args.out}/report.md, report.json and {len(res['plots'])} plots in {res['seconds']} s")
+    return 1 if bad else 0
 
 
 def _find_mnist(path: str | None) -> Path:
@@ -111,6 +160,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the random integer weights")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="run a service (System C verifier over HTTP)")
+    ssub = p.add_subparsers(dest="service", metavar="SERVICE", required=True)
+    q = ssub.add_parser("verifier", help="the verification server (creates the database if missing)")
+    q.add_argument("--db", default="verifier.sqlite", help="SQLite file (server key, devices, counters, records)")
+    q.add_argument("--host", default="127.0.0.1")
+    q.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    q.add_argument("--window", type=float, default=300.0, help="accepted capture clock skew, seconds")
+    q.add_argument("--admin-token-env", default=None,
+                   help="environment variable holding the token that enables POST /v1/devices")
+    q.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("factor", help="System C: image-derived security factor")
+    fsub = p.add_subparsers(dest="factor_command", metavar="COMMAND", required=True)
+    q = fsub.add_parser("report", help="metrics and plots on the real test images and faces")
+    q.add_argument("--data", help="shared data directory (default: ../shared/data)")
+    q.add_argument("--out", default="factor-report", help="output directory")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_factor_report)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -1,0 +1,160 @@
+"""System C sealing costs, component by component, against plain AES-256-GCM of the same bytes.
+
+Sizes: 28x28 (a real MNIST digit), 256x256 (cameraman crop) and 1024x1024 (cameraman
+upscaled 2x by pixel repetition), grey, plus 1024x1024 RGB (astronaut upscaled).
+
+Components (each its own benchmark, ops/s from the median):
+    aesgcm_plain   AES-256-GCM of the pixel bytes, nothing else (the peer)
+    factor_vae     first factor with the VAE (preprocessing + integer forward pass + summary)
+    factor_gan     first factor with the DCGAN
+    kdf            image security factor (HKDF-SHA256)
+    aead           the envelope's AES-256-GCM, written in place with the header as AAD
+    capsule        HPKE X25519 seal of the first factor to the server
+    sign_tag       Ed25519 over header and tag (default scope)
+    sign_full      Ed25519 over the whole envelope (scope "full")
+    seal_crypto    the whole envelope from a given first factor (capsule, KDF, AEAD, signature)
+    seal_total     Terminal.seal: first factor + envelope
+    open_crypto    the server's checks and decryption without the factor recomputation
+
+``test_paired`` interleaves plain AES-GCM, the VAE factor and seal_crypto round by round
+(same background load) and records the median of (seal_total - factor) / aesgcm, the
+quantity of issue 3's target "sealing costs <= 2x plain AES-GCM plus one model forward pass".
+
+    python -m pytest benchmarks/bench_factor.py --benchmark-json=benchmarks/results/factor.json
+    python benchmarks/summarize_factor.py benchmarks/results/factor.json
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from pyimgenc.factor import SecondFactor, Terminal, image_security_factor, open_envelope, seal
+from pyimgenc.factor.envelope import _SUITE
+from pyimgenc.factor.first import first_factor
+
+DATA = Path(os.environ.get("PYIMGENC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SIZES = ["28", "256", "1024", "1024rgb"]
+
+
+def _image(size: str) -> np.ndarray:
+    from PIL import Image
+    if size == "28":
+        with np.load(DATA / "mnist" / "mnist.npz") as z:
+            return z["x_test"][0].copy()
+    if size == "1024rgb":
+        a = np.asarray(Image.open(DATA / "images" / "astronaut.png"))[..., :3]
+        return np.ascontiguousarray(a.repeat(2, 0).repeat(2, 1))
+    cam = np.asarray(Image.open(DATA / "images" / "camera.png"))
+    return np.ascontiguousarray(cam[:256, :256] if size == "256" else cam.repeat(2, 0).repeat(2, 1))
+
+
+@pytest.fixture(scope="module", params=SIZES)
+def case(request):
+    img = _image(request.param)
+    srv, dev = X25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    f1 = first_factor(img, "vae")
+    first_factor(img, "gan")  # warm caches (model load, sigmoid table)
+    sf = SecondFactor.new("bench", 1, int(time.time() * 1000))
+    term = Terminal("bench", srv.public_key(), device_key=dev)
+    return dict(size=request.param, img=img, srv=srv, dev=dev, f1=f1, sf=sf, term=term,
+                nbytes=img.nbytes, key=os.urandom(32), nonce=os.urandom(12))
+
+
+def _bench(benchmark, case, op, fn, rounds=None):
+    benchmark.group = f"seal-{case['size']}"
+    benchmark.extra_info.update(op=op, size=case["size"], nbytes=case["nbytes"])
+    n = rounds or (30 if case["nbytes"] > 1 << 19 else 200)
+    benchmark.pedantic(fn, rounds=n, iterations=1, warmup_rounds=2)
+
+
+def test_aesgcm_plain(benchmark, case):
+    aes, data, nonce = AESGCM(case["key"]), case["img"].tobytes(), case["nonce"]
+    _bench(benchmark, case, "aesgcm_plain", lambda: aes.encrypt(nonce, data, None))
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_factor(benchmark, case, model):
+    _bench(benchmark, case, f"factor_{model}", lambda: first_factor(case["img"], model), rounds=15)
+
+
+def test_kdf(benchmark, case):
+    sec = case["sf"].splice()
+    _bench(benchmark, case, "kdf", lambda: image_security_factor(case["f1"], sec))
+
+
+def test_aead(benchmark, case):
+    aes, img, nonce = AESGCM(case["key"]), case["img"], case["nonce"]
+    buf = bytearray(img.nbytes + 16)
+    aad = bytes(200)
+    _bench(benchmark, case, "aead", lambda: aes.encrypt_into(nonce, img.data.cast("B"), aad, buf))
+
+
+def test_capsule(benchmark, case):
+    pk = case["srv"].public_key()
+    _bench(benchmark, case, "capsule", lambda: _SUITE.encrypt(case["f1"], pk, info=bytes(60)))
+
+
+@pytest.mark.parametrize("scope", ["tag", "full"])
+def test_sign(benchmark, case, scope):
+    msg = bytes(260) if scope == "tag" else bytes(case["nbytes"] + 300)
+    _bench(benchmark, case, f"sign_{scope}", lambda: case["dev"].sign(msg))
+
+
+@pytest.mark.parametrize("scope", ["tag", "full"])
+def test_seal_crypto(benchmark, case, scope):
+    pk = case["srv"].public_key()
+    _bench(benchmark, case, f"seal_crypto_{scope}",
+           lambda: seal(case["img"], case["f1"], case["sf"], pk, case["dev"], "vae", scope))
+
+
+def test_seal_total(benchmark, case):
+    _bench(benchmark, case, "seal_total", lambda: case["term"].seal(case["img"]), rounds=15)
+
+
+def test_open_crypto(benchmark, case):
+    env = seal(case["img"], case["f1"], case["sf"], case["srv"].public_key(), case["dev"])
+    pub = case["dev"].public_key()
+    _bench(benchmark, case, "open_crypto", lambda: open_envelope(env, case["srv"], lambda _d: pub))
+
+
+def test_paired(benchmark, case):
+    """Interleaved rounds: plain AES-GCM, VAE factor, envelope from the factor, full Terminal.seal."""
+    aes, data, nonce = AESGCM(case["key"]), case["img"].tobytes(), case["nonce"]
+    pk, img = case["srv"].public_key(), case["img"]
+    reps = 20 if case["nbytes"] > 1 << 19 else 200
+    clock = time.perf_counter
+
+    def run():
+        rows = []
+        for _ in range(9):
+            t0 = clock()
+            for _ in range(reps):
+                aes.encrypt(nonce, data, None)
+            t1 = clock()
+            for _ in range(reps):
+                seal(img, case["f1"], case["sf"], pk, case["dev"])
+            t2 = clock()
+            f = first_factor(img, "vae")
+            t3 = clock()
+            seal(img, f, case["sf"], pk, case["dev"])
+            t4 = clock()
+            rows.append(((t1 - t0) / reps, (t2 - t1) / reps, t3 - t2, t4 - t2))
+        return rows
+
+    rows = benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.group = f"paired-{case['size']}"
+    aes_t = statistics.median(r[0] for r in rows)
+    crypto_t = statistics.median(r[1] for r in rows)
+    benchmark.extra_info.update(
+        paired=True, size=case["size"], nbytes=case["nbytes"], aesgcm_s=aes_t, seal_crypto_s=crypto_t,
+        factor_s=statistics.median(r[2] for r in rows), seal_total_s=statistics.median(r[3] for r in rows),
+        overhead_over_aes=statistics.median(r[1] / r[0] for r in rows),
+        overhead_over_aes_min=min(r[1] / r[0] for r in rows), overhead_over_aes_max=max(r[1] / r[0] for r in rows))

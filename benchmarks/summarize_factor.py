@@ -1,0 +1,53 @@
+"""Print the System C sealing benchmark: ops/s per component and the paired target ratio.
+
+Usage: python benchmarks/summarize_factor.py RESULT.json [--markdown]
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+
+ORDER = ["aesgcm_plain", "factor_vae", "factor_gan", "kdf", "aead", "capsule", "sign_tag", "sign_full",
+         "seal_crypto_tag", "seal_crypto_full", "seal_total", "open_crypto"]
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    md = "--markdown" in argv
+    data = json.load(open(argv[0]))
+    rates, paired = defaultdict(dict), {}
+    for b in data["benchmarks"]:
+        info = b.get("extra_info", {})
+        if info.get("paired"):
+            paired[info["size"]] = info
+        elif "op" in info:
+            rates[info["size"]][info["op"]] = b["stats"]["median"]
+    sizes = [s for s in ("28", "256", "1024", "1024rgb") if s in rates]
+    hdr = ["component"] + [f"{s} ops/s" for s in sizes]
+    print("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr) if md else "  ".join(f"{h:>16}" for h in hdr))
+    for op in ORDER:
+        cells = [op] + [f"{1 / rates[s][op]:,.0f}" if op in rates[s] else "-" for s in sizes]
+        print("| " + " | ".join(cells) + " |" if md else "  ".join(f"{c:>16}" for c in cells))
+    print()
+    hdr = ["size", "AES-GCM ms", "envelope ms", "envelope / AES-GCM (median, min-max)", "VAE factor ms",
+           "seal total ms", "target: total <= 2 AES + factor"]
+    print("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr) if md else " | ".join(hdr))
+    for s in sizes:
+        p = paired.get(s)
+        if not p:
+            continue
+        budget = 2 * p["aesgcm_s"] + p["factor_s"]
+        cells = [s, f"{1e3 * p['aesgcm_s']:.3f}", f"{1e3 * p['seal_crypto_s']:.3f}",
+                 f"{p['overhead_over_aes']:.2f}x ({p['overhead_over_aes_min']:.2f}-{p['overhead_over_aes_max']:.2f})",
+                 f"{1e3 * p['factor_s']:.2f}", f"{1e3 * p['seal_total_s']:.2f}",
+                 f"{'met' if p['seal_total_s'] <= budget else 'NOT met'} ({1e3 * p['seal_total_s']:.2f} vs "
+                 f"{1e3 * budget:.2f} ms)"]
+        print("| " + " | ".join(cells) + " |" if md else " | ".join(cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
