@@ -213,4 +213,16 @@ PYBIND11_MODULE(_core, mod) {
       .def("pow", &py_fixed_base_pow)
       .def_property_readonly("table_bytes", [](const PyFixedBase& f) { return f.t.entries.size() * 8; });
   mod.def("multiexp", &py_multiexp);
+  // An uninitialised bytes object and a writable view of its storage, for building a large
+  // envelope in place (one allocation, no copy). The caller fills it completely before the
+  // bytes object is shared or hashed, and drops the view; this is what C code does with
+  // PyBytes_FromStringAndSize(NULL, n).
+  mod.def("new_bytes", [](py::ssize_t n) {
+    PYIMGENC_CHECK(n >= 0, "new_bytes: negative size");
+    PyObject* raw = PyBytes_FromStringAndSize(nullptr, n);
+    if (raw == nullptr) throw py::error_already_set();
+    py::bytes out = py::reinterpret_steal<py::bytes>(raw);
+    py::memoryview view = py::memoryview::from_memory(PyBytes_AS_STRING(raw), n, /*readonly=*/false);
+    return py::make_tuple(out, view);
+  });
 }

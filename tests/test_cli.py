@@ -33,3 +33,39 @@ def test_demo_is_exact_on_real_digit(capsys):
 def test_demo_without_data_says_where_to_look(tmp_path):
     with pytest.raises(SystemExit, match="MNIST not found"):
         cli.main(["demo", "--data", str(tmp_path), "--quiet"])
+
+
+@pytest.mark.skipif(not (DATA / "images").is_dir(), reason=f"test images not found at {DATA}/images")
+def test_factor_report_writes_tables_and_plots(tmp_path, capsys):
+    import json
+    assert cli.main(["factor", "report", "--data", str(DATA), "--out", str(tmp_path), "--quiet"]) == 0
+    res = json.loads((tmp_path / "report.json").read_text())
+    assert {r["side"] for r in res["cipher_images"]} == {256, 512}
+    assert all(r["npcr_ok"] and r["uaci_ok"] for r in res["cipher_images"])
+    assert all(abs(r[f"corr_cipher_{d}"]) < 0.01 for r in res["cipher_images"] for d in "hvd")
+    assert all(d["numpy_eq_torch"] for d in res["first_factor"])
+    for p in res["plots"]:
+        assert (tmp_path / p).stat().st_size > 10_000  # a real PNG, not an empty file
+    assert "Face matching" in capsys.readouterr().out
+
+
+def test_serve_verifier_answers_over_http(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+    env = dict(os.environ, ADMIN_TOKEN="t0k")
+    proc = subprocess.Popen([sys.executable, "-m", "pyimgenc.cli", "serve", "verifier", "--db", str(tmp_path / "v.db"),
+                             "--port", "0", "--admin-token-env", "ADMIN_TOKEN"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("verifier on http://"), line
+        url = line.split()[2]
+        with urllib.request.urlopen(url + "/v1/public-key", timeout=10) as r:
+            assert len(bytes.fromhex(json.loads(r.read())["x25519"])) == 32
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert (tmp_path / "v.db").is_file()

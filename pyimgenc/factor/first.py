@@ -60,15 +60,15 @@ def _vae_fields(mu: np.ndarray, p: np.ndarray, x_u8: np.ndarray) -> dict:
 def _cosine_map(fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
     """Per-position cosine of two (C, H, W) integer feature maps, as round-down 128*cos, exactly."""
     c, h, w = fx.shape
-    a = fx.reshape(c, -1).astype(object)
-    b = fy.reshape(c, -1).astype(object)
-    out = np.zeros(h * w, dtype=np.int64)
-    dots, n1s, n2s = (a * b).sum(axis=0), (a * a).sum(axis=0), (b * b).sum(axis=0)
-    for i in range(h * w):
-        d, n1, n2 = int(dots[i]), int(n1s[i]), int(n2s[i])
-        if n1 and n2:
-            out[i] = (1 if d >= 0 else -1) * math.isqrt(d * d * (1 << 14) // (n1 * n2))
-    return out.reshape(h, w)
+    a, b = fx.reshape(c, -1), fy.reshape(c, -1)
+    if c * max(int(np.abs(a).max(initial=0)), int(np.abs(b).max(initial=0))) ** 2 < (1 << 62):
+        sums = [(a * b).sum(axis=0).tolist(), (a * a).sum(axis=0).tolist(), (b * b).sum(axis=0).tolist()]
+    else:  # exact Python integers when int64 could overflow
+        ao, bo = a.astype(object), b.astype(object)
+        sums = [(ao * bo).sum(axis=0).tolist(), (ao * ao).sum(axis=0).tolist(), (bo * bo).sum(axis=0).tolist()]
+    out = [0 if not (n1 and n2) else (1 if d >= 0 else -1) * math.isqrt(d * d * (1 << 14) // (n1 * n2))
+           for d, n1, n2 in zip(*sums)]
+    return np.array(out, dtype=np.int64).reshape(h, w)
 
 
 def exact_rank(m: np.ndarray) -> int:
@@ -92,13 +92,12 @@ def exact_rank(m: np.ndarray) -> int:
 
 def _gan_fields(fx: np.ndarray, fy: np.ndarray, score: int) -> dict:
     from ..models.qnn import FA
-    s = _cosine_map(fx, fy)
+    s = _cosine_map(fx, fy)                                 # |S| <= 128, 16 x 16
+    g = s @ s.T                                             # entries <= 16 * 2**14: int64 exact
+    g2 = g @ g                                              # <= 2**40
+    go, g2o = g.astype(object), g2.astype(object)
+    traces = [int((g * g.T).sum()), int((g2o * go.T).sum()), int((g2o * g2o.T).sum())]  # tr G^2, G^3, G^4
     so = s.astype(object)
-    g = so @ so.T
-    gk, traces = g, []
-    for _ in range(3):
-        gk = gk @ g
-        traces.append(int(np.trace(gk)))
     h, w = s.shape
     rows = [(int(v) + (w >> 1)) // w for v in so.sum(axis=1)]           # floor of rounded row means
     hist = np.bincount(np.clip((s + 128) >> 4, 0, 15).ravel(), minlength=16)

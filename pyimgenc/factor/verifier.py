@@ -238,7 +238,7 @@ class Verifier:
         distances = getattr(verdict, "distances", {})
         record = {"device_id": sf.device_info, "counter": sf.counter, "timestamp_ms": sf.timestamp_ms,
                   "received_ms": int(self._clock() * 1000), "model": opened.model,
-                  "image_sha256": hashlib.sha256(opened.image.tobytes()).hexdigest(),
+                  "image_sha256": hashlib.sha256(opened.image.data).hexdigest(),
                   "factor_distance": json.dumps(distances, sort_keys=True, default=float),
                   "face_score": face_score}
         with self._lock, self._db() as db:

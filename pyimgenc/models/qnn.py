@@ -16,7 +16,9 @@ byte now and then), so the factor's forward pass runs in fixed point:
   (correctly rounded ``exp``), so the table itself is the same everywhere.
 
 Integer sums do not depend on their order, so the result is identical under any
-BLAS, thread count or device.  The ``torch`` engine computes the same integers
+BLAS, thread count or device.  (Matrix products run through float64 BLAS when
+``K * max|a| * max|b| < 2**53``, which makes every partial sum an exactly
+representable integer; otherwise numpy's int64 product.)  The ``torch`` engine computes the same integers
 in float64 (every partial sum stays below 2**53, checked), which makes a CUDA
 run bit-identical to the numpy one.  Bounds are checked after every layer; an
 input that would overflow raises instead of wrapping.
@@ -85,6 +87,11 @@ class _Numpy:
 
     @staticmethod
     def matmul(a, b):
+        # K * max|a| * max|b| bounds every partial sum; below 2**53 float64 (BLAS) is exact,
+        # whatever the summation order, so it is used for speed.  Otherwise integer matmul.
+        k = a.shape[-1]
+        if a.size and b.size and k * int(np.abs(a).max()) * int(np.abs(b).max()) < (1 << 53):
+            return np.rint(np.matmul(a.astype(np.float64), b.astype(np.float64))).astype(np.int64)
         return np.matmul(a, b)
 
     @staticmethod
