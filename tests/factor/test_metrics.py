@@ -1,12 +1,11 @@
 """Cipher-image mode and the image-encryption metrics on the classic test images.
 
-The key of each cipher image is the image security factor of a capture; the first
-factor here is a stand-in (SHA-256 of the pixels: it changes with any pixel, as
-the model's factor must) until issue 3's VAE/DCGAN factor lands.
+The key of each cipher image is the image security factor of a capture: the shipped
+VAE's first factor and a fresh second factor (fresh 16 random bytes) per seal, as a
+terminal makes them.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 
 from pyimgenc.factor import SecondFactor, image_security_factor
 from pyimgenc.factor.cipher_image import decrypt_image, encrypt_image
+from pyimgenc.factor.first import first_factor
 from pyimgenc.factor.metrics import correlation, entropy, histogram, npcr, uaci
 
 Image = pytest.importorskip("PIL.Image")
@@ -29,9 +29,9 @@ def load(name):
     return np.asarray(Image.open(p))
 
 
-def cipher(img, counter=1):
-    sf = SecondFactor("metrics", 1_700_000_000_000, counter, bytes(range(16)))
-    key = image_security_factor(hashlib.sha256(img.tobytes()).digest(), sf.splice())
+def cipher(img, counter=1, second=None):
+    sf = second or SecondFactor.new("metrics", counter, 1_700_000_000_000 + counter)
+    key = image_security_factor(first_factor(img, "vae"), sf.splice())
     return encrypt_image(img, key, bytes(12))
 
 
@@ -43,7 +43,7 @@ def test_cipher_images_meet_published_ranges(name, side):
     assert c1.shape == img.shape and len(tag) == 16
     img2 = img.copy()
     img2[side // 2, side // 2] ^= 1  # one pixel, one bit
-    c2, _ = cipher(img2)
+    c2, _ = cipher(img2, counter=2)
     n_lo, u_lo, u_hi = CRITICAL[side]
     assert npcr(c1, c2) > n_lo
     assert u_lo < uaci(c1, c2) < u_hi
@@ -81,3 +81,21 @@ def test_metric_definitions_on_small_cases():
         correlation(ramp, "sideways")
     with pytest.raises(TypeError):
         npcr(a.astype(np.int32), b)
+
+
+def test_attack_reusing_a_second_factor_makes_the_differential_test_fail():
+    """Why every seal needs a fresh second factor.  AES-GCM is a stream cipher: the cipher
+    image is pixels XOR keystream(key, nonce).  A one-pixel edit seldom moves the (coarse)
+    first factor, so with the same second factor and nonce the key repeats and the two
+    cipher images differ in one pixel only: NPCR ~ 0.0015%, and XOR of the two cipher
+    images reveals XOR of the plain images.  Terminals never do this (fresh random and
+    counter per seal, random nonce per envelope); the test shows what those buy."""
+    img = load("camera")[:256, :256]
+    img2 = img.copy()
+    img2[128, 128] ^= 1
+    assert first_factor(img, "vae") == first_factor(img2, "vae")
+    sf = SecondFactor.new("metrics", 1, 1_700_000_000_000)
+    c1, _ = cipher(img, second=sf)
+    c2, _ = cipher(img2, second=sf)
+    assert npcr(c1, c2) < 0.01
+    assert np.array_equal(c1 ^ c2, img ^ img2)
