@@ -117,7 +117,7 @@ def _plot_images(rows, out: Path) -> list[str]:
         for a in ax[i, :2]:
             a.axis("off")
     fig.tight_layout()
-    fig.savefig(out / "cipher_images.png", dpi=80)
+    fig.savefig(out / "cipher_images.png", dpi=50)  # noise does not compress: keep the file small
     plt.close(fig)
     files.append("cipher_images.png")
 
