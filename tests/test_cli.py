@@ -41,7 +41,10 @@ def test_factor_report_writes_tables_and_plots(tmp_path, capsys):
     assert cli.main(["factor", "report", "--data", str(DATA), "--out", str(tmp_path), "--quiet"]) == 0
     res = json.loads((tmp_path / "report.json").read_text())
     assert {r["side"] for r in res["cipher_images"]} == {256, 512}
-    assert all(r["npcr_ok"] and r["uaci_ok"] for r in res["cipher_images"])
+    # single rows are alpha = 0.05 tests (one in twenty fails for an ideal cipher); the rate must be ~95%
+    study = res["seal_study_256_grey"]
+    assert study["npcr_pass_rate"] >= 0.85 and study["uaci_pass_rate"] >= 0.85
+    assert sum(r["npcr_ok"] and r["uaci_ok"] for r in res["cipher_images"]) >= 5  # P(fewer) < 1e-4
     assert all(abs(r[f"corr_cipher_{d}"]) < 0.01 for r in res["cipher_images"] for d in "hvd")
     assert all(d["numpy_eq_torch"] for d in res["first_factor"])
     for p in res["plots"]:

@@ -5,9 +5,17 @@ Reproduce the shipped checkpoints (about 2 and 6 minutes on 2 CPU cores)::
     python -m pyimgenc.models.train vae --data ../shared/data --out pyimgenc/models/checkpoints/vae_olivetti64.npz
     python -m pyimgenc.models.train gan --data ../shared/data --out pyimgenc/models/checkpoints/dcgan_olivetti32.npz
 
+then ``python -m pyimgenc.factor.faces calibrate`` (face-matching projection and
+threshold, stored in the VAE checkpoint's metadata).
+
 Both train on subjects 0..29 of the 40 Olivetti people (images 0..9 each) and
 leave subjects 30..39 unseen, so face-matching error rates can be measured on
 people the model never saw (:mod:`pyimgenc.factor.faces`).
+
+The VAE models each pixel as a Bernoulli variable whose mean is the grey level
+in [0, 1] (cross-entropy against grey targets); ``--binarize`` trains on
+stochastically binarised pixels instead, the seed's binarisation — it loses
+most of a face's identity at 64x64, so the shipped checkpoint uses grey levels.
 
 The DCGAN needs the seed's noisy/clean pairs.  The dataset has one clean
 capture per pose, so the poor-quality partner of each clean face is made from
@@ -99,6 +107,8 @@ def train_vae(args) -> dict:
         total = 0.0
         for i in range(0, len(x), args.batch):
             xb = _augment(x[perm[i:i + args.batch]], gen)
+            if args.binarize:  # the seed's binarised data set: each pixel a Bernoulli draw of its grey level
+                xb = torch.bernoulli(xb, generator=gen)
             logits, mu, logvar = model(xb)
             # KL warm-up over the first fifth of training keeps the latent informative
             beta = min(1.0, (epoch + 1) / max(1, args.epochs // 5))
@@ -114,6 +124,7 @@ def train_vae(args) -> dict:
         final = float(elbo_loss(logits, x, mu, logvar))
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     meta = _meta("vae", args, digest, {"size": 64, "latent": args.latent, "base_channels": 32,
+                                       "binarized": bool(args.binarize),
                                        "final_neg_elbo_per_image": round(final, 2)})
     return {"weights": weights, "meta": meta}
 
@@ -169,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--latent", type=int, default=32, help="VAE latent dimension")
+    p.add_argument("--binarize", action="store_true",
+                   help="VAE: train on stochastically binarised pixels (the seed's binarisation) instead of "
+                        "grey levels as Bernoulli means (the shipped checkpoint uses grey levels)")
     p.add_argument("--l1", type=float, default=50.0, help="weight of the generator's L1 term")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
