@@ -1,0 +1,65 @@
+"""AvgPoolPolyCNN: the seed-001 classifier (average pooling, polynomial activation).
+
+System B (seed 001) evaluates a CNN on residues, so every layer must be a
+polynomial in its input: convolutions and dense layers with integer weights,
+average pooling (a sum times a rounded reciprocal), and a low-degree polynomial
+activation ``f(x) = c0 + c1 x + c2 x^2`` instead of ReLU (S1 of the seed).
+
+Architecture (28x28 MNIST, normalised with mean 0.1307 / std 0.3081):
+conv 1->16 @5x5 (valid) -> batch norm -> f -> avg-pool 2 -> dense 2304 -> 10.
+Batch norm is folded into the convolution before conversion to integers, and the
+activation's coefficients are learned.  One activation keeps the integer
+dynamic range (and with it the number of moduli) small.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+class PolyAct(nn.Module):
+    """f(x) = c0 + c1 x + c2 x^2 with learned coefficients."""
+
+    def __init__(self, c0: float = 0.0, c1: float = 0.5, c2: float = 0.1):
+        super().__init__()
+        self.coef = nn.Parameter(torch.tensor([c0, c1, c2]))
+
+    def forward(self, x):
+        return self.coef[0] + self.coef[1] * x + self.coef[2] * x * x
+
+
+class AvgPoolPolyCNN(nn.Module):
+    """The System B classifier; input (N, 1, 28, 28) normalised images, output 10 logits."""
+
+    def __init__(self, channels: int = 16, kernel: int = 5):
+        super().__init__()
+        self.channels, self.kernel = channels, kernel
+        side = (28 - kernel + 1) // 2
+        self.conv = nn.Conv2d(1, channels, kernel)
+        self.bn = nn.BatchNorm2d(channels)
+        self.act = PolyAct()
+        self.pool = nn.AvgPool2d(2)
+        self.fc = nn.Linear(channels * side * side, 10)
+
+    def forward(self, x):
+        h = self.pool(self.act(self.bn(self.conv(x))))
+        return self.fc(h.flatten(1))
+
+    def folded(self) -> dict:
+        """Float parameters with batch norm folded into the convolution (inference form)."""
+        with torch.no_grad():
+            s = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+            w = self.conv.weight * s[:, None, None, None]
+            b = (self.conv.bias - self.bn.running_mean) * s + self.bn.bias
+            return {"conv.weight": w.numpy().copy(), "conv.bias": b.numpy().copy(),
+                    "act.coef": self.act.coef.detach().numpy().copy(),
+                    "fc.weight": self.fc.weight.detach().numpy().copy(),
+                    "fc.bias": self.fc.bias.detach().numpy().copy()}
+
+
+def normalise(images_u8) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) normalised as in training."""
+    x = torch.as_tensor(images_u8, dtype=torch.float32) / 255.0
+    return ((x - MNIST_MEAN) / MNIST_STD)[:, None]
