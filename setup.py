@@ -75,6 +75,7 @@ setup(
     ],
     extras_require={
         "gpu": ["cupy-cuda12x>=13"],
+        "bench": ["pytest>=7", "pytest-benchmark>=4", "phe>=1.5", "tenseal>=0.3.14"],
         "test": [
             "pytest>=7",
             "pytest-benchmark>=4",

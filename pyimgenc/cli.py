@@ -10,6 +10,11 @@ Commands:
     factor report
            cipher-image metrics, face-matching error rates and first-factor
            determinism on the real test images, with plots
+    rns eval
+           System B: encrypted MNIST classification, checked against the
+           plaintext integer model (obfuscation, not encryption)
+    rns attacks
+           System B: recover MNIST images from ciphertexts, table per parameter set
 """
 from __future__ import annotations
 
@@ -64,6 +69,47 @@ def cmd_factor_report(args) -> int:
     # alpha = 0.05 tests: fail only when the pass rate is implausible for an ideal cipher
     ok = study.get("npcr_pass_rate", 1.0) >= 0.85 and study.get("uaci_pass_rate", 1.0) >= 0.85
     return 0 if ok else 1
+
+
+def cmd_rns_eval(args) -> int:
+    import numpy as np
+
+    from . import rns
+
+    data = np.load(_find_mnist(args.data))
+    x, y = data["x_test"][:args.n], data["y_test"][:args.n]
+    clf = rns.RNSClassifier.pretrained("mnist-avgpool", n_moduli=args.moduli, redundancy=args.redundancy,
+                                       hardened=args.hardened, engine=args.engine)
+    t = time.perf_counter()
+    got = clf.classify(x, progress=not args.quiet)
+    t_enc = time.perf_counter() - t
+    t = time.perf_counter()
+    ref = clf.reference_logits(x)
+    t_ref = time.perf_counter() - t
+    exact = int(sum(np.array_equal(a, b) for a, b in zip(got, ref)))
+    acc = float((np.argmax(clf.net.float_logits(got), 1) == y).mean())
+    print("System B is fast obfuscation, not semantically secure encryption (see `pyimgenc rns attacks`).")
+    print(f"{len(x)} MNIST test images, N={args.moduli} moduli x M={args.redundancy} positions"
+          f"{' (hardened)' if args.hardened else ''}, engine {clf.server.engine}")
+    print(f"  encrypted inference {1e3 * t_enc / len(x):.2f} ms/image | plaintext integer model (Python ints) "
+          f"{1e3 * t_ref / len(x):.2f} ms/image")
+    print(f"  decrypted logits equal to the plaintext integer model: {exact}/{len(x)}")
+    print(f"  accuracy {100 * acc:.2f}%")
+    return 0 if exact == len(x) else 1
+
+
+def cmd_rns_attacks(args) -> int:
+    import numpy as np
+
+    from .rns import attacks
+
+    data = np.load(_find_mnist(args.data))
+    rows = attacks.security_table(data["x_test"][:args.n], seed=args.seed, progress=not args.quiet)
+    print(attacks.markdown(rows))
+    if args.plot:
+        attacks.plot(data["x_test"][:6], args.plot, seed=args.seed)
+        print(f"wrote {args.plot}")
+    return 0
 
 
 def _find_mnist(path: str | None) -> Path:
@@ -181,6 +227,25 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--out", default="factor-report", help="output directory")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_factor_report)
+
+    p = sub.add_parser("rns", help="System B: modular-component CNN (fast obfuscation, not encryption)")
+    rsub = p.add_subparsers(dest="rns_command", metavar="COMMAND", required=True)
+    q = rsub.add_parser("eval", help="encrypted MNIST inference, checked against the integer model")
+    q.add_argument("--data", help="directory with mnist/mnist.npz (default: ../shared/data)")
+    q.add_argument("-n", type=int, default=1000, help="number of test images (default 1000)")
+    q.add_argument("--moduli", type=int, default=4, help="N (default 4)")
+    q.add_argument("--redundancy", type=int, default=4, help="M (default 4)")
+    q.add_argument("--hardened", action="store_true", help="fresh decoys, secret multipliers, PK kept")
+    q.add_argument("--engine", default="auto", choices=["auto", "numba", "torch"])
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_rns_eval)
+    q = rsub.add_parser("attacks", help="recover images from ciphertexts: a table per parameter set")
+    q.add_argument("--data", help="directory with mnist/mnist.npz (default: ../shared/data)")
+    q.add_argument("-n", type=int, default=100, help="number of test images (default 100)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--plot", help="also write a figure (PNG) of six digits and what the attacks recover")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_rns_attacks)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -74,3 +74,12 @@ def test_serve_verifier_answers_over_http(tmp_path):
         proc.terminate()
         proc.wait(timeout=10)
     assert (tmp_path / "v.db").is_file()
+
+
+@pytest.mark.skipif(not (DATA / "mnist" / "mnist.npz").is_file(), reason="real MNIST not found")
+def test_rns_eval_and_attacks(capsys):
+    assert cli.main(["rns", "eval", "--data", str(DATA), "-n", "40", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "not semantically secure" in out and "40/40" in out
+    assert cli.main(["rns", "attacks", "--data", str(DATA), "-n", "5", "--quiet"]) == 0
+    assert "| literal, N=4, M=4 | ratio | 100% of 5" in capsys.readouterr().out

@@ -248,3 +248,35 @@ def markdown(rows: list[dict]) -> str:
                        f"{r['median_correlation']:.3f} | {r['median_psnr_db']:.1f} dB | "
                        f"{1e3 * r['seconds_per_image']:.1f} ms |")
     return "\n".join(out)
+
+
+def plot(images: np.ndarray, path, seed: int = 0) -> None:
+    """Figure: originals, what the server receives, and what the attacks recover (literal and hardened)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .keys import encrypt, keygen, make_public_key
+    lit = keygen(4, 4, seed=seed)
+    hard = keygen(4, 16, seed=seed, hardened=True)
+    ct_l = encrypt(images, make_public_key(lit, seed + 1), lit.delta)
+    ct_h = encrypt(images, make_public_key(hard, seed + 1), hard.delta)
+    cols = [("original", images.astype(float)),
+            ("real component\n(literal, mod b_1)", ct_l[:, 0, 0, lit.positions[0]].astype(float)),
+            ("a decoy\n(literal)", ct_l[:, 0, 0, (lit.positions[0] + 1) % 4].astype(float)),
+            ("ratio attack\n(literal)", ratio_attack(ct_l, lit.moduli).images),
+            ("real component\n(hardened)", ct_h[:, 0, 0, hard.positions[0]].astype(float)),
+            ("ratio attack\n(hardened, M=16)", ratio_attack(ct_h, hard.moduli).images),
+            ("correlation attack\n(hardened)", correlation_attack(ct_h, hard.moduli).images)]
+    n = len(images)
+    fig, ax = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.6 * n + 0.6))
+    ax = np.atleast_2d(ax)
+    for j, (title, imgs) in enumerate(cols):
+        for i in range(n):
+            ax[i, j].imshow(imgs[i], cmap="gray")
+            ax[i, j].set_xticks([]), ax[i, j].set_yticks([])
+        ax[0, j].set_title(title, fontsize=8)
+    fig.suptitle("System B: what the server receives and what it recovers", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
