@@ -85,3 +85,28 @@ def clean_backend(monkeypatch):
     backend.set_backend(None)
     backend.set_cpu_path(None)
     backend.set_num_threads(None)
+
+
+# ---------------------------------------------------------------- real data shared by the suites
+SHARED_DATA = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _npz(rel: str, *keys: str):
+    import numpy as np
+    p = SHARED_DATA / rel
+    if not p.is_file():
+        pytest.skip(f"real data not found at {p}")
+    with np.load(p) as z:
+        return tuple(z[k] for k in keys)
+
+
+@pytest.fixture(scope="session")
+def olivetti():
+    """(images (400, 64, 64) uint8, subject (400,)) of the real Olivetti faces."""
+    return _npz("faces/olivetti.npz", "images", "subject")
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    """(x_test (10000, 28, 28) uint8, y_test) of the real MNIST."""
+    return _npz("mnist/mnist.npz", "x_test", "y_test")

@@ -22,12 +22,8 @@ def _photos():
 
 
 @pytest.fixture(scope="module")
-def faces():
-    p = DATA / "faces" / "olivetti.npz"
-    if not p.is_file():
-        pytest.skip(f"{p} not found")
-    with np.load(p) as z:
-        return z["images"], z["subject"]
+def faces(olivetti):
+    return olivetti
 
 
 @pytest.mark.parametrize("model", ["vae", "gan"])

@@ -20,12 +20,8 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
-def faces():
-    p = DATA / "faces" / "olivetti.npz"
-    if not p.is_file():
-        pytest.skip(f"{p} not found")
-    with np.load(p) as z:
-        return z["images"], z["subject"]
+def faces(olivetti):
+    return olivetti
 
 
 @pytest.fixture(scope="module")

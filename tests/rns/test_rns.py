@@ -3,7 +3,6 @@ key and range checks, CRT and rational reconstruction against references, and th
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,16 +12,11 @@ from hypothesis import strategies as st
 from pyimgenc import rns
 from pyimgenc.rns import attacks, keys
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    p = DATA / "mnist" / "mnist.npz"
-    if not p.is_file():
-        pytest.skip(f"{p} not found")
-    with np.load(p) as z:
-        return z["x_test"], z["y_test"]
+def mnist(mnist_test):
+    return mnist_test
 
 
 @pytest.fixture(scope="module")
