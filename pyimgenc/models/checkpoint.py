@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-SHIPPED = {"vae": "vae_olivetti64.npz", "gan": "dcgan_olivetti32.npz", "polycnn": "polycnn_mnist.npz"}
+SHIPPED = {"vae": "vae_olivetti64.npz", "gan": "dcgan_olivetti32.npz", "polycnn": "polycnn_mnist.npz", "icnn": "icnn_mnist.npz"}
 
 
 @dataclass(frozen=True)
