@@ -1,9 +1,10 @@
 """System A (seed 000): twin-server Paillier classification with the claim-2 ICNN.
 
-In progress (issue 5): the transport (:mod:`.channel`) is here; the primitives
-(SMP, SCVL, SMAP, SACT, SCT), the parties and ``SecureClassifier`` follow the design
-in ``docs/twinserver-protocol.md``.
+In progress (issue 5): the transport (:mod:`.channel`) and SMP (:mod:`.smp`, tensor and
+literal per-element paths, the key server S2) are here; SCVL, SMAP, SACT, SCT, the parties
+and ``SecureClassifier`` follow the design in ``docs/twinserver-protocol.md``.
 """
 from .channel import Channel, ChannelError, TcpChannel, in_process_pair
+from .smp import KeyServer, smp, smp_literal
 
-__all__ = ["Channel", "ChannelError", "TcpChannel", "in_process_pair"]
+__all__ = ["Channel", "ChannelError", "TcpChannel", "in_process_pair", "KeyServer", "smp", "smp_literal"]

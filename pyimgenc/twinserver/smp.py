@@ -1,0 +1,133 @@
+"""SMP, the seed's secure multiplication: S1 holds E(a), E(b) and obtains E(a*b); S2, which
+holds the secret key, sees only a + r_a and b + r_b with uniform masks.
+
+Steps (seed 000, SMP; element-wise over tensors):
+
+1. S1 draws ``r_a``, ``r_b`` uniform in ``(-n/2, n/2)`` and sends ``E(a + r_a)``,
+   ``E(b + r_b)`` (homomorphic additions) to S2.
+2. S2 decrypts ``a' = a + r_a``, ``b' = b + r_b`` (uniform: it learns nothing), computes
+   ``h = a' * b' mod n`` and returns a fresh ``E(h)``.
+3. S1 computes ``E(a*b) = E(h) * E(a)^(-r_b) * E(b)^(-r_a) * E(-r_a * r_b)``, since
+   ``(a + r_a)(b + r_b) = ab + a r_b + b r_a + r_a r_b (mod n)``.
+
+:func:`smp_literal` does this one element per round — the reference the seed
+describes; :func:`smp` does a whole tensor in one round (the same messages,
+batched).  Both give identical plaintexts (``tests/twinserver/test_smp.py``).
+The corrections use full-size exponents (uniform masks); the layer-level
+protocols avoid them (``docs/twinserver-protocol.md``).
+"""
+from __future__ import annotations
+
+import secrets
+import struct
+
+import numpy as np
+
+from ..paillier import EncryptedTensor
+from .channel import Channel, ChannelError
+
+SMP_REQUEST, SMP_REPLY, ERROR_REPLY = 1, 2, 255
+
+
+def _pack(*tensors: EncryptedTensor) -> bytes:
+    out = bytearray()
+    for t in tensors:
+        b = t.to_bytes()
+        out += struct.pack(">Q", len(b)) + b
+    return bytes(out)
+
+
+def _unpack(body: bytes, pk, count: int) -> list[EncryptedTensor]:
+    out, off = [], 0
+    for _ in range(count):
+        if off + 8 > len(body):
+            raise ValueError("message truncated")
+        (n,) = struct.unpack_from(">Q", body, off)
+        off += 8
+        if off + n > len(body):
+            raise ValueError("message truncated")
+        out.append(EncryptedTensor.from_bytes(body[off:off + n], pk))
+        off += n
+    if off != len(body):
+        raise ValueError(f"{len(body) - off} trailing bytes")
+    return out
+
+
+def uniform_masks(n: int, shape) -> np.ndarray:
+    """Object array of independent uniform integers in (-n/2, n/2)."""
+    half = n // 2
+    size = int(np.prod(shape, dtype=np.int64))
+    return np.array([secrets.randbelow(n - 1) - half + 1 for _ in range(size)], dtype=object).reshape(shape)
+
+
+class KeyServer:
+    """S2: holds the secret key, answers blinded requests.  ``serve`` runs until the peer closes."""
+
+    def __init__(self, secret_key):
+        self.sk = secret_key
+        self.pk = secret_key.public_key
+
+    def handle(self, mtype: int, body: bytes) -> tuple[int, bytes]:
+        if mtype == SMP_REQUEST:
+            a, b = _unpack(body, self.pk, 2)
+            if a.shape != b.shape:
+                raise ValueError(f"SMP operands have shapes {a.shape} and {b.shape}")
+            n = self.pk.n
+            h = (self.sk.decrypt(a).astype(object) * self.sk.decrypt(b).astype(object)) % n
+            h = np.where(h > n // 2, h - n, h)
+            return SMP_REPLY, _pack(self.pk.encrypt(h))
+        raise ValueError(f"unknown request type {mtype}")
+
+    def serve(self, ch: Channel) -> None:
+        """Answer requests on ``ch``; a bad request gets an error reply, a broken channel ends the loop."""
+        while True:
+            try:
+                mtype, msg_id, body = ch.recv()
+            except ChannelError:
+                return
+            try:
+                rtype, reply = self.handle(mtype, body)
+            except Exception as exc:  # never crash the key server on a bad request
+                rtype, reply = ERROR_REPLY, f"{type(exc).__name__}: {exc}".encode()
+            try:
+                ch.send(rtype, reply, msg_id=msg_id)
+            except ChannelError:
+                return
+
+
+def _call(ch: Channel, pk, mtype: int, body: bytes, reply: int, count: int) -> list[EncryptedTensor]:
+    msg_id = ch.send(mtype, body)
+    ch.stats.rounds += 1
+    rtype, _, data = ch.recv(expect_id=msg_id)
+    if rtype == ERROR_REPLY:
+        raise ChannelError("peer_error", data.decode(errors="replace"))
+    if rtype != reply:
+        raise ChannelError("unexpected_type", f"got {rtype}, expected {reply}")
+    try:
+        return _unpack(data, pk, count)
+    except ValueError as exc:
+        raise ChannelError("bad_reply", str(exc)) from None
+
+
+def smp(ch: Channel, a: EncryptedTensor, b: EncryptedTensor) -> EncryptedTensor:
+    """E(a*b) element-wise for same-shaped tensors, in one round with S2."""
+    if a.public_key != b.public_key:
+        raise ValueError("SMP operands are under different public keys")
+    if a.shape != b.shape:
+        raise ValueError(f"SMP operands must have the same shape, got {a.shape} and {b.shape}")
+    pk = a.public_key
+    ra, rb = uniform_masks(pk.n, a.shape), uniform_masks(pk.n, a.shape)
+    (h,) = _call(ch, pk, SMP_REQUEST, _pack(a + ra, b + rb), SMP_REPLY, 1)
+    cross = (ra * rb) % pk.n
+    cross = np.where(cross > pk.n // 2, cross - pk.n, cross)
+    return h - a * rb - b * ra - cross
+
+
+def smp_literal(ch: Channel, a: EncryptedTensor, b: EncryptedTensor) -> EncryptedTensor:
+    """The per-element reference: one SMP round per element."""
+    from ..paillier.tensor import concatenate
+    if a.shape != b.shape:
+        raise ValueError(f"SMP operands must have the same shape, got {a.shape} and {b.shape}")
+    fa, fb = a.reshape(-1), b.reshape(-1)
+    parts = [smp(ch, fa[i:i + 1], fb[i:i + 1]) for i in range(fa.size)]
+    return concatenate(parts, axis=0).reshape(a.shape) if parts else a.copy()
