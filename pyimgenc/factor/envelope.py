@@ -66,7 +66,8 @@ SCHEMES = {"hpke-x25519": 1, "rsa-oaep": 2}
 SCOPES = {"full": 1, "tag": 2}
 MIN_RSA_BITS = 3072  # ~128-bit, like X25519
 MAX_SIDE = 4096
-MAX_ENVELOPE_BYTES = 17 + 2 * (2 + 0xFFFF) + 12 + 4 + 4096 * 4096 * 3 + 16 + 64  # every field at its maximum
+# every field at its maximum: header 13 + S (2 + 65535) + K (2 + 65535) + nonce 12 + C 4 + ciphertext + signature 64
+MAX_ENVELOPE_BYTES = 13 + 2 * (2 + 0xFFFF) + 12 + 4 + 4096 * 4096 * 3 + 16 + 64
 _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 _ISF_SALT = b"pyimgenc/isf/v1"
 _ISF_INFO = b"image-security-factor"
@@ -148,10 +149,14 @@ def seal(image: np.ndarray, first_factor: bytes, second: SecondFactor,
     sec = second.splice()
     head = (MAGIC + bytes([VERSION, MODELS[model], SCHEMES[scheme], SCOPES[scope]])
             + struct.pack(">HHBH", h, w, c, len(sec)) + sec)
+    if len(first_factor) > 0xFFFF - 48:
+        raise ValueError(f"first factor of {len(first_factor)} bytes: the capsule must fit 65535 bytes")
     if scheme == "hpke-x25519":
         capsule = _SUITE.encrypt(first_factor, server_public_key, info=head)
     else:
         capsule = server_public_key.encrypt(first_factor, _oaep(head))
+    if len(capsule) > 0xFFFF:
+        raise ValueError(f"key capsule of {len(capsule)} bytes exceeds 65535")
     n = h * w * c
     nonce = os.urandom(12)
     aad = head + struct.pack(">H", len(capsule)) + capsule + nonce + struct.pack(">I", n + 16)
@@ -198,12 +203,13 @@ def parse_header(data: bytes) -> tuple[dict, _Reader]:
     """Structural parse without keys: ``({'model', 'shape', 'second', ...}, reader)``."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("envelope must be bytes")
-    if isinstance(data, memoryview):
-        data = data.cast("B") if data.ndim == 1 and data.format == "B" else memoryview(bytes(data))
+    if isinstance(data, memoryview) and data.nbytes > MAX_ENVELOPE_BYTES:
+        raise EnvelopeError("oversized", f"{data.nbytes} bytes")
     if len(data) > MAX_ENVELOPE_BYTES:
         raise EnvelopeError("oversized", f"{len(data)} bytes")
-    if isinstance(data, bytearray):
-        data = bytes(data)  # a snapshot: the caller may change a bytearray afterwards
+    if isinstance(data, bytearray) or (isinstance(data, memoryview) and (
+            not data.readonly or not data.c_contiguous or data.format != "B" or data.ndim != 1)):
+        data = bytes(data)  # a snapshot: the caller may change a writable buffer afterwards
     data = memoryview(data)  # slices below are views, not copies of the (large) ciphertext
     r = _Reader(data)
     if r.take(4, "magic") != MAGIC:
@@ -250,12 +256,15 @@ def parse_header(data: bytes) -> tuple[dict, _Reader]:
 
 
 def open_envelope(data: bytes, server_private_key,
-                  device_key_for: Callable[[str], Ed25519PublicKey | None]) -> Opened:
+                  device_key_for: Callable[[str], Ed25519PublicKey | None],
+                  after_signature: Callable[[SecondFactor], None] | None = None) -> Opened:
     """Check and decrypt an envelope.
 
     Order: structure, device registration, signature, key capsule, image tag.
     ``server_private_key`` is an X25519 or RSA private key, or a tuple of them (the
-    one matching the envelope's capsule scheme is used).
+    one matching the envelope's capsule scheme is used).  ``after_signature`` is called
+    with the (now authenticated) second factor before any decryption, so a caller can
+    refuse stale or replayed captures cheaply by raising.
 
     Raises:
         EnvelopeError: with ``reason`` in ``truncated, oversized, bad_magic,
@@ -270,6 +279,8 @@ def open_envelope(data: bytes, server_private_key,
         dev_key.verify(hdr["sig"], hdr["signed"])
     except InvalidSignature:
         raise EnvelopeError("bad_signature") from None
+    if after_signature is not None:
+        after_signature(hdr["second"])
     keys = server_private_key if isinstance(server_private_key, (tuple, list)) else (server_private_key,)
     want = X25519PrivateKey if hdr["scheme"] == "hpke-x25519" else RSAPrivateKey
     key = next((k for k in keys if isinstance(k, want)), None)

@@ -99,7 +99,8 @@ def _gan_fields(fx: np.ndarray, fy: np.ndarray, score: int) -> dict:
     traces = [int((g * g.T).sum()), int((g2o * go.T).sum()), int((g2o * g2o.T).sum())]  # tr G^2, G^3, G^4
     so = s.astype(object)
     h, w = s.shape
-    rows = [(int(v) + (w >> 1)) // w for v in so.sum(axis=1)]           # floor of rounded row means
+    # rounded row means, clipped to int8 (S = +128 on every entry of a row would give 128)
+    rows = [min(127, max(-128, (int(v) + (w >> 1)) // w)) for v in so.sum(axis=1)]
     hist = np.bincount(np.clip((s + 128) >> 4, 0, 15).ravel(), minlength=16)
     return {"rank": exact_rank(s), "frob2": int((so * so).sum()), "traces": traces,
             "rows": np.array(rows, dtype=np.int64), "hist": hist,

@@ -45,8 +45,9 @@ class SecondFactor:
             raise ValueError("device_info must be 1..255 UTF-8 bytes without NUL")
         for name in ("timestamp_ms", "counter"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**64:
-                raise ValueError(f"{name} must be an int in [0, 2**64)")
+            # 8 bytes on the wire, but below 2**63: the verifier stores them as SQLite INTEGER
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63:
+                raise ValueError(f"{name} must be an int in [0, 2**63)")
         if not isinstance(self.random, (bytes, bytearray)) or len(self.random) != RANDOM_BYTES:
             raise ValueError(f"random must be {RANDOM_BYTES} bytes")
         if self.sign_version != SIGN_VERSION_ED25519:

@@ -16,8 +16,10 @@ Endpoints (JSON answers, ``Content-Type: application/json``):
 
 Requests run on threads (:class:`http.server.ThreadingHTTPServer`); the counters
 are safe under concurrency because the verifier advances them in one SQLite
-transaction.  A body must arrive within ``timeout_s``; an exception inside a
-handler answers 500 ``internal_error`` and the server keeps serving.
+transaction.  A whole body must arrive within ``timeout_s`` (a deadline, not a
+per-read timeout: a client trickling bytes gets 408); at most ``max_concurrent``
+verifications run at once (503 ``busy`` beyond); an exception inside a handler
+answers 500 ``internal_error`` and the server keeps serving.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import hmac
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,7 +42,10 @@ from .verifier import VerificationError, Verifier
 log = logging.getLogger("pyimgenc.verifier")
 
 
-def _handler(verifier: Verifier, max_body: int, admin_token: str | None, timeout_s: float):
+def _handler(verifier: Verifier, max_body: int, admin_token: str | None, timeout_s: float,
+             max_concurrent: int):
+    slots = threading.BoundedSemaphore(max_concurrent)
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "pyimgenc-verifier/1"
         timeout = timeout_s
@@ -74,12 +80,23 @@ def _handler(verifier: Verifier, max_body: int, admin_token: str | None, timeout
                 self.close_connection = True
                 self._deny(413, "oversized", f"{n} bytes > {max_body}")
                 return None
+            deadline = time.monotonic() + timeout_s  # for the whole body, not per read
+            data = bytearray()
             try:
-                data = self.rfile.read(n)
+                while len(data) < n:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    self.connection.settimeout(left)
+                    chunk = self.rfile.read1(min(n - len(data), 1 << 20))
+                    if not chunk:
+                        break
+                    data += chunk
             except TimeoutError:
                 self.close_connection = True
                 self._deny(408, "timeout", f"body not received within {timeout_s:g} s")
                 return None
+            data = bytes(data)
             if len(data) != n:
                 self._deny(400, "truncated", f"body ended after {len(data)} of {n} bytes")
                 return None
@@ -101,15 +118,22 @@ def _handler(verifier: Verifier, max_body: int, admin_token: str | None, timeout
         def do_POST(self):
             try:
                 if self.path == "/v1/verify":
-                    data = self._body()
-                    if data is None:
+                    if not slots.acquire(blocking=False):  # bounded memory and threads under load
+                        self.close_connection = True
+                        self._deny(503, "busy", f"{max_concurrent} requests in progress; retry")
                         return
                     try:
-                        out = verifier.open(data)
-                    except VerificationError as exc:
-                        self._deny(403, exc.reason, str(exc))
-                        return
-                    self._send(200, {"approved": True, "record": out.record})
+                        data = self._body()
+                        if data is None:
+                            return
+                        try:
+                            out = verifier.open(data)
+                        except VerificationError as exc:
+                            self._deny(403, exc.reason, str(exc))
+                            return
+                        self._send(200, {"approved": True, "record": out.record})
+                    finally:
+                        slots.release()
                 elif self.path == "/v1/devices":
                     self._register()
                 else:
@@ -140,9 +164,14 @@ def _handler(verifier: Verifier, max_body: int, admin_token: str | None, timeout
 
 def make_server(verifier: Verifier, host: str = "127.0.0.1", port: int = 8080, *,
                 max_body: int = MAX_ENVELOPE_BYTES, admin_token: str | None = None,
-                timeout_s: float = 30.0) -> ThreadingHTTPServer:
-    """An HTTP server for ``verifier`` (port 0 picks a free one: ``server.server_address``)."""
-    srv = ThreadingHTTPServer((host, port), _handler(verifier, max_body, admin_token, timeout_s))
+                timeout_s: float = 30.0, max_concurrent: int = 8) -> ThreadingHTTPServer:
+    """An HTTP server for ``verifier`` (port 0 picks a free one: ``server.server_address``).
+
+    ``timeout_s`` bounds the whole body's arrival; at most ``max_concurrent`` verifications
+    run at once (more get 503 ``busy``), which bounds memory to about
+    ``max_concurrent * max_body``.
+    """
+    srv = ThreadingHTTPServer((host, port), _handler(verifier, max_body, admin_token, timeout_s, max_concurrent))
     srv.daemon_threads = True
     return srv
 

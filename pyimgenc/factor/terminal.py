@@ -97,7 +97,10 @@ class Terminal:
         raw = self._key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                                       serialization.NoEncryption())
         tmp = self._state.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"device_id": self.device_id, "counter": self.counter, "key": raw.hex()}))
+        with open(tmp, "w") as f:
+            f.write(json.dumps({"device_id": self.device_id, "counter": self.counter, "key": raw.hex()}))
+            f.flush()
+            os.fsync(f.fileno())   # on disk before it replaces the old state (power loss too)
         os.replace(tmp, self._state)  # atomic: a crash never rolls the counter back
 
     def seal(self, image: np.ndarray) -> bytes:

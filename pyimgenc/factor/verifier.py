@@ -4,9 +4,10 @@
 keys) and each device's last accepted counter in SQLite, so that replays stay
 rejected across restarts and concurrent requests (the counter advances with a
 single conditional UPDATE inside an immediate transaction).  `open` runs, in
-order: the envelope's own checks (structure, registration, signature, key
-capsule, image tag — :mod:`.envelope`), the timestamp window, the first
-factor recomputed from the decrypted image and compared within the stated
+order: the envelope's structure, device registration and signature
+(:mod:`.envelope`); then, before any decryption, the timestamp window and a
+read of the device's counter (a replay is refused without decrypting); the key
+capsule and image tag; the first factor recomputed from the decrypted image and compared within the stated
 tolerance (:func:`pyimgenc.factor.first.compare`; a callable can replace it),
 the registered face of the device's account when there is one, and only then
 advances the counter and writes the deduction record in one transaction, so a
@@ -105,6 +106,9 @@ class Verifier:
         self._lock = threading.Lock()
         with self._db() as db:
             db.executescript(_SCHEMA)  # adds tables a database from an older version lacks
+            cols = {r[1] for r in db.execute("PRAGMA table_info(server)")}
+            if "rsa_private" not in cols:  # databases from before the RSA-OAEP option
+                db.execute("ALTER TABLE server ADD COLUMN rsa_private BLOB")
             row = db.execute("SELECT x25519_private, rsa_private FROM server WHERE id = 1").fetchone()
         if row is None:
             raise ValueError(f"{self.db_path} holds no server key")
@@ -211,14 +215,20 @@ class Verifier:
                 ``unknown_device``, ...) or ``stale_timestamp``, ``first_factor_error``,
                 ``first_factor_mismatch``, ``face_mismatch``, ``replayed_counter``.
         """
+        def fresh(sf) -> None:  # after the signature, before any decryption or model work
+            skew = abs(self._clock() - sf.timestamp_ms / 1000.0)
+            if skew > self.window_s:
+                raise VerificationError("stale_timestamp", f"capture is {skew:.0f} s from the server clock")
+            last = self.last_counter(sf.device_info)
+            if last is not None and sf.counter <= last:  # early refusal; the UPDATE below decides
+                raise VerificationError("replayed_counter", f"counter {sf.counter} is not above the last accepted one")
+
         try:
-            opened = open_envelope(envelope, (self._key, self._rsa) if self._rsa else self._key, self._device_key)
+            opened = open_envelope(envelope, (self._key, self._rsa) if self._rsa else self._key, self._device_key,
+                                   after_signature=fresh)
         except EnvelopeError as exc:
             raise VerificationError(exc.reason, str(exc)) from None
         sf = opened.second
-        skew = abs(self._clock() - sf.timestamp_ms / 1000.0)
-        if skew > self.window_s:
-            raise VerificationError("stale_timestamp", f"capture is {skew:.0f} s from the server clock")
         try:
             verdict = self._check(opened.image, opened.first_factor, opened.model)
         except Exception as exc:  # a model failure must not pass as a match

@@ -18,7 +18,7 @@ byte now and then), so the factor's forward pass runs in fixed point:
 Integer sums do not depend on their order, so the result is identical under any
 BLAS, thread count or device.  (Matrix products run through float64 BLAS when
 ``K * max|a| * max|b| < 2**53``, which makes every partial sum an exactly
-representable integer; otherwise numpy's int64 product.)  The ``torch`` engine computes the same integers
+representable integer; otherwise numpy's int64 product below 2**63, else OverflowError.)  The ``torch`` engine computes the same integers
 in float64 (every partial sum stays below 2**53, checked), which makes a CUDA
 run bit-identical to the numpy one.  Bounds are checked after every layer; an
 input that would overflow raises instead of wrapping.
@@ -56,6 +56,12 @@ def sigmoid_table() -> np.ndarray:
     return out
 
 
+def _product_bound(a, b) -> int:
+    if not (a.size and b.size):
+        return 0
+    return a.shape[-1] * int(np.abs(a).max()) * int(np.abs(b).max())
+
+
 class _Numpy:
     """int64 engine."""
 
@@ -88,11 +94,13 @@ class _Numpy:
     @staticmethod
     def matmul(a, b):
         # K * max|a| * max|b| bounds every partial sum; below 2**53 float64 (BLAS) is exact,
-        # whatever the summation order, so it is used for speed.  Otherwise integer matmul.
-        k = a.shape[-1]
-        if a.size and b.size and k * int(np.abs(a).max()) * int(np.abs(b).max()) < (1 << 53):
+        # whatever the summation order, so it is used for speed; below 2**63 int64 is.
+        bound = _product_bound(a, b)
+        if bound < (1 << 53):
             return np.rint(np.matmul(a.astype(np.float64), b.astype(np.float64))).astype(np.int64)
-        return np.matmul(a, b)
+        if bound < (1 << 63):
+            return np.matmul(a, b)
+        raise OverflowError(f"matrix product could reach 2^{np.log2(float(bound)):.1f} (int64 limit 2^63)")
 
     @staticmethod
     def maximum0(x):
@@ -144,6 +152,10 @@ class _Torch:
         return self.torch.stack(xs, dim=axis)
 
     def matmul(self, a, b):
+        bound = a.shape[-1] * self.absmax(a) * self.absmax(b)
+        if bound >= 1 << 53:  # float64 would round a partial sum
+            raise OverflowError(f"matrix product could reach 2^{np.log2(float(bound)):.1f}; the torch "
+                                "engine is exact only below 2^53 (use engine='numpy')")
         return self.torch.matmul(a, b)
 
     def maximum0(self, x):
@@ -231,6 +243,8 @@ class QNet:
         return self.xp.shift(self._check(acc, what), FW)
 
     def leaky(self, x):
+        if self.xp.absmax(x) * LEAK_Q >= _LIMIT:
+            raise OverflowError("leaky ReLU: |x| * slope would exceed 2^52")
         return self.xp.where(x >= 0, x, self.xp.shift(x * LEAK_Q, 16))
 
     def sigmoid(self, x):
@@ -319,6 +333,8 @@ class QGAN(QNet):
         """x (N, 1, size, size) in [-1, 1] at FA bits -> derivative image (N, 1, size, size) at FA bits."""
         xp, b = self.xp, self.size // 4
         h = xp.maximum0(self.dense(x.reshape(x.shape[0], -1), self.fc, None, "generator dense"))
+        if self.xp.absmax(h) * self.xp.absmax(self.bn_a) >= _LIMIT:
+            raise OverflowError("batch norm: |h| * |a| would exceed 2^52")
         h = self.leaky(xp.shift(self._check(h * self.bn_a + self.bn_c, "batch norm"), FW))
         h = h.reshape(h.shape[0], self.base, b, b)
         h = xp.maximum0(self.deconv(h, self.dec[0], None, 1, 2, 0, "generator deconv 0"))

@@ -3,8 +3,8 @@
 All four work from what the server receives; none needs the secret key.
 
 1. :func:`pk_attack` — the literal scheme sends ``PK`` (the encryption of 1.0) with
-   the ciphertext.  Its real entry is ``a * Delta`` (< 2**16), its decoys are uniform
-   in ``[1, b_p)``: the smallest entry of each row gives the position and the scale, and
+   the ciphertext.  Its real entry is ``a * Delta`` (a multiple of 256 below 2**16), its
+   decoys are uniform in ``[1, b_p)``: that entry gives the position and the scale, and
    ``CT * (a Delta)^-1 mod b_p`` is ``PT`` itself.
 2. :func:`ratio_attack` — every pixel's ciphertext is one vector scaled by the pixel,
    so ``CT_i / CT_j mod b_p = PT_i / PT_j`` in every component built that way.  Rational
@@ -191,7 +191,11 @@ def pk_attack(ct: np.ndarray, pk_residues: np.ndarray, moduli, truth: np.ndarray
     n, c, nm, m, h, w = ct.shape
     p = 0
     b = int(moduli[p])
-    k = int(np.argmin(pk_residues[p]))
+    # the real entry is a * Delta exactly (a < 256, Delta = 256 < b / 2^8): a multiple of 256 below
+    # 2^16; decoys are uniform, so they rarely are (fall back to the smallest entry)
+    row = pk_residues[p].astype(np.int64)
+    cand = np.nonzero((row % 256 == 0) & (row < 1 << 16))[0]
+    k = int(cand[0]) if cand.size else int(np.argmin(row))
     scale = int(pk_residues[p, k])
     inv = int(gmpy2.invert(scale, b))
     pt = ct[:, 0, p, k] * inv % b

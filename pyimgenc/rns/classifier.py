@@ -36,8 +36,14 @@ class Server:
         n, c, nm, m, h, w = ct.shape
         if nm != ek.n or m != ek.redundancy:
             raise ValueError(f"ciphertext has {nm} moduli x {m} positions, the key {ek.n} x {ek.redundancy}")
-        if ct.min() < 0 or np.any(ct >= np.array(ek.moduli, dtype=np.int64)[None, None, :, None, None, None]):
+        if ct.size and (ct.min() < 0 or np.any(ct >= np.array(ek.moduli, dtype=np.int64)[None, None, :, None, None, None])):
             raise ValueError("ciphertext residues out of range for their moduli")
+        k = self.net.kernel
+        ho, wo = h - k + 1, w - k + 1
+        if (c != self.net.conv_w.shape[1] or ho < 2 or wo < 2 or ho % 2 or wo % 2
+                or len(self.net.conv_w) * (ho // 2) * (wo // 2) != self.net.fc_w.shape[1]):
+            raise ValueError(f"ciphertext images are {c}x{h}x{w}; the network takes "
+                             f"{self.net.conv_w.shape[1]} channel(s) of 28x28")
         plan = self._plans.get(ek)
         if plan is None:
             plan = self._plans[ek] = self.net.plan(ek)       # alignment constants, once per key (S5)

@@ -30,7 +30,8 @@ _EXACT = 1 << 53
 
 
 def _check_exact(k: int, wmax: int, bmax: int, what: str) -> None:
-    if k * wmax * bmax >= _EXACT:
+    # the product's partial sums, plus the (reduced) bias added before the modular reduction
+    if k * wmax * bmax + bmax >= _EXACT:
         raise OverflowError(f"{what}: K * max|w| * max(b) = 2^{np.log2(float(k * wmax * bmax)):.1f} >= 2^53; "
                             "float64 would not be exact (use smaller moduli or the numba engine)")
 
@@ -142,8 +143,12 @@ def _numba_kernels():
 
 def evaluate_numba(net: IntegerCNN, plan: Plan, sub: np.ndarray, pidx: np.ndarray) -> np.ndarray:
     """The same as :func:`evaluate_torch` in int64 loops (Numba, parallel over sub-images)."""
-    if int(np.abs(net.conv_w).max()) >= 1 << 13 or int(np.abs(net.fc_w).max()) >= 1 << 13:
-        raise OverflowError("numba engine: |weights| must stay below 2^13 for int64 accumulation")
+    bmax = int(plan.moduli.max())
+    k_conv = int(np.prod(net.conv_w.shape[1:]))
+    for k, wmax in ((k_conv, int(np.abs(net.conv_w).max())), (net.fc_w.shape[1], int(np.abs(net.fc_w).max()))):
+        if k * wmax * bmax + bmax >= 1 << 63 or bmax >= 1 << 31:
+            raise OverflowError("numba engine: accumulators could exceed int64 (K * max|w| * max(b) >= 2^63, "
+                                "or a modulus >= 2^31)")
     conv_poly_pool, dense = _numba_kernels()
     h = conv_poly_pool(np.ascontiguousarray(sub, dtype=np.int64), net.conv_w, plan.moduli, plan.conv_b,
                        plan.c2, plan.c1, plan.c0, plan.pool, pidx.astype(np.int64))

@@ -45,15 +45,30 @@ DEFAULT_M = 2           # redundant positions per modulus (1 real + M-1 decoys);
 
 def random_primes(n: int, bits: int, rng: np.random.Generator) -> tuple[int, ...]:
     """``n`` distinct primes in ``[2**(bits-1), 2**bits)``."""
-    if not 8 <= bits <= 31:
-        raise ValueError(f"modulus bits must be in 8..31 (residue products must fit int64), got {bits}")
+    if not 9 <= bits <= 31:
+        raise ValueError(f"modulus bits must be in 9..31 (residue products must fit int64, and the "
+                         f"amplification a < 256 must be coprime to every modulus), got {bits}")
     out: set[int] = set()
-    while len(out) < n:
+    for _ in range(64 * n + 256):
         start = int(rng.integers(1 << (bits - 1), 1 << bits))
         p = int(gmpy2.next_prime(start))
         if p < (1 << bits):
             out.add(p)
-    return tuple(sorted(out))
+        if len(out) == n:
+            return tuple(sorted(out))
+    have = sum(1 for _ in _primes_between(1 << (bits - 1), 1 << bits, n + 1))
+    if have < n:
+        raise ValueError(f"only {have} primes have {bits} bits; {n} moduli need larger bits")
+    raise RuntimeError(f"could not draw {n} distinct {bits}-bit primes")  # pragma: no cover
+
+
+def _primes_between(lo: int, hi: int, limit: int):
+    p = int(gmpy2.next_prime(lo - 1))
+    count = 0
+    while p < hi and count < limit:
+        yield p
+        count += 1
+        p = int(gmpy2.next_prime(p))
 
 
 @dataclass(frozen=True)
@@ -130,8 +145,8 @@ def keygen(n_moduli: int = DEFAULT_N, redundancy: int = DEFAULT_M, *, delta: int
         raise ValueError(f"n_moduli must be >= 1, got {n_moduli}")
     if redundancy < 1:
         raise ValueError(f"redundancy M must be >= 1, got {redundancy}")
-    if delta < 2:
-        raise ValueError(f"delta must be >= 2, got {delta}")
+    if delta < 4 or delta % 4:
+        raise ValueError(f"delta must be a positive multiple of 4 (exact 2x2 average pooling), got {delta}")
     rng = np.random.default_rng(seed)
     moduli = random_primes(n_moduli, bits, rng)
     positions = tuple(int(v) for v in rng.integers(0, redundancy, n_moduli))

@@ -61,6 +61,8 @@ class IntegerCNN:
         if ckpt.kind != "polycnn":
             raise ValueError(f"IntegerCNN needs a polycnn checkpoint, got kind {ckpt.kind!r}")
         w = ckpt.weights
+        if delta < 4 or delta % 4:
+            raise ValueError(f"delta must be a positive multiple of 4 (exact 2x2 average pooling), got {delta}")
         self.checkpoint, self.delta = ckpt, int(delta)
         self.conv_w = _q(w["conv.weight"], delta)              # (O, C, k, k)
         self.conv_b = _q(w["conv.bias"], delta)

@@ -200,3 +200,28 @@ def test_attack_the_key_holder_can_swap_pixels_under_a_tag_scope_signature(faces
         else:
             with pytest.raises(EnvelopeError, match="bad_signature"):
                 open_envelope(bytes(forged), srv, _lookup(dev))
+
+
+def test_review_fixes_counter_range_buffers_and_capsule_size(faces, keys):
+    srv, dev = keys
+    with pytest.raises(ValueError, match="2\\*\\*63"):
+        SecondFactor.new("dev-1", 2**63, 1)
+    env, _ = _seal(faces[3][:8, :8], keys)
+    buf = bytearray(env)
+    view = memoryview(buf)
+    out = open_envelope(view, srv, _lookup(dev))          # a writable view is snapshotted
+    assert np.array_equal(out.image, faces[3][:8, :8])
+    with pytest.raises(EnvelopeError):
+        open_envelope(memoryview(env)[::2], srv, _lookup(dev))  # non-contiguous: refused, not TypeError
+    sf = SecondFactor.new("dev-1", 1, 1)
+    with pytest.raises(ValueError, match="capsule"):
+        seal(faces[3][:8, :8], bytes(65500), sf, srv.public_key(), dev)
+
+
+def test_gan_row_means_are_clipped_to_int8():
+    from pyimgenc.factor import first
+    f = np.arange(1, 64 * 16 * 16 + 1, dtype=np.int64).reshape(64, 16, 16)
+    fields = first._gan_fields(f, 2 * f, 0)
+    assert max(fields["rows"]) == 127
+    _, _, back = first.parse(first._pack("gan", bytes(8), fields))
+    assert np.array_equal(back["rows"], fields["rows"])

@@ -143,7 +143,7 @@ def test_concurrent_requests_accept_each_counter_once(service):
     accepted = sorted(c for r, c in results if r == "ok")
     # counters must strictly increase, so arrival order decides which survive; none twice
     assert len(accepted) == len(set(accepted)) >= 1
-    assert all(r in ("ok", "replayed_counter") for r, _ in results)
+    assert all(r in ("ok", "replayed_counter", "busy") for r, _ in results)  # busy: over max_concurrent
     assert srv.last_counter("dev-1") == max(accepted) and len(srv.records()) == len(accepted)
 
 
@@ -159,3 +159,26 @@ def test_terminal_retries_through_the_client(service):
     dead = VerifierClient("http://127.0.0.1:1", timeout_s=1)
     with pytest.raises(ConnectionError, match="unreachable"):
         dead.verify(b"x")
+
+
+def test_a_trickling_client_gets_408_within_the_deadline(service):
+    import time
+    srv, url, addr = service          # the fixture's server has timeout_s = 1
+    s = socket.create_connection(addr, timeout=10)
+    s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+    t0 = time.monotonic()
+    got = b""
+    try:
+        for _ in range(20):           # one byte every 0.3 s: each read is quick, the whole is not
+            s.sendall(b"x")
+            time.sleep(0.3)
+    except OSError:
+        pass                          # the server closed the connection
+    s.settimeout(5)
+    try:
+        while chunk := s.recv(4096):
+            got += chunk
+    except OSError:
+        pass
+    s.close()
+    assert b" 408 " in got.split(b"\r\n")[0] and time.monotonic() - t0 < 8

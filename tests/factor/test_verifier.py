@@ -134,3 +134,22 @@ def test_create_refuses_existing_and_open_refuses_missing(tmp_path):
     srv = Verifier(tmp_path / "x.sqlite", check)
     with pytest.raises(TypeError):
         srv.register_device("d", X25519PrivateKey.generate().public_key())
+
+
+def test_database_from_before_the_rsa_option_is_migrated(tmp_path):
+    import sqlite3
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE server (id INTEGER PRIMARY KEY CHECK (id = 1), x25519_private BLOB NOT NULL);"
+                     "CREATE TABLE devices (device_id TEXT PRIMARY KEY, ed25519_public BLOB NOT NULL, "
+                     "last_counter INTEGER NOT NULL DEFAULT -1);")
+    raw = X25519PrivateKey.generate().private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                                    serialization.NoEncryption())
+    db.execute("INSERT INTO server (id, x25519_private) VALUES (1, ?)", (raw,))
+    db.commit()
+    db.close()
+    v = Verifier(path, check)
+    assert v.rsa_public_key is None and v.last_counter("nobody") is None

@@ -85,7 +85,7 @@ def test_deconv_matches_torch_float64(n, c, o, h, k, s, seed):
 def test_overflow_is_an_error_not_a_wrap():
     x = np.full((1, 1, 4, 4), 2**40, dtype=np.int64)
     w = np.full((1, 1, 3, 3), 2**20, dtype=np.int64)
-    with pytest.raises(OverflowError, match="accumulator"):
+    with pytest.raises(OverflowError, match="2\\^"):
         _engine().conv(x, w, None, 1, 1, "huge")
 
 
@@ -166,3 +166,16 @@ def test_resize_whole_block_path_equals_integral_image_path(kh, kw, size, seed):
     s = ii[r1][:, c1] - ii[r0][:, c1] - ii[r1][:, c0] + ii[r0][:, c0]
     area = (r1 - r0)[:, None] * (c1 - c0)[None, :]
     assert np.array_equal(P.resize_box(g, size), ((2 * s + area) // (2 * area)).astype(np.uint8))
+
+
+def test_engines_refuse_products_they_cannot_hold_exactly():
+    eng = _engine()
+    a, w = np.array([[2**39 + 1, -(2**39)]], dtype=np.int64), np.array([[18431, 18431]], dtype=np.int64)
+    assert eng.dense(a, w, None, "t")[0, 0] == (18431 + 2048) >> 12        # exact via int64
+    t = qnn.QNet(checkpoint.Checkpoint({}, {"kind": "x"}, b"\0" * 32), engine="torch:cpu")
+    with pytest.raises(OverflowError, match="2\\^53"):
+        t.dense(t.xp.asarray(a), t.xp.asarray(w), None, "t")
+    with pytest.raises(OverflowError, match="int64"):
+        eng.dense(np.array([[2**40, 0]], dtype=np.int64), np.array([[2**24, 0]], dtype=np.int64), None, "t")
+    with pytest.raises(OverflowError, match="leaky"):
+        eng.leaky(np.array([-(2**40)], dtype=np.int64))

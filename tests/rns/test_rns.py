@@ -155,3 +155,20 @@ def test_hardening_stops_the_locators_but_not_the_ratio_attack(mnist):
     # reported, not hidden: the scheme stays broken
     assert attacks.ratio_attack(ct, sk.moduli, x).success_rate == 1.0
     assert attacks.evaluation_key_attack(ct, sk.eval_key, x).success_rate == 1.0
+
+
+def test_review_fixes_shapes_primes_delta(net):
+    srv = rns.Server(net, engine="numba")
+    sk = keys.keygen(4, 2, seed=1)
+    for side in (27, 32):   # numba kernels would index out of bounds on these
+        x = np.zeros((2, side, side), np.uint8)
+        with pytest.raises(ValueError, match="28x28"):
+            srv.evaluate(keys.encrypt(x, keys.make_public_key(sk, 1), sk.delta), sk.eval_key)
+    with pytest.raises(ValueError, match="only 43 primes"):   # there are 43 primes of 9 bits
+        keys.keygen(44, 1, bits=9)
+    with pytest.raises(ValueError, match="9..31"):
+        keys.keygen(4, 1, bits=8)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        keys.keygen(4, 1, delta=2)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        rns.IntegerCNN(delta=6)
