@@ -26,7 +26,7 @@ import numpy as np
 from ..paillier import EncryptedTensor
 from .channel import Channel, ChannelError
 
-SMP_REQUEST, SMP_REPLY, ERROR_REPLY = 1, 2, 255
+SMP_REQUEST, SMP_REPLY, SACT_REQUEST, SACT_REPLY, ERROR_REPLY = 1, 2, 3, 4, 255
 
 
 def _pack(*tensors: EncryptedTensor) -> bytes:
@@ -76,6 +76,15 @@ class KeyServer:
             h = (self.sk.decrypt(a).astype(object) * self.sk.decrypt(b).astype(object)) % n
             h = np.where(h > n // 2, h - n, h)
             return SMP_REPLY, _pack(self.pk.encrypt(h))
+        if mtype == SACT_REQUEST:  # see sact.py: y = sigma (alpha x + beta), z = x + r
+            y, z = _unpack(body, self.pk, 2)
+            if y.shape != z.shape:
+                raise ValueError(f"SACT operands have shapes {y.shape} and {z.shape}")
+            t = (self.sk.decrypt(y).astype(object) >= 0).astype(np.int64)
+            n = self.pk.n
+            zt = (self.sk.decrypt(z).astype(object) * t) % n
+            zt = np.where(zt > n // 2, zt - n, zt)
+            return SACT_REPLY, _pack(self.pk.encrypt(t), self.pk.encrypt(zt))
         raise ValueError(f"unknown request type {mtype}")
 
     def serve(self, ch: Channel) -> None:
