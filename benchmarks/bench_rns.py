@@ -140,14 +140,8 @@ def test_plain_int_rns(benchmark, clf, mnist, n):
 @pytest.mark.parametrize("n", [1, 64])
 def test_plain_float(benchmark, mnist, n):
     from pyimgenc.models import checkpoint
-    from pyimgenc.models.polycnn import AvgPoolPolyCNN
-    w = checkpoint.load("polycnn").weights
-    m = AvgPoolPolyCNN()
-    m.bn = torch.nn.Identity()
-    with torch.no_grad():
-        for name, v in w.items():
-            dict(m.named_parameters())[name].copy_(torch.from_numpy(v))
-    m.eval()
+    from pyimgenc.models.polycnn import from_folded
+    m = from_folded(checkpoint.load("polycnn").weights)
     x = mnist[2][:n]
 
     def run():

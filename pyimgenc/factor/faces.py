@@ -17,7 +17,6 @@ face-recognition embedding behind the same interface.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +26,10 @@ from ..models.preprocess import model_input
 FIT_SUBJECTS, VALIDATION_SUBJECTS, TEST_SUBJECTS = (0, 19), (20, 29), (30, 39)
 
 
-@lru_cache(maxsize=1)
 def _vae():
-    from ..models import checkpoint, qnn
-    return qnn.QVAE(checkpoint.load("vae"))
+    """The shipped integer VAE, the same (cached) instance the first factor uses."""
+    from .first import _model
+    return _model("vae", "numpy", None)[1]
 
 
 def embed(images) -> np.ndarray:
@@ -146,7 +145,8 @@ def calibrate(data_dir: str | Path, checkpoint_path: str | Path) -> dict:
                 face_threshold=round(float(t), 6), face_lda={"reg": reg, "dim": k, "validation_eer": round(err, 4)},
                 face_subjects={"fit": FIT_SUBJECTS, "validation": VALIDATION_SUBJECTS, "test": TEST_SUBJECTS})
     checkpoint.save(checkpoint_path, ck.weights, meta)
-    _vae.cache_clear()
+    from .first import _model
+    _model.cache_clear()
     return {"threshold": t, "reg": reg, "dim": k, "validation_eer": err}
 
 

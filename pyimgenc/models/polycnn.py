@@ -59,6 +59,17 @@ class AvgPoolPolyCNN(nn.Module):
                     "fc.bias": self.fc.bias.detach().numpy().copy()}
 
 
+def from_folded(weights: dict) -> AvgPoolPolyCNN:
+    """The inference model (batch norm as identity) from :meth:`AvgPoolPolyCNN.folded` weights."""
+    m = AvgPoolPolyCNN()
+    m.bn = nn.Identity()
+    with torch.no_grad():
+        params = dict(m.named_parameters())
+        for name, v in weights.items():
+            params[name].copy_(torch.as_tensor(v))
+    return m.eval()
+
+
 def normalise(images_u8) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float (N, 1, 28, 28) normalised as in training."""
     x = torch.as_tensor(images_u8, dtype=torch.float32) / 255.0

@@ -53,17 +53,10 @@ def test_all_mnist_test_images_exact_and_accurate(mnist, net):
 def test_integer_model_tracks_the_float_model(mnist, net):
     import torch
 
-    from pyimgenc.models.polycnn import AvgPoolPolyCNN, normalise
+    from pyimgenc.models.polycnn import from_folded, normalise
     x = mnist[0][:200]
-    m = AvgPoolPolyCNN()
-    w = net.checkpoint.weights
-    with torch.no_grad():  # the folded parameters, batch norm as identity
-        m.conv.weight.copy_(torch.from_numpy(w["conv.weight"]))
-        m.conv.bias.copy_(torch.from_numpy(w["conv.bias"]))
-        m.act.coef.copy_(torch.from_numpy(w["act.coef"]))
-        m.fc.weight.copy_(torch.from_numpy(w["fc.weight"]))
-        m.fc.bias.copy_(torch.from_numpy(w["fc.bias"]))
-        m.bn = torch.nn.Identity()
+    m = from_folded(net.checkpoint.weights)  # the folded parameters, batch norm as identity
+    with torch.no_grad():
         f = m(normalise(x)).numpy()
     q = net.float_logits(net.reference(x))
     assert np.abs(q - f).max() < 0.05 * np.abs(f).max()
