@@ -116,6 +116,19 @@ class IntegerICNN:
         self.w = {n: np.rint(sd[f"{n}.weight"] * 2 ** fw).astype(np.int64) for n in CONV_ORDER + ["fc"]}
         self.bf = {n: sd[f"{n}.bias"] for n in CONV_ORDER + ["fc"]}   # float biases, scaled per layer
 
+    def input_scales(self) -> dict:
+        """Scale bits of each layer's input (public: fixed by the architecture and ``fw``, ``fx``)."""
+        fw, fx = self.fw, self.fx
+        s1 = fx + 2 * fw                 # block 1 input scale
+        s2 = s1 + 2 * fw                 # block 2 input scale (after alignment)
+        s3 = s2 + 2 * fw                 # head input scale
+        return dict(stem7=fx, stem3=fx + fw, b1_1=s1, b1_3r=s1, b1_3=s1 + fw, b1_5r=s1, b1_5=s1 + fw,
+                    b2_1=s2, b2_3=s2, b2_5r=s2, b2_5=s2 + fw, fc=s3)
+
+    def int_bias(self, name: str) -> np.ndarray:
+        """Layer ``name``'s integer bias at its accumulated scale (object array of Python ints)."""
+        return self._b(name, self.input_scales()[name] + self.fw)
+
     def _b(self, name: str, scale_bits: int) -> np.ndarray:
         return np.array([int(v) for v in np.rint(self.bf[name] * 2.0 ** scale_bits)], dtype=object)
 
@@ -167,12 +180,7 @@ def quantised_float_model(integer: IntegerICNN) -> ICNN:
     integer model uses, which depends only on the layer's depth.
     """
     m = ICNN(**integer.widths).double().eval()
-    depth_bits = {"stem7": integer.fx, "stem3": integer.fx + integer.fw}
-    s1 = integer.fx + 2 * integer.fw                # block 1 input scale
-    s2 = s1 + 2 * integer.fw                        # block 2 input scale (after alignment)
-    s3 = s2 + 2 * integer.fw                        # head input scale
-    depth_bits.update(b1_1=s1, b1_3r=s1, b1_3=s1 + integer.fw, b1_5r=s1, b1_5=s1 + integer.fw,
-                      b2_1=s2, b2_3=s2, b2_5r=s2, b2_5=s2 + integer.fw, fc=s3)
+    depth_bits = integer.input_scales()
     with torch.no_grad():
         for name in CONV_ORDER + ["fc"]:
             layer = getattr(m, name)

@@ -1,0 +1,124 @@
+"""``SecureClassifier``: the four parties of System A wired together.
+
+In process (the default) S2 serves on a thread over an in-process :class:`Channel`;
+:meth:`SecureClassifier.connect` uses TCP servers started with ``pyimgenc serve s1|s2``
+instead.  ``classify`` equals ``reference_logits`` exactly (tests; benchmark).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from ..models import checkpoint
+from ..models.icnn import ICNN, IntegerICNN
+from ..paillier import DEFAULT_KEY_BITS, keygen
+from .channel import in_process_pair
+from .owner import DataOwner, User
+from .s1 import ComputeServer
+from .s2 import TwinKeyServer, new_session_id
+
+PRETRAINED = {"mnist-icnn": "icnn"}
+
+
+def load_integer_model(name: str = "mnist-icnn") -> IntegerICNN:
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained model {name!r} (available: {', '.join(PRETRAINED)})")
+    ck = checkpoint.load(PRETRAINED[name])
+    m = ICNN(**ck.meta["widths"]).eval()
+    m.load_state_dict({k: torch.from_numpy(v) for k, v in ck.weights.items()})
+    return IntegerICNN(m)
+
+
+def check_images(images) -> np.ndarray:
+    """uint8 (N, 28, 28) (a single (28, 28) image is promoted); anything else is refused."""
+    if isinstance(images, torch.Tensor):
+        images = images.numpy()
+    if not isinstance(images, np.ndarray):
+        raise TypeError(f"images must be a numpy uint8 array, got {type(images).__name__}")
+    if images.dtype != np.uint8:
+        raise TypeError(f"images must be uint8 grey levels 0..255, got dtype {images.dtype}")
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.shape[0] == 0:
+        raise ValueError(f"images must have shape (N, 28, 28) with N >= 1, got {images.shape}")
+    return np.ascontiguousarray(images)
+
+
+@dataclass
+class Timing:
+    """Per-call figures of the last :meth:`SecureClassifier.classify`."""
+    offline_s: float = 0.0
+    online_s: float = 0.0
+    bytes_offline: int = 0
+    bytes_online: int = 0
+    rounds_offline: int = 0
+    rounds_online: int = 0
+    s2: dict = field(default_factory=dict)
+
+
+class SecureClassifier:
+    """Data owner, user, S1 and S2 of seed 000 in one object (in-process channel)."""
+
+    def __init__(self, model: IntegerICNN, key_bits: int = DEFAULT_KEY_BITS, *, insecure: bool = False):
+        self.model = model
+        self.public_key, sk = keygen(key_bits, insecure=insecure)      # S2 makes the key
+        s1_share, s2_share = DataOwner(model).outsource(self.public_key)
+        self.plan = s1_share.plan
+        self.s1 = ComputeServer(s1_share)
+        self.s2 = TwinKeyServer(sk, s2_share)
+        self.user = User(self.public_key, self.plan, model.encode)
+        self._public = SimpleNamespace(fw=self.plan["fw"])            # all S1 needs of the architecture
+        self._ch, s2_end = in_process_pair()
+        self._thread = threading.Thread(target=self.s2.serve, args=(s2_end,), daemon=True)
+        self._thread.start()
+        self.last = Timing()
+
+    @classmethod
+    def pretrained(cls, name: str = "mnist-icnn", key_bits: int = DEFAULT_KEY_BITS, **kw) -> "SecureClassifier":
+        """The shipped ICNN (``pyimgenc.models`` checkpoint ``icnn``), outsourced to fresh servers."""
+        return cls(load_integer_model(name), key_bits, **kw)
+
+    def reference_logits(self, images) -> np.ndarray:
+        """The plaintext integer model's logits (object array of Python ints, shape (N, 10))."""
+        return self.model.logits(check_images(images))[0]
+
+    def classify(self, images, batch: int = 1) -> np.ndarray:
+        """Logits (N, 10) computed by S1 and S2 under encryption; equal to :meth:`reference_logits`."""
+        images = check_images(images)
+        out = []
+        t = Timing()
+        for i in range(0, len(images), batch):
+            out.append(self._classify_batch(images[i:i + batch], t))
+        self.last = t
+        return np.concatenate(out, axis=0)
+
+    def _classify_batch(self, images: np.ndarray, t: Timing) -> np.ndarray:
+        ch = self._ch
+        sid = new_session_id()
+        b0, r0 = ch.stats.bytes_sent + ch.stats.bytes_received, ch.stats.rounds
+        tape = self.s1.offline(ch, self._public, len(images), sid)
+        b1, r1 = ch.stats.bytes_sent + ch.stats.bytes_received, ch.stats.rounds
+        t.offline_s += tape.seconds
+        t0 = time.perf_counter()
+        ct = self.user.encrypt(images)                      # user -> S1
+        mask = self.s1.online(ch, self._public, tape, ct)   # S1 <-> S2; S1 -> user: masks
+        blinded = self.s2.end(sid)                          # S2 -> user: logits + masks
+        if blinded is None:
+            raise RuntimeError("S2 holds no result for this session")
+        logits = User.recover(blinded.reshape(mask.shape), mask)
+        t.online_s += time.perf_counter() - t0
+        b2, r2 = ch.stats.bytes_sent + ch.stats.bytes_received, ch.stats.rounds
+        t.bytes_offline += b1 - b0 + ct.size * 0
+        t.bytes_online += b2 - b1 + len(ct.to_bytes())
+        t.rounds_offline += r1 - r0
+        t.rounds_online += r2 - r1
+        t.s2 = dict(self.s2.stats)
+        return logits
+
+    def close(self) -> None:
+        self._ch.close()

@@ -1,0 +1,316 @@
+"""S1, the compute server: runs the ICNN over blinded tensors with S2.
+
+A tensor ``x`` in flight is *blinded*: S2 holds ``z = x + r`` in plaintext, S1 holds the
+mask ``r`` (drawn by S1, 40 bits wider than x's public bound) and only ciphertexts under
+S2's key.  Linear steps are local where they can be (slice, concat, shifts, sums);
+SCVL/SCT, SACT (ReLU) and SMAP (max via ReLU of differences) are the protocols below.
+Everything that does not depend on the image — every mask, every multiplier and sign
+flip, the cross term ``conv(R, Wb)`` (homomorphic, from ``E(Wb)``), S2's encryption
+randomness — is computed in :meth:`ComputeServer.offline` and kept on a one-time
+:class:`Tape`; :meth:`ComputeServer.online` spends it.
+
+SCVL on ``X`` (S2: X' = X + R), weights ``W = Wb - Wa``, bias ``b = bb - ba``::
+
+    online   S2 -> S1  E(cols_k(X')) packed by position, E(A) with A = conv(X', Wb) + bb + Q
+             S1 -> S2  E(A) * prod_k E(cols_k)^(-Wa[o,k]) * E(C)       (one multiexp per layer)
+                       = E(Y + R'),  C = conv(R, Wa) - ba + M2 + R'
+    offline  S1 -> S2  E(conv(R, Wb) + M2) packed by output channel; S2 keeps Q = -(...)
+
+SACT on ``y`` (S2: z = y + r), per element sigma in {+-1}, alpha in [2^39, 2^40), 0 <= beta < alpha::
+
+    S2 -> S1  E(z_j 2^(w s_j))                        (s_j the slot of j)
+    S1 -> S2  prod_j E(z_j 2^(w s_j))^(sigma_j alpha_j) * E(sum_j 2^(w s_j)(-sigma_j alpha_j r_j + sigma_j beta_j + 2^(w-1)))
+              S2 reads t'_j = [sigma_j (alpha_j y_j + beta_j) >= 0]
+    S2 -> S1  E(t'_j 2^(w s_j)), E(t'_j z_j 2^(w s_j))
+    S1 -> S2  E(sum_j 2^(w s_j) (relu(y_j) + m_j))   via t = f + (1 - 2f) t', f = [sigma = -1]
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..math import mulmod
+from ..models.icnn import IntegerICNN
+from ..paillier import EncryptedTensor
+from . import wire
+from .channel import Channel, ChannelError
+from .graph import STAT_BITS, conv_exact, icnn_forward, slots_for
+from .owner import S1Share, uniform_range
+from .s2 import FAST_REPLY, FAST_REQUEST
+from .smp import ERROR_REPLY
+
+
+@dataclass
+class Blinded:
+    """S1's view of a tensor in flight: its name at S2, its mask, public bounds."""
+    name: str
+    mask: np.ndarray
+    vb: int
+    mb: int
+
+
+@dataclass
+class Tape:
+    """One image batch's offline material; spent once by :meth:`ComputeServer.online`."""
+    sid: str
+    n_images: int
+    entries: list = field(default_factory=list)
+    s2_encryptions: int = 0
+    spent: bool = False
+    seconds: float = 0.0
+
+
+def _rand_signed_bits(lo_bits: int, hi_bits: int, size: int) -> list[int]:
+    lo, span = 1 << lo_bits, (1 << hi_bits) - (1 << lo_bits)
+    return [lo + secrets.randbelow(span) for _ in range(size)]
+
+
+class _Ops:
+    """The graph operations of :func:`icnn_forward` on :class:`Blinded` tensors."""
+
+    def __init__(self, server: "ComputeServer", ch: Channel | None, tape: Tape, phase: str):
+        self.srv, self.share, self.pk = server, server.share, server.share.public_key
+        self.ch, self.tape, self.phase = ch, tape, phase
+        self.plan = self.share.plan
+        self.count = 0
+        self.pre: list = []
+        self.step = 0
+
+    # -------------------------------------------------------------- plumbing
+    def _name(self) -> str:
+        self.count += 1
+        return f"t{self.count}"
+
+    def _entry(self, make):
+        """Offline: record ``make()``; online: return the recorded entry (same order)."""
+        if self.phase == "offline":
+            e = make()
+            self.tape.entries.append(e)
+            return e
+        e = self.tape.entries[self.step]
+        self.step += 1
+        return e
+
+    def request(self, op: str, meta: dict, tensors=()) -> list[EncryptedTensor]:
+        meta = dict(meta, op=op, sid=self.tape.sid)
+        if self.pre:
+            meta["pre"], self.pre = self.pre, []
+        return self.srv.call(self.ch, meta, tensors)
+
+    def _local(self, ins) -> None:
+        if self.phase == "online":     # offline, S2 holds no tensors: masks only
+            self.pre.append(ins)
+
+    def shape(self, h: Blinded):
+        return h.mask.shape
+
+    # -------------------------------------------------------------- local steps
+    def slice(self, h, axis, start, stop, step):
+        sl = [slice(None)] * h.mask.ndim
+        sl[axis] = slice(start, stop, step)
+        out = self._name()
+        self._local(["slice", h.name, out, axis, start, stop, step])
+        return Blinded(out, h.mask[tuple(sl)], h.vb, h.mb)
+
+    def concat(self, hs, axis, shifts=None):
+        shifts = shifts or [0] * len(hs)
+        out = self._name()
+        self._local(["concat", [h.name for h in hs], out, axis, list(shifts)])
+        mask = np.concatenate([h.mask * (1 << s) if s else h.mask for h, s in zip(hs, shifts)], axis=axis)
+        return Blinded(out, mask, max(h.vb + s for h, s in zip(hs, shifts)),
+                       max(h.mb + s for h, s in zip(hs, shifts)))
+
+    def _local2(self, kind, a, b, mask, vb, mb):
+        out = self._name()
+        self._local([kind, a.name, b.name, out])
+        return Blinded(out, mask, vb, mb)
+
+    def max2(self, a, b):
+        """SMAP's step: max(a, b) = b + relu(a - b)."""
+        vd = max(a.vb, b.vb) + 1
+        d = self._local2("sub", a, b, a.mask - b.mask, vd, max(a.mb, b.mb) + 1)
+        r = self.relu(d)
+        return self._local2("add", b, r, b.mask + r.mask, max(a.vb, b.vb), max(b.mb, r.mb) + 1)
+
+    # -------------------------------------------------------------- input / output
+    def load(self, shape, ct: EncryptedTensor | None):
+        vb = self.plan["input_vb"]
+        width = self.plan["input_width"]
+        s = slots_for(width, self.pk.bits)
+        size = int(np.prod(shape))
+
+        def make():
+            r = np.array(_rand_signed_bits(vb, vb + STAT_BITS, size), dtype=object).reshape(shape)
+            return dict(r=r, packed=wire.pack(r.ravel(), width, s))
+        e = self._entry(make)
+        out = self._name()
+        if self.phase == "online":
+            g = -(-size // s)
+            if ct.shape != (g,):
+                raise ValueError(f"the encrypted image must be {g} packed ciphertexts for {shape}, got {ct.shape}")
+            c = wire.mul_plain(self.pk, ct.limbs.reshape(g, -1), e["packed"])
+            self.request("load", dict(dst=out, shape=list(shape), width=width), [EncryptedTensor(self.pk, c)])
+        return Blinded(out, e["r"], vb, vb + STAT_BITS)
+
+    def result(self, h: Blinded) -> np.ndarray:
+        if self.phase == "online":
+            self.request("result", dict(src=h.name))
+        return h.mask.reshape(h.mask.shape[0], -1)
+
+    # -------------------------------------------------------------- SCVL / SCT
+    def conv(self, name, h, pad):
+        lay = self.plan["layers"][name]
+        width = lay["width"]
+        s = slots_for(width, self.pk.bits)
+        wa = self.share.wa[name]
+        o, c, k, _ = wa.shape
+        rx = h.mask.reshape(h.mask.shape[0], -1, 1, 1) if name == "fc" else h.mask
+        n, _, hh, ww = rx.shape
+        p = n * hh * ww
+        g = -(-p // s)
+        t = c * k * k
+
+        def make():
+            vb = lay["vb"]
+            r_out = np.array(_rand_signed_bits(vb, vb + STAT_BITS, n * o * hh * ww), dtype=object)
+            r_out = r_out.reshape(n, o, hh, ww)
+            m2 = self.srv.qterm(self, name, rx, pad)                       # (N, O, H, W)
+            corr = conv_exact(rx, wa, pad) - self.share.ba[name][None, :, None, None] + m2 + r_out
+            corr = corr.transpose(1, 0, 2, 3).reshape(o, p)
+            self.tape.s2_encryptions += (t + o) * g
+            return dict(r=r_out, corr=[v for row in corr for v in wire.pack(row, width, s)])
+        e = self._entry(make)
+        out = self._name()
+        if self.phase == "online":
+            cols, a = self.request("lin1", dict(layer=name, src=h.name, pad=pad, width=width))
+            if cols.shape != (t, g) or a.shape != (o, g):
+                raise ChannelError("bad_reply", f"lin1 for {name}: unexpected shapes {cols.shape}, {a.shape}")
+            idx = (np.arange(t)[None, None, :] * g + np.arange(g)[None, :, None]).repeat(o, 0).reshape(o * g, t)
+            exps = np.repeat(-wa.reshape(o, t).astype(np.int64), g, axis=0)
+            from ..paillier.linalg import combine
+            y = combine(self.pk, cols.limbs.reshape(t * g, -1), idx, exps)
+            y = mulmod(y, a.limbs.reshape(o * g, -1), self.pk.nsquare_modulus)
+            y = wire.mul_plain(self.pk, y, e["corr"])
+            self.request("lin2", dict(dst=out, shape=[n, o, hh, ww], width=width),
+                         [EncryptedTensor(self.pk, y.reshape(o, g, -1))])
+        return Blinded(out, e["r"], lay["vb"], lay["vb"] + STAT_BITS)
+
+    # -------------------------------------------------------------- SACT
+    def relu(self, h):
+        vb = h.vb
+        width = vb + STAT_BITS + 3
+        s = slots_for(width, self.pk.bits)
+        shape = h.mask.shape
+        size = h.mask.size
+        g = -(-size // s)
+
+        def make():
+            r = [int(v) for v in h.mask.ravel()]
+            sigma = [1 if b else -1 for b in (secrets.randbits(1) for _ in range(size))]
+            alpha = _rand_signed_bits(STAT_BITS - 1, STAT_BITS, size)
+            beta = [secrets.randbelow(a) for a in alpha]
+            m = [secrets.randbits(vb + STAT_BITS) for _ in range(size)]
+            f = [1 if sg < 0 else 0 for sg in sigma]
+            a1 = [sg * a for sg, a in zip(sigma, alpha)]
+            half = 1 << (width - 1)
+            self.tape.s2_encryptions += 3 * size
+            return dict(m=np.array(m, dtype=object).reshape(shape), a1=a1,
+                        plain_sign=wire.pack([-x * ri + sg * b + half for x, ri, sg, b in zip(a1, r, sigma, beta)],
+                                             width, s),
+                        f=f, ot=[(2 * fi - 1) * ri for fi, ri in zip(f, r)],
+                        plain_v=wire.pack([mi - fi * ri for mi, fi, ri in zip(m, f, r)], width, s))
+        e = self._entry(make)
+        out = self._name()
+        if self.phase == "online":
+            (ez,) = self.request("relu1", dict(src=h.name, width=width))
+            if ez.shape != (size,):
+                raise ChannelError("bad_reply", f"relu1: expected {size} ciphertexts, got {ez.shape}")
+            gidx = wire.group_index(size, s)
+            a1 = np.array(e["a1"] + [0] * (g * s - size), dtype=object).reshape(g, s)
+            sign = wire.mexp(self.pk, ez.limbs, gidx, a1)
+            sign = wire.mul_plain(self.pk, sign, e["plain_sign"])
+            et, etz = self.request("relu2", dict(src=h.name, width=width),
+                                   [EncryptedTensor(self.pk, sign)])
+            if et.shape != (size,) or etz.shape != (size,):
+                raise ChannelError("bad_reply", "relu2: unexpected reply shapes")
+            bases = np.concatenate([ez.limbs, etz.limbs, et.limbs])
+            pad = [0] * (g * s - size)
+            f = np.array(e["f"] + pad, dtype=object).reshape(g, s)
+            ot = np.array(e["ot"] + pad, dtype=object).reshape(g, s)
+            idx = np.concatenate([gidx, np.where(gidx < 0, -1, gidx + size), np.where(gidx < 0, -1, gidx + 2 * size)],
+                                 axis=1)
+            v = wire.mexp(self.pk, bases, idx, np.concatenate([f, 1 - 2 * f, ot], axis=1))
+            v = wire.mul_plain(self.pk, v, e["plain_v"])
+            self.request("relu3", dict(dst=out, shape=list(shape), width=width), [EncryptedTensor(self.pk, v)])
+        return Blinded(out, e["m"], vb, vb + STAT_BITS)
+
+
+class ComputeServer:
+    """S1.  ``offline`` prepares a one-time :class:`Tape`; ``online`` classifies with it."""
+
+    def __init__(self, share: S1Share, model_shape: IntegerICNN | None = None):
+        self.share = share
+        self.pk = share.public_key
+        self._graph_model = model_shape
+
+    def call(self, ch: Channel, meta: dict, tensors=()) -> list[EncryptedTensor]:
+        msg_id = ch.send(FAST_REQUEST, wire.encode(meta, tensors))
+        ch.stats.rounds += 1
+        rtype, _, data = ch.recv(expect_id=msg_id)
+        if rtype == ERROR_REPLY:
+            raise ChannelError("peer_error", f"S2 refused {meta.get('op')}: " + data.decode(errors="replace"))
+        if rtype != FAST_REPLY:
+            raise ChannelError("unexpected_type", f"got {rtype}, expected {FAST_REPLY}")
+        try:
+            _, tensors = wire.decode(data, self.pk)
+        except ValueError as exc:
+            raise ChannelError("bad_reply", str(exc)) from None
+        return tensors
+
+    def qterm(self, ops: _Ops, name: str, rx: np.ndarray, pad: int) -> np.ndarray:
+        """Offline cross term: S2 learns conv(R, Wb) + M2 (blinded); S1 returns M2 as (N, O, H, W)."""
+        lay = self.share.plan["layers"][name]
+        qw = lay["q_width"]
+        s2 = slots_for(qw, self.pk.bits)
+        wbp = self.share.wbp[name]                       # (T, G2)
+        t, g2 = wbp.shape
+        n, c, hh, ww = rx.shape
+        k = int(round((t // c) ** 0.5))
+        o = self.share.wa[name].shape[0]
+        xp = np.zeros((n, c, hh + 2 * pad, ww + 2 * pad), dtype=object)
+        xp[:, :, pad:pad + hh, pad:pad + ww] = rx
+        cols = np.stack([xp[:, ci, i:i + hh, j:j + ww].ravel() for ci in range(c) for i in range(k)
+                         for j in range(k)], axis=1)     # (P, T)
+        p = cols.shape[0]
+        idx = (np.arange(t)[None, None, :] * g2 + np.arange(g2)[None, :, None]).repeat(p, 0).reshape(p * g2, t)
+        exps = np.repeat(cols, g2, axis=0)
+        q_bits = qw - STAT_BITS - 1
+        m2 = np.array(_rand_signed_bits(q_bits, q_bits + STAT_BITS, p * o), dtype=object).reshape(p, o)
+        y = wire.mexp(self.pk, wbp.limbs.reshape(t * g2, -1), idx, exps)
+        y = wire.mul_plain(self.pk, y, [v for row in m2 for v in wire.pack(row, qw, s2)])
+        ops.request("qterm", dict(layer=name, shape=[n, o, hh, ww], width=qw),
+                    [EncryptedTensor(self.pk, y.reshape(p, g2, -1))])
+        return m2.reshape(n, hh, ww, o).transpose(0, 3, 1, 2)
+
+    def offline(self, ch: Channel, model: IntegerICNN, n_images: int, sid: str) -> Tape:
+        t0 = time.perf_counter()
+        tape = Tape(sid, n_images)
+        ops = _Ops(self, ch, tape, "offline")
+        icnn_forward(ops, model, ops.load((n_images, 1, 28, 28), None))
+        self.call(ch, dict(op="prepare", sid=sid, count=tape.s2_encryptions))
+        tape.seconds = time.perf_counter() - t0
+        return tape
+
+    def online(self, ch: Channel, model: IntegerICNN, tape: Tape, ct: EncryptedTensor) -> np.ndarray:
+        """Run the classification; returns S1's half of the result (the logits' masks) for the user."""
+        if tape.spent:
+            raise ValueError("this offline tape was already used (masks are one-time)")
+        if ct.public_key != self.pk:
+            raise ValueError("the encrypted image is under a different public key than the servers'")
+        tape.spent = True
+        ops = _Ops(self, ch, tape, "online")
+        logits = icnn_forward(ops, model, ops.load((tape.n_images, 1, 28, 28), ct))
+        return ops.result(logits)

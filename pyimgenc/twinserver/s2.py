@@ -1,0 +1,339 @@
+"""S2, the key server of the fast protocol.
+
+S2 keeps, per session, named tensors of **blinded** plaintexts ``z = x + r`` (the mask
+``r`` is S1's) and answers the operations of :mod:`.s1`:
+
+=========  ===================================================  ====================================
+op         S2 receives                                          S2 returns
+=========  ===================================================  ====================================
+prepare    a count                                              — (precomputes encryption randomness)
+qterm      E(conv(R, Wb) + M2), packed by output channel         — (stores Q = -(conv(R, Wb) + M2))
+load       E(d + R) packed (the user's image, re-masked by S1)  —
+lin1       the name of X' = X + R                               E(cols of X'), E(conv(X', Wb) + bb + Q)
+lin2       E(Y + R'), packed by position                        — (stores Y + R')
+relu1      the name of z                                        E(z_j * 2**(w*slot_j)) per element
+relu2      E(sigma (alpha y + beta) + 2**(w-1)) packed          E(t'_j * 2**..), E(t'_j z_j * 2**..)
+relu3      E(relu(y) + m) packed                                — (stores relu(y) + m)
+result     the name of the logits' blinded tensor               — (keeps it for the user)
+fetch      (user) the session id                                v + r (hex)
+=========  ===================================================  ====================================
+
+Local steps (slice, concat with shifts, add, sub, free) ride in a request's ``pre`` list.
+Every decrypted value S2 sees is blinded by a mask of S1 (or is a sign-flipped,
+multiplied comparison value); see ``docs/twinserver-protocol.md``.
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+import numpy as np
+
+from ..math import mulmod
+from ..paillier import EncryptedTensor
+from . import wire
+from .channel import Channel, ChannelError
+from .graph import conv_exact, slots_for
+from .owner import S2Share
+from .smp import ERROR_REPLY, KeyServer
+
+FAST_REQUEST, FAST_REPLY = 10, 11
+MAX_SESSIONS = 64
+MAX_ELEMENTS = 1 << 22
+
+
+class ProtocolError(ValueError):
+    """A request that does not fit the session (unknown name, wrong shape, bad parameter)."""
+
+
+class TwinKeyServer(KeyServer):
+    """S2: the secret key, S2's model share, and per-session blinded tensors.
+
+    Also answers the literal SMP/SACT requests of :mod:`.smp` (the reference paths).
+    """
+
+    def __init__(self, secret_key, share: S2Share | None = None):
+        super().__init__(secret_key)
+        self.share = share
+        self.sessions: dict[str, dict] = {}
+        self._lock = threading.Lock()
+        self._pool = np.zeros((0, self.pk.ct_limbs), dtype=np.uint64)
+        self.stats = dict(encryptions=0, pool_misses=0, decryptions=0)
+
+    # ------------------------------------------------------------------ plumbing
+    def handle(self, mtype: int, body: bytes) -> tuple[int, bytes]:
+        if mtype != FAST_REQUEST:
+            return super().handle(mtype, body)
+        meta, tensors = wire.decode(body, self.pk)
+        op = meta.get("op")
+        fn = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
+        if fn is None:
+            raise ProtocolError(f"unknown operation {op!r}")
+        sid = meta.get("sid")
+        if not isinstance(sid, str) or not 8 <= len(sid) <= 64:
+            raise ProtocolError("missing or malformed session id")
+        if op == "fetch":
+            return FAST_REPLY, wire.encode(*fn(sid, meta, tensors))
+        if self.share is None:
+            raise ProtocolError("this key server has no model share loaded")
+        with self._lock:
+            sess = self.sessions.get(sid)
+            if sess is None:
+                if len(self.sessions) >= MAX_SESSIONS:
+                    raise ProtocolError("too many open sessions")
+                sess = self.sessions[sid] = {"t": {}, "q": {}, "result": None, "done": threading.Event(),
+                                             "t0": time.monotonic()}
+        for ins in meta.get("pre", []):
+            self._local(sess, ins)
+        return FAST_REPLY, wire.encode(*fn(sess, meta, tensors))
+
+    def _decrypt(self, ct: EncryptedTensor) -> list[int]:
+        self.stats["decryptions"] += ct.size
+        return self.sk.raw_decrypt(ct)
+
+    def _encrypt(self, values) -> EncryptedTensor:
+        """Encrypt with randomness from the precomputed pool (fresh randomness if it runs dry)."""
+        m = wire.signed_mod(values, self.pk.n)
+        c = self.pk._encode(m)
+        k = len(m)
+        self.stats["encryptions"] += k
+        take = min(k, len(self._pool))
+        obf = self._pool[:take]
+        self._pool = self._pool[take:]
+        if take < k:
+            self.stats["pool_misses"] += k - take
+            obf = np.concatenate([obf, self.pk._obfuscators(k - take)])
+        return EncryptedTensor(self.pk, mulmod(c, obf, self.pk.nsquare_modulus)) if k else \
+            EncryptedTensor(self.pk, c)
+
+    @staticmethod
+    def _get(sess, name) -> np.ndarray:
+        t = sess["t"].get(name) if isinstance(name, str) else None
+        if t is None:
+            raise ProtocolError(f"no tensor named {name!r} in this session")
+        return t
+
+    @staticmethod
+    def _int(meta, key, lo=0, hi=1 << 30) -> int:
+        v = meta.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ProtocolError(f"parameter {key!r} must be an integer in [{lo}, {hi}], got {v!r}")
+        return v
+
+    def _shape(self, meta, key="shape") -> tuple:
+        s = meta.get(key)
+        if not isinstance(s, list) or not 1 <= len(s) <= 4 or not all(isinstance(d, int) and 0 < d <= 1 << 16 for d in s):
+            raise ProtocolError(f"bad shape {s!r}")
+        if int(np.prod(s)) > MAX_ELEMENTS:
+            raise ProtocolError(f"shape {s} is too large")
+        return tuple(s)
+
+    def _width(self, meta) -> tuple[int, int]:
+        w = self._int(meta, "width", 8, self.pk.bits - 2)
+        return w, slots_for(w, self.pk.bits)
+
+    def _local(self, sess, ins) -> None:
+        if not isinstance(ins, list) or not ins:
+            raise ProtocolError(f"bad local instruction {ins!r}")
+        t, kind = sess["t"], ins[0]
+        try:
+            if kind == "slice":
+                _, src, dst, axis, start, stop, step = ins
+                x = self._get(sess, src)
+                sl = [slice(None)] * x.ndim
+                sl[axis] = slice(start, stop, step)
+                t[dst] = x[tuple(sl)]
+            elif kind == "concat":
+                _, srcs, dst, axis, sh = ins
+                parts = [self._get(sess, s) for s in srcs]
+                t[dst] = np.concatenate([p * (1 << s) if s else p for p, s in zip(parts, sh)], axis=axis)
+            elif kind in ("add", "sub"):
+                _, a, b, dst = ins
+                x, y = self._get(sess, a), self._get(sess, b)
+                if x.shape != y.shape:
+                    raise ProtocolError(f"{kind}: shapes {x.shape} and {y.shape} differ")
+                t[dst] = x + y if kind == "add" else x - y
+            elif kind == "free":
+                for name in ins[1]:
+                    t.pop(name, None)
+            else:
+                raise ProtocolError(f"unknown local instruction {kind!r}")
+        except (TypeError, IndexError, ValueError) as exc:
+            if isinstance(exc, ProtocolError):
+                raise
+            raise ProtocolError(f"bad local instruction {ins!r}: {exc}") from None
+
+    # ------------------------------------------------------------------ offline
+    def _op_prepare(self, sess, meta, tensors):
+        count = self._int(meta, "count", 0, 1 << 24)
+        need = count - len(self._pool)
+        if need > 0:
+            self._pool = np.concatenate([self._pool, self.pk._obfuscators(need)])
+        return {"pool": len(self._pool)}, []
+
+    def _op_qterm(self, sess, meta, tensors):
+        layer = meta.get("layer")
+        if layer not in (self.share.wb if self.share else {}):
+            raise ProtocolError(f"unknown layer {layer!r}")
+        shape = self._shape(meta)                    # (N, O, H, W)
+        w, s = self._width(meta)
+        o = self.share.wb[layer].shape[0]
+        if len(shape) != 4 or shape[1] != o or len(tensors) != 1:
+            raise ProtocolError(f"qterm for {layer}: bad shape {shape} or tensor count")
+        p = shape[0] * shape[2] * shape[3]
+        g2 = -(-o // s)
+        if tensors[0].shape != (p, g2):
+            raise ProtocolError(f"qterm for {layer}: expected {(p, g2)} ciphertexts, got {tensors[0].shape}")
+        vals = self._decrypt(tensors[0])
+        d = [v for i in range(p) for v in wire.unpack(vals[i * g2:(i + 1) * g2], w, s, o)]
+        q = -np.array(d, dtype=object).reshape(shape[0], shape[2], shape[3], o).transpose(0, 3, 1, 2)
+        sess["q"][layer] = q
+        return {}, []
+
+    # ------------------------------------------------------------------ online
+    def _store_packed(self, sess, meta, ct: EncryptedTensor, order=None) -> None:
+        dst = meta.get("dst")
+        if not isinstance(dst, str):
+            raise ProtocolError("missing destination name")
+        shape = self._shape(meta)
+        w, s = self._width(meta)
+        count = int(np.prod(shape))
+        if ct.size != -(-count // s):
+            raise ProtocolError(f"expected {-(-count // s)} packed ciphertexts for {shape}, got {ct.size}")
+        vals = np.array(wire.unpack(self._decrypt(ct.reshape(-1)), w, s, count), dtype=object)
+        sess["t"][dst] = vals.reshape(shape) if order is None else order(vals)
+
+    def _op_load(self, sess, meta, tensors):
+        if len(tensors) != 1:
+            raise ProtocolError("load needs one tensor")
+        self._store_packed(sess, meta, tensors[0])
+        return {}, []
+
+    def _layer_input(self, sess, meta):
+        layer = meta.get("layer")
+        if layer not in self.share.wb:
+            raise ProtocolError(f"unknown layer {layer!r}")
+        x = self._get(sess, meta.get("src"))
+        wb = self.share.wb[layer]
+        if layer == "fc":
+            x = x.reshape(x.shape[0], -1, 1, 1)
+        if x.ndim != 4 or x.shape[1] != wb.shape[1]:
+            raise ProtocolError(f"{layer}: input shape {x.shape} does not fit weights {wb.shape}")
+        return layer, x, wb
+
+    def _op_lin1(self, sess, meta, tensors):
+        layer, x, wb = self._layer_input(sess, meta)
+        pad = self._int(meta, "pad", 0, 8)
+        w, s = self._width(meta)
+        n, c, h, wd = x.shape
+        o, _, k, _ = wb.shape
+        if k != 2 * pad + 1:
+            raise ProtocolError(f"{layer}: padding {pad} does not keep the size for a {k}x{k} kernel")
+        q = sess["q"].get(layer)
+        if q is None or q.shape != (n, o, h, wd):
+            raise ProtocolError(f"{layer}: no offline term for this input (run the offline phase first)")
+        xp = np.zeros((n, c, h + 2 * pad, wd + 2 * pad), dtype=object)
+        xp[:, :, pad:pad + h, pad:pad + wd] = x
+        cols = [xp[:, ci, i:i + h, j:j + wd].ravel() for ci in range(c) for i in range(k) for j in range(k)]
+        packed_cols = [v for col in cols for v in wire.pack(col, w, s)]
+        a = conv_exact(x, wb, pad) + self.share.bb[layer][None, :, None, None] + q   # (N, O, H, W)
+        a = a.transpose(1, 0, 2, 3).reshape(o, -1)
+        packed_a = [v for row in a for v in wire.pack(row, w, s)]
+        g = -(-(n * h * wd) // s)
+        return {}, [self._encrypt(packed_cols).reshape(len(cols), g), self._encrypt(packed_a).reshape(o, g)]
+
+    def _op_lin2(self, sess, meta, tensors):
+        if len(tensors) != 1:
+            raise ProtocolError("lin2 needs one tensor")
+        shape = self._shape(meta)                                  # (N, O, H, W)
+        if len(shape) != 4:
+            raise ProtocolError("lin2: shape must be (N, O, H, W)")
+        n, o, h, wd = shape
+        w, s = self._width(meta)
+        g = -(-(n * h * wd) // s)
+        if tensors[0].shape != (o, g):
+            raise ProtocolError(f"lin2: expected {(o, g)} ciphertexts, got {tensors[0].shape}")
+        vals = self._decrypt(tensors[0].reshape(-1))
+        rows = [wire.unpack(vals[i * g:(i + 1) * g], w, s, n * h * wd) for i in range(o)]
+        y = np.array(rows, dtype=object).reshape(o, n, h, wd).transpose(1, 0, 2, 3)
+        sess["t"][self._dst(meta)] = y
+        return {}, []
+
+    @staticmethod
+    def _dst(meta):
+        dst = meta.get("dst")
+        if not isinstance(dst, str):
+            raise ProtocolError("missing destination name")
+        return dst
+
+    def _op_relu1(self, sess, meta, tensors):
+        z = self._get(sess, meta.get("src")).ravel()
+        w, s = self._width(meta)
+        sh = wire.shifts(len(z), w, s)
+        return {}, [self._encrypt([int(v) * f for v, f in zip(z, sh)])]
+
+    def _op_relu2(self, sess, meta, tensors):
+        z = self._get(sess, meta.get("src")).ravel()
+        w, s = self._width(meta)
+        if len(tensors) != 1 or tensors[0].size != -(-len(z) // s):
+            raise ProtocolError(f"relu2: expected {-(-len(z) // s)} packed ciphertexts")
+        u = wire.unpack(self._decrypt(tensors[0].reshape(-1)), w, s, len(z))
+        half = 1 << (w - 1)
+        t = [1 if v >= half else 0 for v in u]
+        sh = wire.shifts(len(z), w, s)
+        et = self._encrypt([ti * f for ti, f in zip(t, sh)])
+        etz = self._encrypt([ti * int(zi) * f for ti, zi, f in zip(t, z, sh)])
+        return {}, [et, etz]
+
+    def _op_relu3(self, sess, meta, tensors):
+        if len(tensors) != 1:
+            raise ProtocolError("relu3 needs one tensor")
+        self._store_packed(sess, meta, tensors[0])
+        return {}, []
+
+    def _op_result(self, sess, meta, tensors):
+        sess["result"] = self._get(sess, meta.get("src")).reshape(-1)
+        sess["t"].clear()
+        sess["q"].clear()
+        sess["done"].set()
+        return {}, []
+
+    def _op_fetch(self, sid, meta, tensors):
+        """The user's request: wait (bounded) for the session's result, hand it over once."""
+        timeout = min(float(meta.get("timeout", 60.0)), 600.0)
+        with self._lock:
+            sess = self.sessions.get(sid)
+        if sess is None:
+            raise ProtocolError("unknown session")
+        if not sess["done"].wait(timeout):
+            raise ProtocolError("the session has no result yet (timed out)")
+        with self._lock:
+            self.sessions.pop(sid, None)
+        return {"v": wire.hexs(sess["result"])}, []
+
+    def end(self, sid: str) -> np.ndarray | None:
+        """In-process user: take the session's result and close it."""
+        with self._lock:
+            sess = self.sessions.pop(sid, None)
+        return None if sess is None else sess["result"]
+
+    def serve(self, ch: Channel) -> None:
+        """Answer requests on ``ch`` until the peer closes; bad requests get an error reply."""
+        while True:
+            try:
+                mtype, msg_id, body = ch.recv()
+            except ChannelError:
+                return
+            try:
+                rtype, reply = self.handle(mtype, body)
+            except Exception as exc:  # never crash the key server on a bad request
+                rtype, reply = ERROR_REPLY, f"{type(exc).__name__}: {exc}".encode()
+            try:
+                ch.send(rtype, reply, msg_id=msg_id)
+            except ChannelError:
+                return
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(16)

@@ -1,0 +1,166 @@
+"""Message bodies of the fast protocol, slot packing, and big-exponent multi-exponentiation.
+
+A body is ``u32 meta_len | meta (JSON, UTF-8) | (u64 len | EncryptedTensor bytes)*``.
+Tensors use :meth:`pyimgenc.paillier.EncryptedTensor.to_bytes` (versioned,
+checksummed, bound to the public key), so a ciphertext from another key, a flipped
+bit or a truncation is refused with ``ValueError`` before anything is computed.
+Big integers in the metadata travel as hexadecimal strings.
+
+Packing: slot ``j`` of a packed plaintext holds ``v_j`` at bit offset ``width * j``;
+``slots`` values per plaintext.  Packed arithmetic is plain integer arithmetic mod n:
+intermediate slots may be negative or overflow into their neighbours; only the
+plaintext that is finally decrypted must have every slot in ``[0, 2**width)``, which
+the protocol guarantees with offsets and masks (``docs/twinserver-protocol.md``).
+"""
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+
+from ..math import powmod
+from ..math.limbs import int_to_limbs, ints_to_limbs
+from ..paillier import EncryptedTensor
+from ..paillier.linalg import combine
+
+MAX_TENSORS = 16
+_U32, _U64 = struct.Struct(">I"), struct.Struct(">Q")
+CHUNK_BITS = 62  # multiexp exponents are signed 64-bit words
+
+
+def encode(meta: dict, tensors=()) -> bytes:
+    mb = json.dumps(meta, separators=(",", ":")).encode()
+    parts = [_U32.pack(len(mb)), mb]
+    for t in tensors:
+        b = t.to_bytes()
+        parts += [_U64.pack(len(b)), b]
+    return b"".join(parts)
+
+
+def decode(body: bytes, pk) -> tuple[dict, list[EncryptedTensor]]:
+    """(meta, tensors); raises ``ValueError`` naming what is wrong with the body."""
+    if len(body) < 4:
+        raise ValueError("message truncated (no metadata length)")
+    (n,) = _U32.unpack_from(body, 0)
+    if 4 + n > len(body):
+        raise ValueError("message truncated (metadata)")
+    try:
+        meta = json.loads(body[4:4 + n].decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"metadata is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ValueError("metadata must be a JSON object")
+    off, tensors = 4 + n, []
+    while off < len(body):
+        if len(tensors) >= MAX_TENSORS:
+            raise ValueError(f"more than {MAX_TENSORS} tensors in one message")
+        if off + 8 > len(body):
+            raise ValueError("message truncated (tensor length)")
+        (k,) = _U64.unpack_from(body, off)
+        off += 8
+        if off + k > len(body):
+            raise ValueError("message truncated (tensor)")
+        tensors.append(EncryptedTensor.from_bytes(body[off:off + k], pk))
+        off += k
+    return meta, tensors
+
+
+def hexs(values) -> list[str]:
+    return [format(int(v), "x") if v >= 0 else "-" + format(-int(v), "x") for v in values]
+
+
+def unhex(values) -> list[int]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError("expected a list of hexadecimal strings")
+    return [int(v, 16) for v in values]
+
+
+# ----------------------------------------------------------------------------- packing
+
+def pack(values, width: int, slots: int) -> list[int]:
+    """Group ``values`` ``slots`` at a time: ``sum v_j << (width * j)``."""
+    vals = [int(v) for v in values]
+    out = []
+    for g in range(0, len(vals), slots):
+        acc = 0
+        for j, v in enumerate(vals[g:g + slots]):
+            acc += v << (width * j)
+        out.append(acc)
+    return out
+
+
+def unpack(packed, width: int, slots: int, count: int) -> list[int]:
+    """Inverse of :func:`pack` for slots in ``[0, 2**width)``; the first ``count`` values."""
+    mask = (1 << width) - 1
+    out = []
+    for p in packed:
+        p = int(p)
+        if p < 0 or p >> (width * slots):
+            raise ValueError("packed plaintext out of range (a slot overflowed: wrong key or tampered data)")
+        out.extend((p >> (width * j)) & mask for j in range(slots))
+    if len(out) < count:
+        raise ValueError(f"{len(out)} packed values, expected {count}")
+    return out[:count]
+
+
+def shifts(count: int, width: int, slots: int) -> list[int]:
+    """``2**(width * (j mod slots))`` for j < count: the factor that puts value j into its slot."""
+    return [1 << (width * (j % slots)) for j in range(count)]
+
+
+def group_index(count: int, slots: int) -> np.ndarray:
+    """(G, slots) indices j of each packing group, padded with -1."""
+    g = -(-count // slots)
+    idx = np.full(g * slots, -1, dtype=np.int64)
+    idx[:count] = np.arange(count)
+    return idx.reshape(g, slots)
+
+
+def signed_mod(values, n: int) -> np.ndarray:
+    """Object array of ``v mod n`` in ``(-n/2, n/2]`` (a plaintext the encoder accepts)."""
+    half = n // 2
+    out = [int(v) % n for v in values]
+    return np.array([v - n if v > half else v for v in out], dtype=object)
+
+
+# ----------------------------------------------------------------------------- multiexp
+
+def mexp(pk, bases: np.ndarray, idx: np.ndarray, exps) -> np.ndarray:
+    """``out[m] = prod_t bases[idx[m,t]] ** exps[m][t] mod n**2`` for signed exponents of any size.
+
+    ``idx`` entries of -1 are skipped (exponent 0).  Exponents over 62 bits are split into
+    62-bit chunks; the chunk products are joined by Horner's rule (62 squarings per output).
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    e = np.asarray(exps, dtype=object).reshape(idx.shape)
+    e = np.where(idx < 0, 0, e)
+    idx = np.where(idx < 0, 0, idx)
+    mags = [abs(int(v)) for v in e.ravel()]
+    top = max(mags, default=0).bit_length()
+    nchunks = max(1, -(-top // CHUNK_BITS))
+    sign = np.array([1 if int(v) >= 0 else -1 for v in e.ravel()], dtype=np.int64)
+    mask = (1 << CHUNK_BITS) - 1
+    mod = pk.nsquare_modulus
+    acc = None
+    two62 = int_to_limbs(1 << CHUNK_BITS, 2)[None, :]
+    for c in reversed(range(nchunks)):
+        chunk = np.array([(m >> (CHUNK_BITS * c)) & mask for m in mags], dtype=np.int64) * sign
+        part = combine(pk, bases, idx, chunk.reshape(idx.shape))
+        if acc is None:
+            acc = part
+        else:
+            from ..math import mulmod
+            acc = mulmod(powmod(acc, two62, mod), part, mod)
+    return acc
+
+
+def mul_plain(pk, c: np.ndarray, plain) -> np.ndarray:
+    """Ciphertext limbs times ``E(plain)`` with r = 1: ``c * (1 + plain*n)``."""
+    from ..paillier.encoding import plaintext_limbs
+    m = signed_mod(plain, pk.n)
+    return pk._mul_plain(np.ascontiguousarray(c), plaintext_limbs(m, pk.n))
+
+
+def limbs_of(ints, pk) -> np.ndarray:
+    return ints_to_limbs([int(v) for v in ints], pk.ct_limbs)
