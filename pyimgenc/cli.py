@@ -196,6 +196,50 @@ def cmd_demo(args) -> int:
     return 0 if ok else 1
 
 
+def _hostport(s: str) -> tuple[str, int]:
+    host, _, port = s.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"expected HOST:PORT, got {s!r}")
+    return host, int(port)
+
+
+def cmd_twin_setup(args) -> int:
+    from .twinserver import deploy
+    info = deploy.setup(args.out, key_bits=args.bits, insecure=args.bits < 2048)
+    print(f"wrote s2.key, s2.share (S2 only), s1.share (S1 only), public.json (users) to {info['dir']}")
+    return 0
+
+
+def cmd_serve_s2(args) -> int:
+    from .twinserver import deploy
+    print(f"S2 (key server) on {args.host}:{args.port}", flush=True)
+    deploy.serve_s2(args.dir, args.host, args.port, timeout_s=args.timeout)
+    return 0
+
+
+def cmd_serve_s1(args) -> int:
+    from .twinserver import deploy
+    h, p = _hostport(args.s2)
+    print(f"S1 (compute server) on {args.host}:{args.port}, S2 at {h}:{p}", flush=True)
+    deploy.serve_s1(Path(args.dir) / "s1.share", h, p, args.host, args.port, timeout_s=args.timeout)
+    return 0
+
+
+def cmd_classify(args) -> int:
+    import numpy as np
+
+    from .twinserver import deploy
+    if args.image:
+        from PIL import Image
+        imgs = np.stack([np.asarray(Image.open(f).convert("L").resize((28, 28)), dtype=np.uint8) for f in args.image])
+    else:
+        imgs = np.load(_find_mnist(args.data))["x_test"][args.index:args.index + args.n]
+    logits = deploy.classify_remote(Path(args.dir) / "public.json", imgs, _hostport(args.s1), _hostport(args.s2))
+    for i, row in enumerate(logits):
+        print(f"image {i}: class {int(np.argmax([int(v) for v in row]))}  logits {[int(v) for v in row]}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyimgenc", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -209,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("serve", help="run a service (System C verifier over HTTP)")
+    p = sub.add_parser("serve", help="run a service (System C verifier; System A servers s1, s2)")
     ssub = p.add_subparsers(dest="service", metavar="SERVICE", required=True)
     q = ssub.add_parser("verifier", help="the verification server (creates the database if missing)")
     q.add_argument("--db", default="verifier.sqlite", help="SQLite file (server key, devices, counters, records)")
@@ -219,6 +263,37 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--admin-token-env", default=None,
                    help="environment variable holding the token that enables POST /v1/devices")
     q.set_defaults(func=cmd_serve)
+
+    q = ssub.add_parser("s2", help="System A key server (needs s2.key and s2.share from 'twinserver setup')")
+    q.add_argument("--dir", required=True, help="directory written by 'pyimgenc twinserver setup'")
+    q.add_argument("--host", default="127.0.0.1")
+    q.add_argument("--port", type=int, default=7002)
+    q.add_argument("--timeout", type=float, default=300.0, help="seconds a peer may stay silent mid-message")
+    q.set_defaults(func=cmd_serve_s2)
+    q = ssub.add_parser("s1", help="System A compute server (needs s1.share; connects to S2)")
+    q.add_argument("--dir", required=True, help="directory written by 'pyimgenc twinserver setup'")
+    q.add_argument("--s2", required=True, help="S2's HOST:PORT")
+    q.add_argument("--host", default="127.0.0.1")
+    q.add_argument("--port", type=int, default=7001)
+    q.add_argument("--timeout", type=float, default=300.0)
+    q.set_defaults(func=cmd_serve_s1)
+
+    p = sub.add_parser("twinserver", help="System A: twin-server Paillier ICNN (setup files for the servers)")
+    tsub = p.add_subparsers(dest="twin_command", metavar="COMMAND", required=True)
+    q = tsub.add_parser("setup", help="S2's key and both model shares (the data owner's outsourcing)")
+    q.add_argument("--out", required=True)
+    q.add_argument("--bits", type=int, default=2048, help="Paillier key size (default 2048)")
+    q.set_defaults(func=cmd_twin_setup)
+
+    p = sub.add_parser("classify", help="System A user: classify images via the S1/S2 servers")
+    p.add_argument("--dir", required=True, help="directory holding public.json")
+    p.add_argument("--s1", required=True, help="S1's HOST:PORT")
+    p.add_argument("--s2", required=True, help="S2's HOST:PORT")
+    p.add_argument("image", nargs="*", help="image files (greyscale, resized to 28x28); default: MNIST test images")
+    p.add_argument("--data", help="directory with mnist/mnist.npz when no image is given")
+    p.add_argument("--index", type=int, default=0)
+    p.add_argument("-n", type=int, default=1)
+    p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("factor", help="System C: image-derived security factor")
     fsub = p.add_subparsers(dest="factor_command", metavar="COMMAND", required=True)

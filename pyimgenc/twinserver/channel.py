@@ -75,6 +75,12 @@ class Channel:
     def _read(self, n: int) -> bytes:
         raise NotImplementedError
 
+    def __enter__(self) -> "Channel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         pass
 

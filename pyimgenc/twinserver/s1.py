@@ -189,7 +189,7 @@ class _Ops:
             if cols.shape != (t, g) or a.shape != (o, g):
                 raise ChannelError("bad_reply", f"lin1 for {name}: unexpected shapes {cols.shape}, {a.shape}")
             idx = (np.arange(t)[None, None, :] * g + np.arange(g)[None, :, None]).repeat(o, 0).reshape(o * g, t)
-            exps = np.repeat(-wa.reshape(o, t).astype(np.int64), g, axis=0)
+            exps = np.repeat(wa.reshape(o, t).astype(np.int64), g, axis=0)     # cols arrive negated
             from ..paillier.linalg import combine
             y = combine(self.pk, cols.limbs.reshape(t * g, -1), idx, exps)
             y = mulmod(y, a.limbs.reshape(o * g, -1), self.pk.nsquare_modulus)

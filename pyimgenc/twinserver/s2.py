@@ -30,7 +30,6 @@ import time
 
 import numpy as np
 
-from ..math import mulmod
 from ..paillier import EncryptedTensor
 from . import wire
 from .channel import Channel, ChannelError
@@ -93,10 +92,12 @@ class TwinKeyServer(KeyServer):
         return self.sk.raw_decrypt(ct)
 
     def _encrypt(self, values) -> EncryptedTensor:
-        """Encrypt with randomness from the precomputed pool (fresh randomness if it runs dry)."""
-        m = wire.signed_mod(values, self.pk.n)
-        c = self.pk._encode(m)
-        k = len(m)
+        """``rho * (1 + m*n) mod n**2`` with ``rho = hs**r`` from the precomputed pool (fresh if it runs dry)."""
+        n = self.pk.n
+        k = len(values)
+        nl = self.pk.n_modulus.nlimbs
+        raw = b"".join((int(v) % n).to_bytes(8 * nl, "little") for v in values)
+        m = np.frombuffer(raw, dtype="<u8").astype(np.uint64).reshape(k, nl)
         self.stats["encryptions"] += k
         take = min(k, len(self._pool))
         obf = self._pool[:take]
@@ -104,8 +105,9 @@ class TwinKeyServer(KeyServer):
         if take < k:
             self.stats["pool_misses"] += k - take
             obf = np.concatenate([obf, self.pk._obfuscators(k - take)])
-        return EncryptedTensor(self.pk, mulmod(c, obf, self.pk.nsquare_modulus)) if k else \
-            EncryptedTensor(self.pk, c)
+        if k == 0:
+            return EncryptedTensor(self.pk, np.zeros((0, self.pk.ct_limbs), dtype=np.uint64))
+        return EncryptedTensor(self.pk, self.pk._mul_plain(np.ascontiguousarray(obf), m))
 
     @staticmethod
     def _get(sess, name) -> np.ndarray:
@@ -236,7 +238,7 @@ class TwinKeyServer(KeyServer):
         xp = np.zeros((n, c, h + 2 * pad, wd + 2 * pad), dtype=object)
         xp[:, :, pad:pad + h, pad:pad + wd] = x
         cols = [xp[:, ci, i:i + h, j:j + wd].ravel() for ci in range(c) for i in range(k) for j in range(k)]
-        packed_cols = [v for col in cols for v in wire.pack(col, w, s)]
+        packed_cols = [-v for col in cols for v in wire.pack(col, w, s)]   # E(-cols): S1's exponents stay >= 0
         a = conv_exact(x, wb, pad) + self.share.bb[layer][None, :, None, None] + q   # (N, O, H, W)
         a = a.transpose(1, 0, 2, 3).reshape(o, -1)
         packed_a = [v for row in a for v in wire.pack(row, w, s)]

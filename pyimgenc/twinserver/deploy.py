@@ -1,0 +1,170 @@
+"""Running S1 and S2 as separate processes over TCP, and the user's client.
+
+Files written by :func:`setup` (``pyimgenc twinserver setup --out DIR``):
+
+* ``s2.key`` — S2's Paillier secret key (S2 only);
+* ``s2.share`` — S2's model share ``Wb, bb`` (S2 only);
+* ``s1.share`` — S1's share: masks ``Wa, ba``, ``E(Wb)``, the public key and plan (S1 only);
+* ``public.json`` — public key and plan (the user).
+
+Topology: the user sends ``E(image)`` to S1 with a fresh random session id; S1 runs the
+offline and online phases with S2 over its own connection and returns its half (the
+masks) to the user; the user fetches ``logits + masks`` from S2 with the session id.
+Neither server ever holds both halves.  Each connection is served on its own thread;
+a peer that sends garbage gets an error reply, a peer that vanishes or stalls (timeout)
+only ends its own connection — the server keeps serving.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..paillier import PublicKey, SecretKey, keygen
+from . import wire
+from .channel import Channel, ChannelError, TcpChannel
+from .classifier import check_images, load_integer_model
+from .owner import DataOwner, S1Share, S2Share, User
+from .s1 import ComputeServer
+from .s2 import FAST_REPLY, FAST_REQUEST, TwinKeyServer, new_session_id
+from .smp import ERROR_REPLY
+
+CLASSIFY_REQUEST, CLASSIFY_REPLY = 20, 21
+
+
+def setup(out: str | Path, key_bits: int = 2048, model: str = "mnist-icnn", insecure: bool = False) -> dict:
+    """Make S2's key, split the model (the data owner's step) and write the four files."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    integer = load_integer_model(model)
+    pk, sk = keygen(key_bits, insecure=insecure)
+    s1, s2 = DataOwner(integer).outsource(pk)
+    (out / "s2.key").write_bytes(sk.to_bytes())
+    (out / "s2.share").write_bytes(s2.to_bytes())
+    (out / "s1.share").write_bytes(s1.to_bytes())
+    (out / "public.json").write_text(json.dumps({"model": model, "plan": s1.plan,
+                                                 "public_key": base64.b64encode(pk.to_bytes()).decode()}))
+    return {"dir": str(out), "key_bits": key_bits, "model": model}
+
+
+def _serve_forever(host: str, port: int, handle_conn, ready: threading.Event | None = None,
+                   stop: threading.Event | None = None, timeout_s: float = 300.0) -> None:
+    srv = socket.create_server((host, port))
+    srv.settimeout(0.5)
+    if ready is not None:
+        ready.port = srv.getsockname()[1]
+        ready.set()
+    try:
+        while stop is None or not stop.is_set():
+            try:
+                sock, _ = srv.accept()
+            except TimeoutError:
+                continue
+            ch = TcpChannel(sock, timeout_s=timeout_s)
+            threading.Thread(target=_guarded, args=(handle_conn, ch), daemon=True).start()
+    finally:
+        srv.close()
+
+
+def _guarded(fn, ch: Channel) -> None:
+    try:
+        fn(ch)
+    except ChannelError:
+        pass
+    finally:
+        ch.close()
+
+
+def serve_s2(key_dir: str | Path, host: str = "127.0.0.1", port: int = 7002, ready=None, stop=None,
+             timeout_s: float = 300.0) -> None:
+    d = Path(key_dir)
+    sk = SecretKey.from_bytes((d / "s2.key").read_bytes())
+    server = TwinKeyServer(sk, S2Share.from_bytes((d / "s2.share").read_bytes()))
+    _serve_forever(host, port, server.serve, ready, stop, timeout_s)
+
+
+class S1Service:
+    """S1 as a service: one connection to S2, classification requests from users."""
+
+    def __init__(self, share: S1Share, s2_addr: tuple[str, int], timeout_s: float = 300.0):
+        self.s1 = ComputeServer(share)
+        self.addr, self.timeout_s = s2_addr, timeout_s
+        self._public = SimpleNamespace(fw=share.plan["fw"])
+        self._lock = threading.Lock()
+        self._s2: Channel | None = None
+
+    def _channel(self) -> Channel:
+        if self._s2 is None or self._s2._broken is not None:
+            self._s2 = TcpChannel.connect(*self.addr, timeout_s=self.timeout_s)
+        return self._s2
+
+    def classify(self, sid: str, ct, n_images: int) -> np.ndarray:
+        with self._lock:           # one classification at a time over the S2 connection
+            ch = self._channel()
+            try:
+                tape = self.s1.offline(ch, self._public, n_images, sid)
+                return self.s1.online(ch, self._public, tape, ct)
+            except ChannelError:
+                self._s2 = None    # reconnect next time
+                raise
+
+    def handle(self, ch: Channel) -> None:
+        pk = self.s1.pk
+        while True:
+            mtype, msg_id, body = ch.recv()
+            try:
+                if mtype != CLASSIFY_REQUEST:
+                    raise ValueError(f"unknown request type {mtype}")
+                meta, tensors = wire.decode(body, pk)
+                sid, n = meta.get("sid"), meta.get("n")
+                if not isinstance(sid, str) or not 8 <= len(sid) <= 64 or not isinstance(n, int) or not 1 <= n <= 64:
+                    raise ValueError("bad session id or image count")
+                if len(tensors) != 1:
+                    raise ValueError("expected one encrypted image tensor")
+                mask = self.classify(sid, tensors[0], n)
+                reply = (CLASSIFY_REPLY, wire.encode({"r": wire.hexs(mask.ravel()), "shape": list(mask.shape)}))
+            except Exception as exc:   # a bad request must not end the service
+                reply = (ERROR_REPLY, f"{type(exc).__name__}: {exc}".encode())
+            ch.send(reply[0], reply[1], msg_id=msg_id)
+
+
+def serve_s1(share_path: str | Path, s2_host: str, s2_port: int, host: str = "127.0.0.1", port: int = 7001,
+             ready=None, stop=None, timeout_s: float = 300.0) -> None:
+    service = S1Service(S1Share.from_bytes(Path(share_path).read_bytes()), (s2_host, s2_port), timeout_s)
+    _serve_forever(host, port, service.handle, ready, stop, timeout_s)
+
+
+def classify_remote(public_path: str | Path, images, s1: tuple[str, int], s2: tuple[str, int],
+                    timeout_s: float = 300.0) -> np.ndarray:
+    """The user's client: logits (N, 10) from the two servers; neither server sees them."""
+    doc = json.loads(Path(public_path).read_text())
+    pk = PublicKey.from_bytes(base64.b64decode(doc["public_key"]))
+    images = check_images(images)
+    integer = load_integer_model(doc["model"])          # public preprocessing (encode) only
+    user = User(pk, doc["plan"], integer.encode)
+    sid = new_session_id()
+    ct = user.encrypt(images)
+    with TcpChannel.connect(*s1, timeout_s=timeout_s) as c1:
+        body = _request(c1, CLASSIFY_REQUEST, wire.encode({"sid": sid, "n": len(images)}, [ct]), CLASSIFY_REPLY)
+    meta, _ = wire.decode(body, pk)
+    mask = np.array(wire.unhex(meta["r"]), dtype=object).reshape(meta["shape"])
+    with TcpChannel.connect(*s2, timeout_s=timeout_s) as c2:
+        body = _request(c2, FAST_REQUEST, wire.encode({"op": "fetch", "sid": sid, "timeout": timeout_s}), FAST_REPLY)
+    meta, _ = wire.decode(body, pk)
+    blinded = np.array(wire.unhex(meta["v"]), dtype=object).reshape(mask.shape)
+    return User.recover(blinded, mask)
+
+
+def _request(ch: Channel, mtype: int, body: bytes, reply: int) -> bytes:
+    msg_id = ch.send(mtype, body)
+    rtype, _, data = ch.recv(expect_id=msg_id)
+    if rtype == ERROR_REPLY:
+        raise ChannelError("peer_error", data.decode(errors="replace"))
+    if rtype != reply:
+        raise ChannelError("unexpected_type", f"got {rtype}, expected {reply}")
+    return data
