@@ -196,7 +196,10 @@ class _Ops:
             y = wire.mul_plain(self.pk, y, e["corr"])
             self.request("lin2", dict(dst=out, shape=[n, o, hh, ww], width=width),
                          [EncryptedTensor(self.pk, y.reshape(o, g, -1))])
-        return Blinded(out, e["r"], lay["vb"], lay["vb"] + STAT_BITS)
+        res = Blinded(out, e["r"], lay["vb"], lay["vb"] + STAT_BITS)
+        if self.phase == "online" and self.srv.trace is not None:
+            self.srv.trace[name] = res           # tests: S2's tensor minus this mask is the layer's output
+        return res
 
     # -------------------------------------------------------------- SACT
     def relu(self, h):
@@ -251,10 +254,10 @@ class _Ops:
 class ComputeServer:
     """S1.  ``offline`` prepares a one-time :class:`Tape`; ``online`` classifies with it."""
 
-    def __init__(self, share: S1Share, model_shape: IntegerICNN | None = None):
+    def __init__(self, share: S1Share):
         self.share = share
         self.pk = share.public_key
-        self._graph_model = model_shape
+        self.trace: dict | None = None
 
     def call(self, ch: Channel, meta: dict, tensors=()) -> list[EncryptedTensor]:
         msg_id = ch.send(FAST_REQUEST, wire.encode(meta, tensors))

@@ -1,0 +1,215 @@
+"""System A end to end: the secure classification equals the plaintext integer model bit for bit."""
+from __future__ import annotations
+
+import secrets
+import threading
+
+import numpy as np
+import pytest
+
+from pyimgenc import paillier
+from pyimgenc.twinserver import (ChannelError, SecureClassifier, deploy, in_process_pair, scvl_literal,
+                                 TwinKeyServer)
+from pyimgenc.twinserver import s2 as s2mod
+from pyimgenc.twinserver import wire
+from pyimgenc.twinserver.graph import PlainOps, conv_exact, icnn_forward, make_plan
+
+
+@pytest.fixture(scope="module")
+def clf():
+    c = SecureClassifier.pretrained(key_bits=1024, insecure=True)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    from pathlib import Path
+    p = Path(__file__).resolve().parents[3] / "shared" / "data" / "fashion_mnist" / "fashion_mnist.npz"
+    if not p.is_file():
+        pytest.skip(f"real data not found at {p}")
+    with np.load(p) as z:
+        return z["x_test"][:4]
+
+
+def test_graph_equals_the_integer_model(clf, mnist_test):
+    x = mnist_test[0][:4]
+    got = icnn_forward(PlainOps(clf.model), clf.model, clf.model.encode(x)).reshape(4, 10)
+    assert (got == clf.model.logits(x)[0]).all()
+
+
+def test_plan_slots_fit_the_key(clf):
+    plan = make_plan(clf.model, 2048)
+    assert plan["layers"]["fc"]["vb"] >= 69            # logits need 69 bits; the plan bounds them above
+    assert all(lay["width"] < 2046 and lay["q_width"] < 2046 for lay in plan["layers"].values())
+
+
+def test_classify_equals_reference_mnist_and_fashion(clf, mnist_test, fashion):
+    x = np.concatenate([mnist_test[0][:2], fashion[:1]])          # two digits and a real non-digit image
+    got = clf.classify(x, batch=3)
+    assert got.shape == (3, 10)
+    assert (got == clf.reference_logits(x)).all()
+    assert clf.last.rounds_online > 50 and clf.last.bytes_online > 0 and clf.last.s2["pool_misses"] == 0
+
+
+def test_classify_2048_bit_keys_exact(mnist_test):
+    c = SecureClassifier.pretrained()                               # the default: 2048-bit keys
+    assert c.public_key.bits == 2048
+    x = mnist_test[0][5:6]
+    assert (c.classify(x) == c.reference_logits(x)).all()
+    c.close()
+
+
+def test_fast_layer_equals_literal_smp_path(clf, mnist_test, monkeypatch):
+    """The fast SCVL's output of one real layer equals the literal per-element SMP convolution."""
+    snap = {}
+    orig = TwinKeyServer._op_result
+
+    def keep(self, sess, meta, tensors):
+        snap.update(sess["t"])
+        return orig(self, sess, meta, tensors)
+    monkeypatch.setattr(TwinKeyServer, "_op_result", keep)
+    clf.s1.trace = {}
+    try:
+        x = mnist_test[0][7:8]
+        clf.classify(x)
+        h = clf.s1.trace["b1_3r"]
+    finally:
+        clf.s1.trace = None
+    fast = snap[h.name] - h.mask                                   # (1, 4, 14, 14)
+    # the layer's input, from the plaintext graph
+    plain = PlainOps(clf.model)
+    seen = {}
+    orig_conv = plain.conv
+
+    def conv(name, hh, pad):
+        seen[name] = hh
+        return orig_conv(name, hh, pad)
+    plain.conv = conv
+    icnn_forward(plain, clf.model, clf.model.encode(x))
+    ref = orig_conv("b1_3r", seen["b1_3r"], 0)
+    assert (fast == ref).all()
+    # literal path on a 3x3 crop (a 1x1 convolution: cropping commutes with it)
+    pk, sk = paillier.keygen(512, insecure=True)
+    a, b = in_process_pair()
+    threading.Thread(target=TwinKeyServer(sk).serve, args=(b,), daemon=True).start()
+    inp = seen["b1_3r"][:, :, 5:8, 5:8]
+    w = clf.model.w["b1_3r"].astype(object)
+    lit = scvl_literal(a, pk.encrypt(inp), pk.encrypt(w), pk.encrypt(clf.model.int_bias("b1_3r")))
+    assert (sk.decrypt(lit) == fast[:, :, 5:8, 5:8]).all()
+    a.close()
+
+
+@pytest.mark.parametrize("bad, err", [
+    (np.zeros((1, 28, 28), dtype=np.float32), TypeError),
+    (np.zeros((1, 32, 32), dtype=np.uint8), ValueError),
+    (np.zeros((0, 28, 28), dtype=np.uint8), ValueError),
+    ([[0] * 28] * 28, TypeError),
+])
+def test_bad_images_are_refused(clf, bad, err):
+    with pytest.raises(err):
+        clf.classify(bad)
+
+
+def test_ciphertext_from_another_key_is_refused(clf, mnist_test):
+    other, _ = paillier.keygen(1024, insecure=True)
+    from pyimgenc.twinserver import User
+    ct = User(other, clf.plan, clf.model.encode).encrypt(mnist_test[0][:1])
+    tape = clf.s1.offline(clf._ch, clf._public, 1, s2mod.new_session_id())
+    with pytest.raises(ValueError, match="different public key"):
+        clf.s1.online(clf._ch, clf._public, tape, ct)
+
+
+def test_tape_is_one_time(clf, mnist_test):
+    sid = s2mod.new_session_id()
+    tape = clf.s1.offline(clf._ch, clf._public, 1, sid)
+    ct = clf.user.encrypt(mnist_test[0][:1])
+    clf.s1.online(clf._ch, clf._public, tape, ct)
+    with pytest.raises(ValueError, match="already used"):
+        clf.s1.online(clf._ch, clf._public, tape, ct)
+    clf.s2.end(sid)
+
+
+def test_tampered_and_truncated_messages_are_refused(clf):
+    body = wire.encode({"op": "relu2", "sid": "x" * 16, "width": 60, "src": "t1"},
+                       [clf.public_key.encrypt(np.arange(3))])
+    flipped = bytearray(body)
+    flipped[-5] ^= 1
+    for bad in (bytes(flipped), body[:-7], b"\x00\x00\x00\x05{}", b"garbage"):
+        with pytest.raises(ValueError):
+            clf.s2.handle(s2mod.FAST_REQUEST, bad)
+    with pytest.raises(ValueError, match="unknown operation"):
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.encode({"op": "steal_key", "sid": "x" * 16}))
+    with pytest.raises(ValueError, match="no tensor named"):
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.encode({"op": "relu1", "sid": "y" * 16, "src": "t9", "width": 60}))
+
+
+def test_a_peer_that_vanishes_gives_a_clear_error(mnist_test):
+    c = SecureClassifier.pretrained(key_bits=1024, insecure=True)
+    c._ch.timeout_s = 5.0
+    orig = TwinKeyServer._op_relu2
+
+    def die(self, sess, meta, tensors):
+        threading.Event().wait(20)   # S2 stalls mid-protocol: no reply within S1's timeout
+        raise ConnectionError("gone")
+    TwinKeyServer._op_relu2 = die
+    try:
+        with pytest.raises(ChannelError) as ei:
+            c.classify(mnist_test[0][:1])
+        assert ei.value.reason in ("timeout", "closed")
+    finally:
+        TwinKeyServer._op_relu2 = orig
+
+
+def test_packing_roundtrip_and_overflow():
+    vals = [secrets.randbits(50) for _ in range(37)]
+    p = wire.pack(vals, 50, 8)
+    assert len(p) == 5 and wire.unpack(p, 50, 8, 37) == vals
+    with pytest.raises(ValueError, match="overflow"):
+        wire.unpack([1 << 400], 50, 8, 8)
+    with pytest.raises(ValueError):
+        wire.unpack([-1], 50, 8, 8)
+
+
+def test_mexp_matches_powmod_for_big_signed_exponents():
+    pk, sk = paillier.keygen(512, insecure=True)
+    c = pk.encrypt(np.arange(1, 7))
+    idx = np.array([[0, 1, 2], [3, 4, -1]])
+    e = np.array([[secrets.randbits(130), -secrets.randbits(70), 1], [-1, secrets.randbits(62), 5]], dtype=object)
+    out = wire.mexp(pk, c.limbs, idx, e)
+    got = sk.decrypt(paillier.EncryptedTensor(pk, out))
+    m = np.arange(1, 7)
+    n = pk.n
+    want = [(int(m[0]) * e[0, 0] + int(m[1]) * e[0, 1] + int(m[2])) % n, (-int(m[3]) + int(m[4]) * e[1, 1]) % n]
+    want = [v - n if v > n // 2 else v for v in want]
+    assert list(got) == want
+
+
+def test_tcp_servers_classify_exactly_and_survive_garbage(tmp_path, mnist_test):
+    import socket
+    deploy.setup(tmp_path, key_bits=1024, insecure=True)
+    stop = threading.Event()
+    r2, r1 = threading.Event(), threading.Event()
+    threading.Thread(target=deploy.serve_s2, args=(tmp_path,), kwargs=dict(port=0, ready=r2, stop=stop),
+                     daemon=True).start()
+    assert r2.wait(30)
+    threading.Thread(target=deploy.serve_s1, args=(tmp_path / "s1.share", "127.0.0.1", r2.port),
+                     kwargs=dict(port=0, ready=r1, stop=stop), daemon=True).start()
+    assert r1.wait(30)
+    try:
+        for port in (r1.port, r2.port):          # garbage, then a half frame and a hang-up
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"PTS1\x01")
+        x = mnist_test[0][:1]
+        got = deploy.classify_remote(tmp_path / "public.json", x, ("127.0.0.1", r1.port), ("127.0.0.1", r2.port))
+        from pyimgenc.twinserver import load_integer_model
+        assert (got == load_integer_model().logits(x)[0]).all()
+        with pytest.raises(ChannelError, match="peer_error"):   # the user asks S2 for a session that never ran
+            from pyimgenc.paillier import PublicKey  # noqa: F401
+            ch = deploy.TcpChannel.connect("127.0.0.1", r2.port)
+            deploy._request(ch, s2mod.FAST_REQUEST, wire.encode({"op": "fetch", "sid": "z" * 32, "timeout": 1}),
+                            s2mod.FAST_REPLY)
+    finally:
+        stop.set()
