@@ -185,6 +185,7 @@ class _Ops:
         e = self._entry(make)
         out = self._name()
         if self.phase == "online":
+            t0 = time.perf_counter()
             cols, a = self.request("lin1", dict(layer=name, src=h.name, pad=pad, width=width))
             if cols.shape != (t, g) or a.shape != (o, g):
                 raise ChannelError("bad_reply", f"lin1 for {name}: unexpected shapes {cols.shape}, {a.shape}")
@@ -196,6 +197,7 @@ class _Ops:
             y = wire.mul_plain(self.pk, y, e["corr"])
             self.request("lin2", dict(dst=out, shape=[n, o, hh, ww], width=width),
                          [EncryptedTensor(self.pk, y.reshape(o, g, -1))])
+            self.srv.layer_seconds[name] = time.perf_counter() - t0
         res = Blinded(out, e["r"], lay["vb"], lay["vb"] + STAT_BITS)
         if self.phase == "online" and self.srv.trace is not None:
             self.srv.trace[name] = res           # tests: S2's tensor minus this mask is the layer's output
@@ -258,6 +260,7 @@ class ComputeServer:
         self.share = share
         self.pk = share.public_key
         self.trace: dict | None = None
+        self.layer_seconds: dict[str, float] = {}   # online seconds of each SCVL/SCT (S1 + S2), last run
 
     def call(self, ch: Channel, meta: dict, tensors=()) -> list[EncryptedTensor]:
         msg_id = ch.send(FAST_REQUEST, wire.encode(meta, tensors))

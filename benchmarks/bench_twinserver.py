@@ -1,0 +1,98 @@
+"""System A: secure ICNN classification of one MNIST image with 2048-bit Paillier keys.
+
+Measured in one run (pytest-benchmark; medians over rounds):
+
+    secure_classify   one image through S1 and S2 (in-process channel, both on this CPU):
+                      offline phase (masks, cross terms, S2's encryption randomness) and
+                      online phase (user encrypts -> S1 <-> S2 -> user decodes) are timed
+                      separately in ``extra_info``, with bytes and rounds of each phase
+    layer_fast        the online SCVL of layer b1_3r (16 -> 4 channels, 1x1, 14x14: 12,544
+                      multiply-accumulates) inside that run
+    layer_literal     the same full layer by the seed's literal path: one SMP round per
+                      multiply-accumulate (``scvl_literal``), on the same input, same key size
+
+    python -m pytest benchmarks/bench_twinserver.py --benchmark-json=benchmarks/results/twinserver.json
+    python benchmarks/summarize_twinserver.py benchmarks/results/twinserver.json
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyimgenc import paillier
+from pyimgenc.twinserver import SecureClassifier, TwinKeyServer, in_process_pair, scvl_literal
+from pyimgenc.twinserver.graph import PlainOps, icnn_forward
+
+DATA = Path(os.environ.get("PYIMGENC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+LAYER = "b1_3r"
+RUNS: dict = {}
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    p = DATA / "mnist" / "mnist.npz"
+    if not p.is_file():
+        pytest.skip(f"MNIST not found at {p}")
+    with np.load(p) as z:
+        return z["x_test"][:8], z["y_test"][:8]
+
+
+@pytest.fixture(scope="module")
+def clf():
+    c = SecureClassifier.pretrained(key_bits=2048)
+    yield c
+    c.close()
+
+
+def test_secure_classify(benchmark, clf, mnist):
+    x = mnist[0]
+    it = iter(range(len(x)))
+    runs = []
+
+    def one():
+        i = next(it)
+        got = clf.classify(x[i:i + 1])
+        assert (got == clf.reference_logits(x[i:i + 1])).all()          # exact, every round
+        runs.append((clf.last, dict(clf.s1.layer_seconds)))
+    benchmark.pedantic(one, rounds=3, iterations=1)
+    t = [r[0] for r in runs]
+    med = lambda f: statistics.median(f(v) for v in t)  # noqa: E731
+    RUNS["layer_fast_s"] = statistics.median(r[1][LAYER] for r in runs)
+    benchmark.extra_info.update(
+        key_bits=2048, offline_s=med(lambda v: v.offline_s), online_s=med(lambda v: v.online_s),
+        total_s=med(lambda v: v.offline_s + v.online_s),
+        bytes_offline=med(lambda v: v.bytes_offline), bytes_online=med(lambda v: v.bytes_online),
+        rounds_offline=med(lambda v: v.rounds_offline), rounds_online=med(lambda v: v.rounds_online),
+        s2_encryptions=t[-1].s2.get("encryptions"), layer_fast_s=RUNS["layer_fast_s"],
+        per_layer_online_s=runs[-1][1], exact=True)
+
+
+def test_layer_literal(benchmark, clf, mnist):
+    x = mnist[0][:1]
+    plain, seen = PlainOps(clf.model), {}
+    conv = plain.conv
+
+    def spy(name, h, pad):
+        seen[name] = h
+        return conv(name, h, pad)
+    plain.conv = spy
+    icnn_forward(plain, clf.model, clf.model.encode(x))
+    inp = seen[LAYER]
+    ref = conv(LAYER, inp, 0)
+    pk, sk = paillier.keygen(2048)
+    a, b = in_process_pair()
+    threading.Thread(target=TwinKeyServer(sk).serve, args=(b,), daemon=True).start()
+    ex, ew = pk.encrypt(inp), pk.encrypt(clf.model.w[LAYER].astype(object))
+    eb = pk.encrypt(clf.model.int_bias(LAYER))
+    out = benchmark.pedantic(lambda: scvl_literal(a, ex, ew, eb), rounds=1, iterations=1)
+    assert (sk.decrypt(out) == ref).all()
+    lit = benchmark.stats.stats.median
+    benchmark.extra_info.update(layer=LAYER, macs=int(np.prod(ref.shape)) * inp.shape[1], rounds=a.stats.rounds,
+                                layer_literal_s=lit, layer_fast_s=RUNS.get("layer_fast_s"),
+                                speedup=(lit / RUNS["layer_fast_s"]) if RUNS.get("layer_fast_s") else None)
+    a.close()
