@@ -26,7 +26,7 @@ from ..paillier.linalg import combine
 
 MAX_TENSORS = 16
 _U32, _U64 = struct.Struct(">I"), struct.Struct(">Q")
-CHUNK_BITS = 62  # multiexp exponents are signed 64-bit words
+CHUNK_BITS = 63  # multiexp exponents are signed 64-bit words (|e| <= 2**63 - 1)
 
 
 def encode(meta: dict, tensors=()) -> bytes:
@@ -129,8 +129,8 @@ def signed_mod(values, n: int) -> np.ndarray:
 def mexp(pk, bases: np.ndarray, idx: np.ndarray, exps) -> np.ndarray:
     """``out[m] = prod_t bases[idx[m,t]] ** exps[m][t] mod n**2`` for signed exponents of any size.
 
-    ``idx`` entries of -1 are skipped (exponent 0).  Exponents over 62 bits are split into
-    62-bit chunks; the chunk products are joined by Horner's rule (62 squarings per output).
+    ``idx`` entries of -1 are skipped (exponent 0).  Exponents over 63 bits are split into
+    63-bit chunks; the chunk products are joined by Horner's rule (63 squarings per output).
     """
     idx = np.asarray(idx, dtype=np.int64)
     e = np.asarray(exps, dtype=object).reshape(idx.shape)
@@ -143,7 +143,7 @@ def mexp(pk, bases: np.ndarray, idx: np.ndarray, exps) -> np.ndarray:
     mask = (1 << CHUNK_BITS) - 1
     mod = pk.nsquare_modulus
     acc = None
-    two62 = int_to_limbs(1 << CHUNK_BITS, 2)[None, :]
+    shift = int_to_limbs(1 << CHUNK_BITS, 2)[None, :]
     for c in reversed(range(nchunks)):
         chunk = np.array([(m >> (CHUNK_BITS * c)) & mask for m in mags], dtype=np.int64) * sign
         part = combine(pk, bases, idx, chunk.reshape(idx.shape))
@@ -151,7 +151,7 @@ def mexp(pk, bases: np.ndarray, idx: np.ndarray, exps) -> np.ndarray:
             acc = part
         else:
             from ..math import mulmod
-            acc = mulmod(powmod(acc, two62, mod), part, mod)
+            acc = mulmod(powmod(acc, shift, mod), part, mod)
     return acc
 
 
