@@ -102,9 +102,18 @@ class Channel:
         self.stats.by_type[mtype] = self.stats.by_type.get(mtype, 0) + len(frame)
         return msg_id
 
-    def recv(self, expect_type: int | None = None, expect_id: int | None = None) -> tuple[int, int, bytes]:
-        """Receive one frame: ``(type, id, body)``, checked against what is expected."""
+    def recv(self, expect_type: int | None = None, expect_id: int | None = None, *,
+             idle_timeout_s: float | None | str = "default") -> tuple[int, int, bytes]:
+        """Receive one frame: ``(type, id, body)``, checked against what is expected.
+
+        ``idle_timeout_s`` bounds the wait for the *first* byte (``None``: forever — a
+        server waiting for its next request); once a frame has started, the rest must
+        arrive within ``timeout_s`` or the channel is broken (a stalled peer).  An idle
+        timeout raises ``ChannelError("idle")`` and leaves the channel usable.
+        """
         self._check_usable()
+        if idle_timeout_s != "default":
+            self._wait_data(idle_timeout_s)
         try:
             magic, ver, mtype, msg_id, n = _HEAD.unpack(self._read(_HEAD.size))
             if magic != MAGIC:
@@ -125,6 +134,9 @@ class Channel:
         self.stats.frames_received += 1
         return mtype, msg_id, body
 
+    def _wait_data(self, timeout: float | None) -> None:
+        """Block until at least one byte can be read (``ChannelError('idle')`` after ``timeout``)."""
+
     def request(self, mtype: int, body: bytes, reply_type: int) -> bytes:
         """One round: send a request and wait for its reply."""
         msg_id = self.send(mtype, body)
@@ -143,6 +155,18 @@ class _QueueChannel(Channel):
 
     def _write(self, data: bytes) -> None:
         self._out.put(data)
+
+    def _wait_data(self, timeout: float | None) -> None:
+        if self._buf:
+            return
+        try:
+            chunk = self._in.get(timeout=timeout)
+        except queue.Empty:
+            raise ChannelError("idle", f"no request within {timeout:g} s") from None
+        if chunk is None:
+            self._broken = ChannelError("closed", "peer closed the channel")
+            raise self._broken
+        self._buf += chunk
 
     def _read(self, n: int) -> bytes:
         while len(self._buf) < n:
@@ -190,6 +214,24 @@ class TcpChannel(Channel):
         except OSError as exc:
             self._broken = ChannelError("closed", str(exc))
             raise self._broken from None
+
+    def _wait_data(self, timeout: float | None) -> None:
+        try:
+            self.sock.settimeout(timeout)
+            data = self.sock.recv(1, socket.MSG_PEEK)
+        except TimeoutError:
+            raise ChannelError("idle", f"no request within {timeout:g} s") from None
+        except OSError as exc:
+            self._broken = ChannelError("closed", str(exc))
+            raise self._broken from None
+        finally:
+            try:
+                self.sock.settimeout(self.timeout_s)
+            except OSError:
+                pass
+        if not data:
+            self._broken = ChannelError("closed", "peer closed the connection")
+            raise self._broken
 
     def _read(self, n: int) -> bytes:
         buf = bytearray()

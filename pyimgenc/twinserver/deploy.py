@@ -116,7 +116,7 @@ class S1Service:
     def handle(self, ch: Channel) -> None:
         pk = self.s1.pk
         while True:
-            mtype, msg_id, body = ch.recv()
+            mtype, msg_id, body = ch.recv(idle_timeout_s=None)
             try:
                 if mtype != CLASSIFY_REQUEST:
                     raise ValueError(f"unknown request type {mtype}")

@@ -324,7 +324,7 @@ class TwinKeyServer(KeyServer):
         """Answer requests on ``ch`` until the peer closes; bad requests get an error reply."""
         while True:
             try:
-                mtype, msg_id, body = ch.recv()
+                mtype, msg_id, body = ch.recv(idle_timeout_s=None)   # idle is fine; a stalled frame is not
             except ChannelError:
                 return
             try:

@@ -91,7 +91,7 @@ class KeyServer:
         """Answer requests on ``ch``; a bad request gets an error reply, a broken channel ends the loop."""
         while True:
             try:
-                mtype, msg_id, body = ch.recv()
+                mtype, msg_id, body = ch.recv(idle_timeout_s=None)
             except ChannelError:
                 return
             try:

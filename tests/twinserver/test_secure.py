@@ -213,3 +213,18 @@ def test_tcp_servers_classify_exactly_and_survive_garbage(tmp_path, mnist_test):
                             s2mod.FAST_REPLY)
     finally:
         stop.set()
+
+
+def test_key_server_waits_out_an_idle_client_but_not_a_stalled_frame():
+    import time
+    pk, sk = paillier.keygen(512, insecure=True)
+    a, b = in_process_pair(timeout_s=0.5)
+    t = threading.Thread(target=TwinKeyServer(sk).serve, args=(b,), daemon=True)
+    t.start()
+    time.sleep(1.2)                                  # idle for longer than the frame timeout
+    from pyimgenc.twinserver import smp
+    e = pk.encrypt(np.array([3, -4]))
+    assert list(sk.decrypt(smp(a, e, e))) == [9, 16]
+    a._write(b"PTS1\x01")                            # half a header, then silence
+    t.join(5)
+    assert not t.is_alive()                          # the stalled connection is dropped
