@@ -44,10 +44,21 @@ def test_plan_slots_fit_the_key(clf):
     assert all(lay["width"] < 2046 and lay["q_width"] < 2046 for lay in plan["layers"].values())
 
 
-def test_classify_equals_reference_mnist_and_fashion(clf, mnist_test, fashion):
-    x = np.concatenate([mnist_test[0][:2], fashion[:1]])          # two digits and a real non-digit image
-    got = clf.classify(x, batch=3)
-    assert got.shape == (3, 10)
+@pytest.fixture(scope="module")
+def photo():
+    from pathlib import Path
+
+    from PIL import Image
+    p = Path(__file__).resolve().parents[3] / "shared" / "data" / "images" / "camera.png"
+    if not p.is_file():
+        pytest.skip(f"real data not found at {p}")
+    return np.asarray(Image.open(p).convert("L").resize((28, 28)), dtype=np.uint8)[None]
+
+
+def test_classify_equals_reference_mnist_fashion_photo(clf, mnist_test, fashion, photo):
+    x = np.concatenate([mnist_test[0][:2], fashion[:1], photo])   # two digits, a garment, a photograph
+    got = clf.classify(x, batch=4)
+    assert got.shape == (4, 10)
     assert (got == clf.reference_logits(x)).all()
     assert clf.last.rounds_online > 50 and clf.last.bytes_online > 0 and clf.last.s2["pool_misses"] == 0
 
@@ -185,9 +196,10 @@ def test_mexp_matches_powmod_for_big_signed_exponents():
     assert list(got) == want
 
 
-def test_tcp_servers_classify_exactly_and_survive_garbage(tmp_path, mnist_test):
+@pytest.mark.parametrize("bits", [1024, 2048])
+def test_tcp_servers_classify_exactly_and_survive_garbage(tmp_path, mnist_test, bits):
     import socket
-    deploy.setup(tmp_path, key_bits=1024, insecure=True)
+    deploy.setup(tmp_path, key_bits=bits, insecure=bits < 2048)
     stop = threading.Event()
     r2, r1 = threading.Event(), threading.Event()
     threading.Thread(target=deploy.serve_s2, args=(tmp_path,), kwargs=dict(port=0, ready=r2, stop=stop),
@@ -202,7 +214,7 @@ def test_tcp_servers_classify_exactly_and_survive_garbage(tmp_path, mnist_test):
                 s.sendall(b"GET / HTTP/1.0\r\n\r\n")
             with socket.create_connection(("127.0.0.1", port)) as s:
                 s.sendall(b"PTS1\x01")
-        x = mnist_test[0][:1]
+        x = mnist_test[0][11:12]
         got = deploy.classify_remote(tmp_path / "public.json", x, ("127.0.0.1", r1.port), ("127.0.0.1", r2.port))
         from pyimgenc.twinserver import load_integer_model
         assert (got == load_integer_model().logits(x)[0]).all()
