@@ -26,7 +26,7 @@ import pytest
 
 from pyimgenc import paillier
 from pyimgenc.twinserver import SecureClassifier, TwinKeyServer, in_process_pair, scvl_literal
-from pyimgenc.twinserver.graph import PlainOps, icnn_forward
+from pyimgenc.twinserver.graph import PlainOps, layer_inputs
 
 DATA = Path(os.environ.get("PYIMGENC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 LAYER = "b1_3r"
@@ -74,16 +74,8 @@ def test_secure_classify(benchmark, clf, mnist):
 
 def test_layer_literal(benchmark, clf, mnist):
     x = mnist[0][:1]
-    plain, seen = PlainOps(clf.model), {}
-    conv = plain.conv
-
-    def spy(name, h, pad):
-        seen[name] = h
-        return conv(name, h, pad)
-    plain.conv = spy
-    icnn_forward(plain, clf.model, clf.model.encode(x))
-    inp = seen[LAYER]
-    ref = conv(LAYER, inp, 0)
+    inp = layer_inputs(clf.model, clf.model.encode(x))[LAYER]
+    ref = PlainOps(clf.model).conv(LAYER, inp, 0)
     pk, sk = paillier.keygen(2048)
     a, b = in_process_pair()
     threading.Thread(target=TwinKeyServer(sk).serve, args=(b,), daemon=True).start()

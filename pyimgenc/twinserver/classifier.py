@@ -113,7 +113,7 @@ class SecureClassifier:
         logits = User.recover(blinded.reshape(mask.shape), mask)
         t.online_s += time.perf_counter() - t0
         b2, r2 = ch.stats.bytes_sent + ch.stats.bytes_received, ch.stats.rounds
-        t.bytes_offline += b1 - b0 + ct.size * 0
+        t.bytes_offline += b1 - b0
         t.bytes_online += b2 - b1 + len(ct.to_bytes())
         t.rounds_offline += r1 - r0
         t.rounds_online += r2 - r1

@@ -130,6 +130,19 @@ class PlainOps:
         return concat_shifted(hs, axis, shifts)
 
 
+def layer_inputs(model: IntegerICNN, x_encoded: np.ndarray) -> dict:
+    """Each SCVL/SCT layer's integer input on the plaintext graph (name -> object array)."""
+    ops, seen = PlainOps(model), {}
+    conv = ops.conv
+
+    def spy(name, h, pad):
+        seen[name] = h
+        return conv(name, h, pad)
+    ops.conv = spy
+    icnn_forward(ops, model, x_encoded)
+    return seen
+
+
 @dataclass(frozen=True)
 class Bound:
     """Public magnitude facts about a tensor: |value| < 2**vb, |mask| < 2**mb (masks: see :mod:`.s1`)."""

@@ -32,10 +32,9 @@ import numpy as np
 
 from ..paillier import EncryptedTensor
 from . import wire
-from .channel import Channel, ChannelError
 from .graph import conv_exact, slots_for
 from .owner import S2Share
-from .smp import ERROR_REPLY, KeyServer
+from .smp import KeyServer
 
 FAST_REQUEST, FAST_REPLY = 10, 11
 MAX_SESSIONS = 64
@@ -319,22 +318,6 @@ class TwinKeyServer(KeyServer):
         with self._lock:
             sess = self.sessions.pop(sid, None)
         return None if sess is None else sess["result"]
-
-    def serve(self, ch: Channel) -> None:
-        """Answer requests on ``ch`` until the peer closes; bad requests get an error reply."""
-        while True:
-            try:
-                mtype, msg_id, body = ch.recv(idle_timeout_s=None)   # idle is fine; a stalled frame is not
-            except ChannelError:
-                return
-            try:
-                rtype, reply = self.handle(mtype, body)
-            except Exception as exc:  # never crash the key server on a bad request
-                rtype, reply = ERROR_REPLY, f"{type(exc).__name__}: {exc}".encode()
-            try:
-                ch.send(rtype, reply, msg_id=msg_id)
-            except ChannelError:
-                return
 
 
 def new_session_id() -> str:

@@ -12,7 +12,7 @@ from pyimgenc.twinserver import (ChannelError, SecureClassifier, deploy, in_proc
                                  TwinKeyServer)
 from pyimgenc.twinserver import s2 as s2mod
 from pyimgenc.twinserver import wire
-from pyimgenc.twinserver.graph import PlainOps, conv_exact, icnn_forward, make_plan
+from pyimgenc.twinserver.graph import PlainOps, icnn_forward, layer_inputs, make_plan
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +88,8 @@ def test_fast_layer_equals_literal_smp_path(clf, mnist_test, monkeypatch):
     finally:
         clf.s1.trace = None
     fast = snap[h.name] - h.mask                                   # (1, 4, 14, 14)
-    # the layer's input, from the plaintext graph
-    plain = PlainOps(clf.model)
-    seen = {}
-    orig_conv = plain.conv
-
-    def conv(name, hh, pad):
-        seen[name] = hh
-        return orig_conv(name, hh, pad)
-    plain.conv = conv
-    icnn_forward(plain, clf.model, clf.model.encode(x))
-    ref = orig_conv("b1_3r", seen["b1_3r"], 0)
+    seen = layer_inputs(clf.model, clf.model.encode(x))          # the layer's input, plaintext graph
+    ref = PlainOps(clf.model).conv("b1_3r", seen["b1_3r"], 0)
     assert (fast == ref).all()
     # literal path on a 3x3 crop (a 1x1 convolution: cropping commutes with it)
     pk, sk = paillier.keygen(512, insecure=True)
