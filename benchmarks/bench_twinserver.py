@@ -68,7 +68,7 @@ def test_secure_classify(benchmark, clf, mnist):
         total_s=med(lambda v: v.offline_s + v.online_s),
         bytes_offline=med(lambda v: v.bytes_offline), bytes_online=med(lambda v: v.bytes_online),
         rounds_offline=med(lambda v: v.rounds_offline), rounds_online=med(lambda v: v.rounds_online),
-        s2_encryptions=t[-1].s2.get("encryptions"), layer_fast_s=RUNS["layer_fast_s"],
+        s2_encryptions=t[-1].s2.get("encryptions"), s2_decryptions=t[-1].s2.get("decryptions"), layer_fast_s=RUNS["layer_fast_s"],
         per_layer_online_s=runs[-1][1], exact=True)
 
 

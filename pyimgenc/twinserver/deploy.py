@@ -21,7 +21,6 @@ import json
 import socket
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -94,7 +93,6 @@ class S1Service:
     def __init__(self, share: S1Share, s2_addr: tuple[str, int], timeout_s: float = 300.0):
         self.s1 = ComputeServer(share)
         self.addr, self.timeout_s = s2_addr, timeout_s
-        self._public = SimpleNamespace(fw=share.plan["fw"])
         self._lock = threading.Lock()
         self._s2: Channel | None = None
 
@@ -107,8 +105,8 @@ class S1Service:
         with self._lock:           # one classification at a time over the S2 connection
             ch = self._channel()
             try:
-                tape = self.s1.offline(ch, self._public, n_images, sid)
-                return self.s1.online(ch, self._public, tape, ct)
+                tape = self.s1.offline(ch, n_images, sid)
+                return self.s1.online(ch, tape, ct)
             except ChannelError:
                 self._s2 = None    # reconnect next time
                 raise

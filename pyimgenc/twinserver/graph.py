@@ -22,7 +22,6 @@ pool (``pool(relu(x)) == relu(pool(x))``; a quarter of the ReLUs).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +31,12 @@ from ..models.icnn import IntegerICNN, _conv_int
 STAT_BITS = 40  # statistical masking parameter (bits beyond a value's bound)
 
 
-def icnn_forward(ops, model: IntegerICNN, x):
-    """Logits handle of the ICNN on input handle ``x`` (shape (N, 1, 28, 28), scale ``fx``)."""
+def icnn_forward(ops, model, x):
+    """Logits handle of the ICNN on input handle ``x`` (shape (N, 1, 28, 28), scale ``fx``).
+
+    ``model`` only needs ``fw`` (the weights' fixed-point bits): the integer model, or S1's
+    public view of it.
+    """
     fw = model.fw
     cr = lambda name, h, pad: ops.relu(ops.conv(name, h, pad))  # noqa: E731
     x = ops.relu(maxpool_2x2(ops, ops.conv("stem7", x, 3)))
@@ -97,6 +100,20 @@ def concat_shifted(parts, axis, shifts):
     return np.concatenate([p * (1 << s) if s else p for p, s in zip(parts, shifts)], axis=axis)
 
 
+def im2col(x: np.ndarray, k: int, pad: int) -> np.ndarray:
+    """``(C*k*k, N*H*W)`` object array: row ``(c, i, j)`` is channel c of the zero-padded input
+    shifted by (i, j), flattened over (n, h, w) — the taps of a same-size k x k convolution."""
+    n, c, h, w = x.shape
+    xp = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=object)
+    xp[:, :, pad:pad + h, pad:pad + w] = x
+    return np.stack([xp[:, ci, i:i + h, j:j + w].ravel() for ci in range(c) for i in range(k) for j in range(k)])
+
+
+def tap_index(rows: int, taps: int, groups: int) -> np.ndarray:
+    """``(rows*groups, taps)`` multiexp index into a ``(taps, groups)`` base array, row-major (row, group)."""
+    return np.tile(np.arange(taps)[None, :] * groups + np.arange(groups)[:, None], (rows, 1))
+
+
 def conv_exact(x: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
     """Exact integer convolution without bias (object arrays)."""
     return _conv_int(x, w, np.zeros(w.shape[0], dtype=object), pad)
@@ -155,6 +172,20 @@ def bits(v: int) -> int:
     return max(int(v), 1).bit_length()
 
 
+def concat_bounds(parts, shifts) -> tuple[int, int]:
+    """(vb, mb) of a concatenation of (vb, mb) parts, part i multiplied by ``2**shifts[i]``."""
+    return max(v + s for (v, _), s in zip(parts, shifts)), max(m + s for (_, m), s in zip(parts, shifts))
+
+
+def max2_bounds(a: tuple[int, int], b: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((vb, mb) of a - b, (vb, mb) of max(a, b) = b + relu(a - b)) for (vb, mb) inputs.
+
+    The ReLU's output carries a fresh mask below ``2**(vb(a - b) + STAT_BITS)``.
+    """
+    vd = max(a[0], b[0]) + 1
+    return (vd, max(a[1], b[1]) + 1), (max(a[0], b[0]), max(b[1], vd + STAT_BITS) + 1)
+
+
 class BoundOps:
     """Propagates :class:`Bound` through the graph and records one plan entry per linear layer.
 
@@ -191,8 +222,7 @@ class BoundOps:
         return Bound(h.shape, h.vb, h.vb + STAT_BITS)
 
     def max2(self, a, b):
-        vd = max(a.vb, b.vb) + 1
-        return Bound(a.shape, max(a.vb, b.vb), max(b.mb, vd + STAT_BITS) + 1)
+        return Bound(a.shape, *max2_bounds((a.vb, a.mb), (b.vb, b.mb))[1])
 
     def slice(self, h, axis, start, stop, step):
         shape = list(h.shape)
@@ -203,8 +233,7 @@ class BoundOps:
         shifts = shifts or [0] * len(hs)
         shape = list(hs[0].shape)
         shape[axis] = sum(h.shape[axis] for h in hs)
-        return Bound(tuple(shape), max(h.vb + s for h, s in zip(hs, shifts)),
-                     max(h.mb + s for h, s in zip(hs, shifts)))
+        return Bound(tuple(shape), *concat_bounds([(h.vb, h.mb) for h in hs], shifts))
 
 
 def input_bound_bits(model: IntegerICNN) -> int:

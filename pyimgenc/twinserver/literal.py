@@ -10,7 +10,6 @@ full layer takes minutes where the fast path takes a fraction of a second.
 """
 from __future__ import annotations
 
-import numpy as np
 
 from ..paillier import EncryptedTensor
 from ..paillier.tensor import concatenate

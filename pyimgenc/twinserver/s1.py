@@ -29,15 +29,17 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
 from ..math import mulmod
-from ..models.icnn import IntegerICNN
 from ..paillier import EncryptedTensor
+from ..paillier.linalg import combine
 from . import wire
 from .channel import Channel, ChannelError
-from .graph import STAT_BITS, conv_exact, icnn_forward, slots_for
+from .graph import (STAT_BITS, concat_bounds, concat_shifted, conv_exact, icnn_forward, im2col, max2_bounds,
+                    slots_for, tap_index)
 from .owner import S1Share, uniform_range
 from .s2 import FAST_REPLY, FAST_REQUEST
 from .smp import ERROR_REPLY
@@ -61,11 +63,6 @@ class Tape:
     s2_encryptions: int = 0
     spent: bool = False
     seconds: float = 0.0
-
-
-def _rand_signed_bits(lo_bits: int, hi_bits: int, size: int) -> list[int]:
-    lo, span = 1 << lo_bits, (1 << hi_bits) - (1 << lo_bits)
-    return [lo + secrets.randbelow(span) for _ in range(size)]
 
 
 class _Ops:
@@ -119,9 +116,8 @@ class _Ops:
         shifts = shifts or [0] * len(hs)
         out = self._name()
         self._local(["concat", [h.name for h in hs], out, axis, list(shifts)])
-        mask = np.concatenate([h.mask * (1 << s) if s else h.mask for h, s in zip(hs, shifts)], axis=axis)
-        return Blinded(out, mask, max(h.vb + s for h, s in zip(hs, shifts)),
-                       max(h.mb + s for h, s in zip(hs, shifts)))
+        mask = concat_shifted([h.mask for h in hs], axis, shifts)
+        return Blinded(out, mask, *concat_bounds([(h.vb, h.mb) for h in hs], shifts))
 
     def _local2(self, kind, a, b, mask, vb, mb):
         out = self._name()
@@ -130,10 +126,9 @@ class _Ops:
 
     def max2(self, a, b):
         """SMAP's step: max(a, b) = b + relu(a - b)."""
-        vd = max(a.vb, b.vb) + 1
-        d = self._local2("sub", a, b, a.mask - b.mask, vd, max(a.mb, b.mb) + 1)
-        r = self.relu(d)
-        return self._local2("add", b, r, b.mask + r.mask, max(a.vb, b.vb), max(b.mb, r.mb) + 1)
+        diff, out = max2_bounds((a.vb, a.mb), (b.vb, b.mb))
+        r = self.relu(self._local2("sub", a, b, a.mask - b.mask, *diff))
+        return self._local2("add", b, r, b.mask + r.mask, *out)
 
     # -------------------------------------------------------------- input / output
     def load(self, shape, ct: EncryptedTensor | None):
@@ -143,7 +138,7 @@ class _Ops:
         size = int(np.prod(shape))
 
         def make():
-            r = np.array(_rand_signed_bits(vb, vb + STAT_BITS, size), dtype=object).reshape(shape)
+            r = uniform_range(vb, vb + STAT_BITS, shape)
             return dict(r=r, packed=wire.pack(r.ravel(), width, s))
         e = self._entry(make)
         out = self._name()
@@ -175,8 +170,7 @@ class _Ops:
 
         def make():
             vb = lay["vb"]
-            r_out = np.array(_rand_signed_bits(vb, vb + STAT_BITS, n * o * hh * ww), dtype=object)
-            r_out = r_out.reshape(n, o, hh, ww)
+            r_out = uniform_range(vb, vb + STAT_BITS, (n, o, hh, ww))
             m2 = self.srv.qterm(self, name, rx, pad)                       # (N, O, H, W)
             corr = conv_exact(rx, wa, pad) - self.share.ba[name][None, :, None, None] + m2 + r_out
             corr = corr.transpose(1, 0, 2, 3).reshape(o, p)
@@ -189,9 +183,8 @@ class _Ops:
             cols, a = self.request("lin1", dict(layer=name, src=h.name, pad=pad, width=width))
             if cols.shape != (t, g) or a.shape != (o, g):
                 raise ChannelError("bad_reply", f"lin1 for {name}: unexpected shapes {cols.shape}, {a.shape}")
-            idx = (np.arange(t)[None, None, :] * g + np.arange(g)[None, :, None]).repeat(o, 0).reshape(o * g, t)
+            idx = tap_index(o, t, g)
             exps = np.repeat(wa.reshape(o, t).astype(np.int64), g, axis=0)     # cols arrive negated
-            from ..paillier.linalg import combine
             y = combine(self.pk, cols.limbs.reshape(t * g, -1), idx, exps)
             y = mulmod(y, a.limbs.reshape(o * g, -1), self.pk.nsquare_modulus)
             y = wire.mul_plain(self.pk, y, e["corr"])
@@ -215,7 +208,7 @@ class _Ops:
         def make():
             r = [int(v) for v in h.mask.ravel()]
             sigma = [1 if b else -1 for b in (secrets.randbits(1) for _ in range(size))]
-            alpha = _rand_signed_bits(STAT_BITS - 1, STAT_BITS, size)
+            alpha = [int(a) for a in uniform_range(STAT_BITS - 1, STAT_BITS, size)]
             beta = [secrets.randbelow(a) for a in alpha]
             m = [secrets.randbits(vb + STAT_BITS) for _ in range(size)]
             f = [1 if sg < 0 else 0 for sg in sigma]
@@ -259,6 +252,7 @@ class ComputeServer:
     def __init__(self, share: S1Share):
         self.share = share
         self.pk = share.public_key
+        self.arch = SimpleNamespace(fw=share.plan["fw"])   # all of the architecture S1 needs beyond the plan
         self.trace: dict | None = None
         self.layer_seconds: dict[str, float] = {}   # online seconds of each SCVL/SCT (S1 + S2), last run
 
@@ -283,34 +277,30 @@ class ComputeServer:
         s2 = slots_for(qw, self.pk.bits)
         wbp = self.share.wbp[name]                       # (T, G2)
         t, g2 = wbp.shape
-        n, c, hh, ww = rx.shape
-        k = int(round((t // c) ** 0.5))
-        o = self.share.wa[name].shape[0]
-        xp = np.zeros((n, c, hh + 2 * pad, ww + 2 * pad), dtype=object)
-        xp[:, :, pad:pad + hh, pad:pad + ww] = rx
-        cols = np.stack([xp[:, ci, i:i + hh, j:j + ww].ravel() for ci in range(c) for i in range(k)
-                         for j in range(k)], axis=1)     # (P, T)
+        n, _, hh, ww = rx.shape
+        o, _, k, _ = self.share.wa[name].shape
+        cols = im2col(rx, k, pad).T                      # (P, T)
         p = cols.shape[0]
-        idx = (np.arange(t)[None, None, :] * g2 + np.arange(g2)[None, :, None]).repeat(p, 0).reshape(p * g2, t)
+        idx = tap_index(p, t, g2)
         exps = np.repeat(cols, g2, axis=0)
         q_bits = qw - STAT_BITS - 1
-        m2 = np.array(_rand_signed_bits(q_bits, q_bits + STAT_BITS, p * o), dtype=object).reshape(p, o)
+        m2 = uniform_range(q_bits, q_bits + STAT_BITS, (p, o))
         y = wire.mexp(self.pk, wbp.limbs.reshape(t * g2, -1), idx, exps)
         y = wire.mul_plain(self.pk, y, [v for row in m2 for v in wire.pack(row, qw, s2)])
         ops.request("qterm", dict(layer=name, shape=[n, o, hh, ww], width=qw),
                     [EncryptedTensor(self.pk, y.reshape(p, g2, -1))])
         return m2.reshape(n, hh, ww, o).transpose(0, 3, 1, 2)
 
-    def offline(self, ch: Channel, model: IntegerICNN, n_images: int, sid: str) -> Tape:
+    def offline(self, ch: Channel, n_images: int, sid: str) -> Tape:
         t0 = time.perf_counter()
         tape = Tape(sid, n_images)
         ops = _Ops(self, ch, tape, "offline")
-        icnn_forward(ops, model, ops.load((n_images, 1, 28, 28), None))
+        icnn_forward(ops, self.arch, ops.load((n_images, 1, 28, 28), None))
         self.call(ch, dict(op="prepare", sid=sid, count=tape.s2_encryptions))
         tape.seconds = time.perf_counter() - t0
         return tape
 
-    def online(self, ch: Channel, model: IntegerICNN, tape: Tape, ct: EncryptedTensor) -> np.ndarray:
+    def online(self, ch: Channel, tape: Tape, ct: EncryptedTensor) -> np.ndarray:
         """Run the classification; returns S1's half of the result (the logits' masks) for the user."""
         if tape.spent:
             raise ValueError("this offline tape was already used (masks are one-time)")
@@ -318,5 +308,5 @@ class ComputeServer:
             raise ValueError("the encrypted image is under a different public key than the servers'")
         tape.spent = True
         ops = _Ops(self, ch, tape, "online")
-        logits = icnn_forward(ops, model, ops.load((tape.n_images, 1, 28, 28), ct))
+        logits = icnn_forward(ops, self.arch, ops.load((tape.n_images, 1, 28, 28), ct))
         return ops.result(logits)

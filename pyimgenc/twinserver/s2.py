@@ -32,7 +32,7 @@ import numpy as np
 
 from ..paillier import EncryptedTensor
 from . import wire
-from .graph import conv_exact, slots_for
+from .graph import conv_exact, im2col, slots_for
 from .owner import S2Share
 from .smp import KeyServer
 
@@ -92,11 +92,8 @@ class TwinKeyServer(KeyServer):
 
     def _encrypt(self, values) -> EncryptedTensor:
         """``rho * (1 + m*n) mod n**2`` with ``rho = hs**r`` from the precomputed pool (fresh if it runs dry)."""
-        n = self.pk.n
         k = len(values)
-        nl = self.pk.n_modulus.nlimbs
-        raw = b"".join((int(v) % n).to_bytes(8 * nl, "little") for v in values)
-        m = np.frombuffer(raw, dtype="<u8").astype(np.uint64).reshape(k, nl)
+        m = wire.residue_limbs(values, self.pk)
         self.stats["encryptions"] += k
         take = min(k, len(self._pool))
         obf = self._pool[:take]
@@ -193,7 +190,7 @@ class TwinKeyServer(KeyServer):
         return {}, []
 
     # ------------------------------------------------------------------ online
-    def _store_packed(self, sess, meta, ct: EncryptedTensor, order=None) -> None:
+    def _store_packed(self, sess, meta, ct: EncryptedTensor) -> None:
         dst = meta.get("dst")
         if not isinstance(dst, str):
             raise ProtocolError("missing destination name")
@@ -203,7 +200,7 @@ class TwinKeyServer(KeyServer):
         if ct.size != -(-count // s):
             raise ProtocolError(f"expected {-(-count // s)} packed ciphertexts for {shape}, got {ct.size}")
         vals = np.array(wire.unpack(self._decrypt(ct.reshape(-1)), w, s, count), dtype=object)
-        sess["t"][dst] = vals.reshape(shape) if order is None else order(vals)
+        sess["t"][dst] = vals.reshape(shape)
 
     def _op_load(self, sess, meta, tensors):
         if len(tensors) != 1:
@@ -234,9 +231,7 @@ class TwinKeyServer(KeyServer):
         q = sess["q"].get(layer)
         if q is None or q.shape != (n, o, h, wd):
             raise ProtocolError(f"{layer}: no offline term for this input (run the offline phase first)")
-        xp = np.zeros((n, c, h + 2 * pad, wd + 2 * pad), dtype=object)
-        xp[:, :, pad:pad + h, pad:pad + wd] = x
-        cols = [xp[:, ci, i:i + h, j:j + wd].ravel() for ci in range(c) for i in range(k) for j in range(k)]
+        cols = im2col(x, k, pad)                                         # (C*k*k, N*H*W)
         packed_cols = [-v for col in cols for v in wire.pack(col, w, s)]   # E(-cols): S1's exponents stay >= 0
         a = conv_exact(x, wb, pad) + self.share.bb[layer][None, :, None, None] + q   # (N, O, H, W)
         a = a.transpose(1, 0, 2, 3).reshape(o, -1)

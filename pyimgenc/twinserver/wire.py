@@ -19,7 +19,7 @@ import struct
 
 import numpy as np
 
-from ..math import powmod
+from ..math import mulmod, powmod
 from ..math.limbs import int_to_limbs, ints_to_limbs
 from ..paillier import EncryptedTensor
 from ..paillier.linalg import combine
@@ -150,17 +150,16 @@ def mexp(pk, bases: np.ndarray, idx: np.ndarray, exps) -> np.ndarray:
         if acc is None:
             acc = part
         else:
-            from ..math import mulmod
             acc = mulmod(powmod(acc, shift, mod), part, mod)
     return acc
 
 
+def residue_limbs(values, pk) -> np.ndarray:
+    """``(K, Ln)`` limbs of ``v mod n`` for any integers (the plaintext operand of ``_mul_plain``)."""
+    n = pk.n
+    return ints_to_limbs([int(v) % n for v in values], pk.n_modulus.nlimbs)
+
+
 def mul_plain(pk, c: np.ndarray, plain) -> np.ndarray:
     """Ciphertext limbs times ``E(plain)`` with r = 1: ``c * (1 + plain*n)``."""
-    from ..paillier.encoding import plaintext_limbs
-    m = signed_mod(plain, pk.n)
-    return pk._mul_plain(np.ascontiguousarray(c), plaintext_limbs(m, pk.n))
-
-
-def limbs_of(ints, pk) -> np.ndarray:
-    return ints_to_limbs([int(v) for v in ints], pk.ct_limbs)
+    return pk._mul_plain(np.ascontiguousarray(c), residue_limbs(plain, pk))

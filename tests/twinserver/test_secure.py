@@ -117,18 +117,18 @@ def test_ciphertext_from_another_key_is_refused(clf, mnist_test):
     other, _ = paillier.keygen(1024, insecure=True)
     from pyimgenc.twinserver import User
     ct = User(other, clf.plan, clf.model.encode).encrypt(mnist_test[0][:1])
-    tape = clf.s1.offline(clf._ch, clf._public, 1, s2mod.new_session_id())
+    tape = clf.s1.offline(clf._ch, 1, s2mod.new_session_id())
     with pytest.raises(ValueError, match="different public key"):
-        clf.s1.online(clf._ch, clf._public, tape, ct)
+        clf.s1.online(clf._ch, tape, ct)
 
 
 def test_tape_is_one_time(clf, mnist_test):
     sid = s2mod.new_session_id()
-    tape = clf.s1.offline(clf._ch, clf._public, 1, sid)
+    tape = clf.s1.offline(clf._ch, 1, sid)
     ct = clf.user.encrypt(mnist_test[0][:1])
-    clf.s1.online(clf._ch, clf._public, tape, ct)
+    clf.s1.online(clf._ch, tape, ct)
     with pytest.raises(ValueError, match="already used"):
-        clf.s1.online(clf._ch, clf._public, tape, ct)
+        clf.s1.online(clf._ch, tape, ct)
     clf.s2.end(sid)
 
 
@@ -210,7 +210,6 @@ def test_tcp_servers_classify_exactly_and_survive_garbage(tmp_path, mnist_test, 
         from pyimgenc.twinserver import load_integer_model
         assert (got == load_integer_model().logits(x)[0]).all()
         with pytest.raises(ChannelError, match="peer_error"):   # the user asks S2 for a session that never ran
-            from pyimgenc.paillier import PublicKey  # noqa: F401
             ch = deploy.TcpChannel.connect("127.0.0.1", r2.port)
             deploy._request(ch, s2mod.FAST_REQUEST, wire.encode({"op": "fetch", "sid": "z" * 32, "timeout": 1}),
                             s2mod.FAST_REPLY)
