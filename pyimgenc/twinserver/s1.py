@@ -16,13 +16,18 @@ SCVL on ``X`` (S2: X' = X + R), weights ``W = Wb - Wa``, bias ``b = bb - ba``::
                        = E(Y + R'),  C = conv(R, Wa) - ba + M2 + R'
     offline  S1 -> S2  E(conv(R, Wb) + M2) packed by output channel; S2 keeps Q = -(...)
 
-SACT on ``y`` (S2: z = y + r), per element sigma in {+-1}, alpha in [2^39, 2^40), 0 <= beta < alpha::
+SACT on ``y`` (S2: z = y + r), per element sigma in {+-1}, alpha in [2^39, 2^40), 0 <= beta < alpha,
+f = [sigma = -1]; words are taken mod 2^L (L = the slot width); t = f xor t' makes relu(y) = t*y::
 
     S2 -> S1  E(z_j 2^(w s_j))                        (s_j the slot of j)
     S1 -> S2  prod_j E(z_j 2^(w s_j))^(sigma_j alpha_j) * E(sum_j 2^(w s_j)(-sigma_j alpha_j r_j + sigma_j beta_j + 2^(w-1)))
               S2 reads t'_j = [sigma_j (alpha_j y_j + beta_j) >= 0]
-    S2 -> S1  E(t'_j 2^(w s_j)), E(t'_j z_j 2^(w s_j))
-    S1 -> S2  E(sum_j 2^(w s_j) (relu(y_j) + m_j))   via t = f + (1 - 2f) t', f = [sigma = -1]
+    S2 -> S1  e = t' xor c,  y_b = nu + (b xor t') z + K2_b           (OT: S1 opens y_f = nu + t z + K2_f)
+    S1 -> S2  w_b = mu + (b xor f) r - Kc_(b xor e),  b = nu + t z + m + mu
+              S2: x = w_t' + Kc_c = mu + t r;  b - nu - x = t (z - r) + m = relu(y) + m
+
+``c, Kc`` and ``K2`` are random OTs made offline (:mod:`.ot`, IKNP over Paillier base OTs):
+S2 holds c and Kc_c, S1 both Kc; S1 holds f and K2_f, S2 both K2.
 """
 from __future__ import annotations
 
@@ -36,12 +41,12 @@ import numpy as np
 from ..math import mulmod
 from ..paillier import EncryptedTensor
 from ..paillier.linalg import combine
-from . import wire
+from . import ot, wire
 from .channel import Channel, ChannelError
 from .graph import (STAT_BITS, concat_bounds, concat_shifted, conv_exact, icnn_forward, im2col, max2_bounds,
                     slots_for, tap_index)
 from .owner import S1Share, uniform_range
-from .s2 import FAST_REPLY, FAST_REQUEST
+from .s2 import FAST_REPLY, FAST_REQUEST, OT_W1, OT_W2, TAG_C, TAG_F
 from .smp import ERROR_REPLY
 
 
@@ -61,6 +66,8 @@ class Tape:
     n_images: int
     entries: list = field(default_factory=list)
     s2_encryptions: int = 0
+    ot_f: list = field(default_factory=list)     # S1's choice bits (the sign flips), one per ReLU element
+    ot_keys: tuple = ()                          # (Kc_0, Kc_1, K2_f) after :meth:`ComputeServer.ot_setup`
     spent: bool = False
     seconds: float = 0.0
 
@@ -91,11 +98,12 @@ class _Ops:
         self.step += 1
         return e
 
-    def request(self, op: str, meta: dict, tensors=()) -> list[EncryptedTensor]:
+    def request(self, op: str, meta: dict, tensors=(), blobs=(), reply=(0, 0)) -> list:
+        """Send ``op``; S2's reply must hold ``reply = (tensors, blobs)``; returns them, tensors first."""
         meta = dict(meta, op=op, sid=self.tape.sid)
         if self.pre:
             meta["pre"], self.pre = self.pre, []
-        return self.srv.call(self.ch, meta, tensors)
+        return self.srv.call(self.ch, meta, tensors, blobs, reply)
 
     def _local(self, ins) -> None:
         if self.phase == "online":     # offline, S2 holds no tensors: masks only
@@ -180,7 +188,7 @@ class _Ops:
         out = self._name()
         if self.phase == "online":
             t0 = time.perf_counter()
-            cols, a = self.request("lin1", dict(layer=name, src=h.name, pad=pad, width=width))
+            cols, a = self.request("lin1", dict(layer=name, src=h.name, pad=pad, width=width), reply=(2, 0))
             if cols.shape != (t, g) or a.shape != (o, g):
                 raise ChannelError("bad_reply", f"lin1 for {name}: unexpected shapes {cols.shape}, {a.shape}")
             idx = tap_index(o, t, g)
@@ -204,6 +212,7 @@ class _Ops:
         shape = h.mask.shape
         size = h.mask.size
         g = -(-size // s)
+        mod = (1 << width) - 1
 
         def make():
             r = [int(v) for v in h.mask.ravel()]
@@ -214,35 +223,45 @@ class _Ops:
             f = [1 if sg < 0 else 0 for sg in sigma]
             a1 = [sg * a for sg, a in zip(sigma, alpha)]
             half = 1 << (width - 1)
-            self.tape.s2_encryptions += 3 * size
-            return dict(m=np.array(m, dtype=object).reshape(shape), a1=a1,
+            j0 = len(self.tape.ot_f)
+            self.tape.ot_f.extend(f)
+            self.tape.s2_encryptions += size
+            mu = [secrets.randbits(width) for _ in range(size)]
+            return dict(m=np.array(m, dtype=object).reshape(shape), a1=a1, j0=j0, f=f,
                         plain_sign=wire.pack([-x * ri + sg * b + half for x, ri, sg, b in zip(a1, r, sigma, beta)],
                                              width, s),
-                        f=f, ot=[(2 * fi - 1) * ri for fi, ri in zip(f, r)],
-                        plain_v=wire.pack([mi - fi * ri for mi, fi, ri in zip(m, f, r)], width, s))
+                        x0=[(u + fi * ri) & mod for u, fi, ri in zip(mu, f, r)],         # mu + (0 xor f) r
+                        x1=[(u + (1 - fi) * ri) & mod for u, fi, ri in zip(mu, f, r)],   # mu + (1 xor f) r
+                        mm=[(u + mi) & mod for u, mi in zip(mu, m)])
         e = self._entry(make)
         out = self._name()
         if self.phase == "online":
-            (ez,) = self.request("relu1", dict(src=h.name, width=width))
+            (ez,) = self.request("relu1", dict(src=h.name, width=width), reply=(1, 0))
             if ez.shape != (size,):
                 raise ChannelError("bad_reply", f"relu1: expected {size} ciphertexts, got {ez.shape}")
             gidx = wire.group_index(size, s)
             a1 = np.array(e["a1"] + [0] * (g * s - size), dtype=object).reshape(g, s)
             sign = wire.mexp(self.pk, ez.limbs, gidx, a1)
             sign = wire.mul_plain(self.pk, sign, e["plain_sign"])
-            et, etz = self.request("relu2", dict(src=h.name, width=width),
-                                   [EncryptedTensor(self.pk, sign)])
-            if et.shape != (size,) or etz.shape != (size,):
-                raise ChannelError("bad_reply", "relu2: unexpected reply shapes")
-            bases = np.concatenate([ez.limbs, etz.limbs, et.limbs])
-            pad = [0] * (g * s - size)
-            f = np.array(e["f"] + pad, dtype=object).reshape(g, s)
-            ot = np.array(e["ot"] + pad, dtype=object).reshape(g, s)
-            idx = np.concatenate([gidx, np.where(gidx < 0, -1, gidx + size), np.where(gidx < 0, -1, gidx + 2 * size)],
-                                 axis=1)
-            v = wire.mexp(self.pk, bases, idx, np.concatenate([f, 1 - 2 * f, ot], axis=1))
-            v = wire.mul_plain(self.pk, v, e["plain_v"])
-            self.request("relu3", dict(dst=out, shape=list(shape), width=width), [EncryptedTensor(self.pk, v)])
+            eb, y0, y1 = self.request("relu2", dict(src=h.name, width=width, ot=e["j0"]),
+                                      [EncryptedTensor(self.pk, sign)], reply=(0, 3))
+            try:
+                bits = np.unpackbits(np.frombuffer(eb, dtype=np.uint8), count=size) if len(eb) == -(-size // 8) \
+                    else None
+                y0, y1 = wire.unwords(y0, width, size), wire.unwords(y1, width, size)
+            except ValueError as exc:
+                raise ChannelError("bad_reply", f"relu2: {exc}") from None
+            if bits is None:
+                raise ChannelError("bad_reply", "relu2: wrong number of OT bits")
+            kc0, kc1, k2f = (k[e["j0"]:e["j0"] + size] for k in self.tape.ot_keys)
+            w0, w1, b = [], [], []
+            for i, (fi, bi) in enumerate(zip(e["f"], bits)):
+                a = (y1[i] if fi else y0[i]) - k2f[i]                      # nu + t z
+                w0.append((e["x0"][i] - (kc1[i] if bi else kc0[i])) & mod)
+                w1.append((e["x1"][i] - (kc0[i] if bi else kc1[i])) & mod)
+                b.append((a + e["mm"][i]) & mod)
+            self.request("relu3", dict(dst=out, shape=list(shape), width=width),
+                         blobs=[wire.words(w0, width), wire.words(w1, width), wire.words(b, width)])
         return Blinded(out, e["m"], vb, vb + STAT_BITS)
 
 
@@ -256,8 +275,8 @@ class ComputeServer:
         self.trace: dict | None = None
         self.layer_seconds: dict[str, float] = {}   # online seconds of each SCVL/SCT (S1 + S2), last run
 
-    def call(self, ch: Channel, meta: dict, tensors=()) -> list[EncryptedTensor]:
-        msg_id = ch.send(FAST_REQUEST, wire.encode(meta, tensors))
+    def call(self, ch: Channel, meta: dict, tensors=(), blobs=(), reply=(0, 0)) -> list:
+        msg_id = ch.send(FAST_REQUEST, wire.encode(meta, tensors, blobs))
         ch.stats.rounds += 1
         rtype, _, data = ch.recv(expect_id=msg_id)
         if rtype == ERROR_REPLY:
@@ -265,10 +284,48 @@ class ComputeServer:
         if rtype != FAST_REPLY:
             raise ChannelError("unexpected_type", f"got {rtype}, expected {FAST_REPLY}")
         try:
-            _, tensors = wire.decode(data, self.pk)
+            _, tensors, blobs = wire.decode_parts(data, self.pk)
         except ValueError as exc:
             raise ChannelError("bad_reply", str(exc)) from None
-        return tensors
+        if (len(tensors), len(blobs)) != tuple(reply):
+            raise ChannelError("bad_reply", f"{meta.get('op')}: expected {reply[0]} tensors and {reply[1]} blobs, "
+                                            f"got {len(tensors)} and {len(blobs)}")
+        return tensors + blobs
+
+    def ot_setup(self, ops: _Ops, tape: Tape) -> None:
+        """Offline: ``len(tape.ot_f)`` random OTs each way (IKNP), base OTs over S2's Paillier key.
+
+        c-instance (S2 receives with random c): S2 sends E(k0_i), E(k1_i) slotted; S1, base
+        receiver with random s, returns E(k_{s_i} + rho_i) packed and reads k_{s_i} back.
+        f-instance (S1 receives with its flips f): S2 sends E(s2_i) slotted; S1 returns
+        E(l0_i + s2_i (l1_i - l0_i)) packed, which S2 decrypts.
+        """
+        m = len(tape.ot_f)
+        pk = self.pk
+        ek0, ek1, es2 = ops.request("ot1", dict(m=m), reply=(3, 0))
+        s1, s2 = slots_for(OT_W1, pk.bits), slots_for(OT_W2, pk.bits)
+        if ek0.shape != (ot.KAPPA,) or ek1.shape != (ot.KAPPA,) or es2.shape != (ot.KAPPA,):
+            raise ChannelError("bad_reply", "ot1: expected 3 x 128 ciphertexts")
+        s = ot.random_bits(ot.KAPPA)
+        rho = uniform_range(0, ot.KAPPA + STAT_BITS, ot.KAPPA)
+        sel = np.where(s[:, None].astype(bool), ek1.limbs, ek0.limbs)
+        idx1 = wire.group_index(ot.KAPPA, s1)
+        y1 = wire.mul_plain(pk, wire.mexp(pk, sel, idx1, np.ones(idx1.shape, dtype=object)), wire.pack(rho, OT_W1, s1))
+        l0, l1 = ot.random_seeds(), ot.random_seeds()
+        idx2 = wire.group_index(ot.KAPPA, s2)
+        d = np.array([b - a for a, b in zip(l0, l1)] + [0] * (idx2.size - ot.KAPPA), dtype=object)
+        y2 = wire.mul_plain(pk, wire.mexp(pk, es2.limbs, idx2, d.reshape(idx2.shape)), wire.pack(l0, OT_W2, s2))
+        u2, k2f = ot.receiver(TAG_F, l0, l1, np.array(tape.ot_f, dtype=np.uint8))
+        masked, u1 = ops.request("ot2", dict(m=m), [EncryptedTensor(pk, y1), EncryptedTensor(pk, y2)], [u2],
+                                 reply=(0, 2))
+        try:
+            ks = [v - int(r) for v, r in zip(wire.unwords(masked, OT_W1, ot.KAPPA), rho)]
+            if any(not 0 <= k < 1 << ot.KAPPA for k in ks):
+                raise ValueError("a base-OT seed is out of range")
+            kc0, kc1 = ot.sender(TAG_C, ks, s, u1, m)
+        except ValueError as exc:
+            raise ChannelError("bad_reply", f"ot2: {exc}") from None
+        tape.ot_keys = (kc0, kc1, k2f)
 
     def qterm(self, ops: _Ops, name: str, rx: np.ndarray, pad: int) -> np.ndarray:
         """Offline cross term: S2 learns conv(R, Wb) + M2 (blinded); S1 returns M2 as (N, O, H, W)."""
@@ -296,7 +353,9 @@ class ComputeServer:
         tape = Tape(sid, n_images)
         ops = _Ops(self, ch, tape, "offline")
         icnn_forward(ops, self.arch, ops.load((n_images, 1, 28, 28), None))
-        self.call(ch, dict(op="prepare", sid=sid, count=tape.s2_encryptions))
+        tape.s2_encryptions += 3 * ot.KAPPA           # S2's base-OT ciphertexts
+        ops.request("prepare", dict(count=tape.s2_encryptions))
+        self.ot_setup(ops, tape)
         tape.seconds = time.perf_counter() - t0
         return tape
 

@@ -12,8 +12,10 @@ load       E(d + R) packed (the user's image, re-masked by S1)  —
 lin1       the name of X' = X + R                               E(cols of X'), E(conv(X', Wb) + bb + Q)
 lin2       E(Y + R'), packed by position                        — (stores Y + R')
 relu1      the name of z                                        E(z_j * 2**(w*slot_j)) per element
-relu2      E(sigma (alpha y + beta) + 2**(w-1)) packed          E(t'_j * 2**..), E(t'_j z_j * 2**..)
-relu3      E(relu(y) + m) packed                                — (stores relu(y) + m)
+ot1        the number m of ReLU elements                        base OTs: E(k0_i), E(k1_i), E(s2_i)
+ot2        base-OT replies, S1's IKNP matrix (blob)              k_{s_i} + rho_i (words), S2's IKNP matrix
+relu2      E(sigma (alpha y + beta) + 2**(w-1)) packed, OT index e = t' xor c (bits), y0, y1 (words)
+relu3      w0, w1, b (words)                                    — (stores relu(y) + m)
 result     the name of the logits' blinded tensor               — (keeps it for the user)
 fetch      (user) the session id                                v + r (hex)
 =========  ===================================================  ====================================
@@ -31,7 +33,7 @@ import time
 import numpy as np
 
 from ..paillier import EncryptedTensor
-from . import wire
+from . import ot, wire
 from .graph import conv_exact, im2col, slots_for
 from .owner import S2Share
 from .smp import KeyServer
@@ -39,6 +41,11 @@ from .smp import KeyServer
 FAST_REQUEST, FAST_REPLY = 10, 11
 MAX_SESSIONS = 64
 MAX_ELEMENTS = 1 << 22
+MAX_OT = 1 << 24
+OT_W1 = ot.KAPPA + 41          # slot width of S1's base OTs (k_s + rho, rho 40 bits wider than k)
+OT_W2 = ot.KAPPA + 1           # slot width of S2's base OTs (k_s)
+TAG_C, TAG_F = b"c", b"f"      # IKNP instances: S2 receives with random c; S1 receives with its flips f
+_BLOB_OPS = ("ot2", "relu3")
 
 
 class ProtocolError(ValueError):
@@ -63,11 +70,15 @@ class TwinKeyServer(KeyServer):
     def handle(self, mtype: int, body: bytes) -> tuple[int, bytes]:
         if mtype != FAST_REQUEST:
             return super().handle(mtype, body)
-        meta, tensors = wire.decode(body, self.pk)
+        meta, tensors, blobs = wire.decode_parts(body, self.pk)
         op = meta.get("op")
         fn = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
         if fn is None:
             raise ProtocolError(f"unknown operation {op!r}")
+        if blobs and op not in _BLOB_OPS:
+            raise ProtocolError(f"{op} takes no raw blobs")
+        if op in _BLOB_OPS:
+            tensors = (tensors, blobs)
         sid = meta.get("sid")
         if not isinstance(sid, str) or not 8 <= len(sid) <= 64:
             raise ProtocolError("missing or malformed session id")
@@ -263,6 +274,49 @@ class TwinKeyServer(KeyServer):
             raise ProtocolError("missing destination name")
         return dst
 
+    # ------------------------------------------------------------------ oblivious transfer (offline)
+    def _op_ot1(self, sess, meta, tensors):
+        """Base OTs, step 1: S2's seed pairs for the c-instance, S2's choices for the f-instance."""
+        m = self._int(meta, "m", 1, MAX_OT)
+        base = dict(m=m, k0=ot.random_seeds(), k1=ot.random_seeds(), s=ot.random_bits(ot.KAPPA))
+        sess["ot_base"] = base
+        sh1 = wire.shifts(ot.KAPPA, OT_W1, slots_for(OT_W1, self.pk.bits))
+        sh2 = wire.shifts(ot.KAPPA, OT_W2, slots_for(OT_W2, self.pk.bits))
+        return {}, [self._encrypt([k * f for k, f in zip(base["k0"], sh1)]),
+                    self._encrypt([k * f for k, f in zip(base["k1"], sh1)]),
+                    self._encrypt([int(b) * f for b, f in zip(base["s"], sh2)])]
+
+    def _op_ot2(self, sess, meta, parts):
+        """Base OTs, step 2, and both IKNP extensions: S2 ends with c, K_c (c-instance), K0, K1 (f-instance)."""
+        tensors, blobs = parts
+        base = sess.pop("ot_base", None)
+        if base is None:
+            raise ProtocolError("ot2 without ot1")
+        s1, s2 = slots_for(OT_W1, self.pk.bits), slots_for(OT_W2, self.pk.bits)
+        shapes = ((-(-ot.KAPPA // s1),), (-(-ot.KAPPA // s2),))
+        if len(tensors) != 2 or len(blobs) != 1 or tuple(t.shape for t in tensors) != shapes:
+            raise ProtocolError(f"ot2 needs ciphertexts of shapes {shapes} and one matrix")
+        masked = wire.unpack(self._decrypt(tensors[0]), OT_W1, s1, ot.KAPPA)          # k_{s_i} + rho_i
+        ls = wire.unpack(self._decrypt(tensors[1]), OT_W2, s2, ot.KAPPA)
+        if any(v >> ot.KAPPA for v in ls):
+            raise ProtocolError("ot2: a base-OT seed is out of range")
+        m = base["m"]
+        try:
+            k2 = ot.sender(TAG_F, ls, base["s"], blobs[0], m)
+        except ValueError as exc:
+            raise ProtocolError(f"ot2: {exc}") from None
+        c = ot.random_bits(m)
+        u, kc = ot.receiver(TAG_C, base["k0"], base["k1"], c)
+        sess["ot"] = dict(m=m, c=c, kc=kc, k2=k2, cursor=0, pending=None)
+        return {}, [], [wire.words(masked, OT_W1), u]
+
+    def _ot(self, sess):
+        st = sess.get("ot")
+        if st is None:
+            raise ProtocolError("no oblivious-transfer material in this session (run the offline phase first)")
+        return st
+
+    # ------------------------------------------------------------------ SACT
     def _op_relu1(self, sess, meta, tensors):
         z = self._get(sess, meta.get("src")).ravel()
         w, s = self._width(meta)
@@ -270,28 +324,57 @@ class TwinKeyServer(KeyServer):
         return {}, [self._encrypt([int(v) * f for v, f in zip(z, sh)])]
 
     def _op_relu2(self, sess, meta, tensors):
-        z = self._get(sess, meta.get("src")).ravel()
+        """Decrypt the flipped comparisons t'; answer the two OT selections (see :mod:`.s1`)."""
+        src = meta.get("src")
+        z = self._get(sess, src).ravel()
         w, s = self._width(meta)
-        if len(tensors) != 1 or tensors[0].size != -(-len(z) // s):
-            raise ProtocolError(f"relu2: expected {-(-len(z) // s)} packed ciphertexts")
-        u = wire.unpack(self._decrypt(tensors[0].reshape(-1)), w, s, len(z))
-        half = 1 << (w - 1)
-        t = [1 if v >= half else 0 for v in u]
-        sh = wire.shifts(len(z), w, s)
-        et = self._encrypt([ti * f for ti, f in zip(t, sh)])
-        etz = self._encrypt([ti * int(zi) * f for ti, zi, f in zip(t, z, sh)])
-        return {}, [et, etz]
+        st = self._ot(sess)
+        size = len(z)
+        j0 = self._int(meta, "ot", 0, MAX_OT)
+        if j0 != st["cursor"] or j0 + size > st["m"] or st["pending"] is not None:
+            raise ProtocolError(f"relu2: oblivious transfers {j0}..{j0 + size} are not the next unused ones")
+        if len(tensors) != 1 or tensors[0].size != -(-size // s):
+            raise ProtocolError(f"relu2: expected {-(-size // s)} packed ciphertexts")
+        u = wire.unpack(self._decrypt(tensors[0].reshape(-1)), w, s, size)
+        half, mask = 1 << (w - 1), (1 << w) - 1
+        tp = np.array([1 if v >= half else 0 for v in u], dtype=np.uint8)
+        e = tp ^ st["c"][j0:j0 + size]
+        nu = [secrets.randbits(w) for _ in range(size)]
+        k0, k1 = st["k2"][0][j0:j0 + size], st["k2"][1][j0:j0 + size]
+        zi = [int(v) for v in z]
+        y0 = [(n + (v if t else 0) + k) & mask for n, v, t, k in zip(nu, zi, tp, k0)]
+        y1 = [(n + (0 if t else v) + k) & mask for n, v, t, k in zip(nu, zi, tp, k1)]
+        st["cursor"] = j0 + size
+        st["pending"] = dict(j0=j0, size=size, w=w, tp=tp, nu=nu)
+        return {}, [], [np.packbits(e).tobytes(), wire.words(y0, w), wire.words(y1, w)]
 
-    def _op_relu3(self, sess, meta, tensors):
-        if len(tensors) != 1:
-            raise ProtocolError("relu3 needs one tensor")
-        self._store_packed(sess, meta, tensors[0])
+    def _op_relu3(self, sess, meta, parts):
+        """S2's value of relu(y) + m from S1's three words per element."""
+        tensors, blobs = parts
+        st = self._ot(sess)
+        p, st["pending"] = st["pending"], None
+        if p is None:
+            raise ProtocolError("relu3 without relu2")
+        shape = self._shape(meta)
+        w, _ = self._width(meta)
+        if tensors or len(blobs) != 3 or w != p["w"] or int(np.prod(shape)) != p["size"]:
+            raise ProtocolError("relu3: expected three word blobs matching relu2's width and size")
+        try:
+            w0, w1, b = (wire.unwords(x, w, p["size"]) for x in blobs)
+        except ValueError as exc:
+            raise ProtocolError(f"relu3: {exc}") from None
+        mask = (1 << w) - 1
+        kc = st["kc"][p["j0"]:p["j0"] + p["size"]]
+        out = [(bi - n - ((v1 if t else v0) + k)) & mask
+               for bi, n, v0, v1, t, k in zip(b, p["nu"], w0, w1, p["tp"], kc)]
+        sess["t"][self._dst(meta)] = np.array(out, dtype=object).reshape(shape)
         return {}, []
 
     def _op_result(self, sess, meta, tensors):
         sess["result"] = self._get(sess, meta.get("src")).reshape(-1)
         sess["t"].clear()
         sess["q"].clear()
+        sess.pop("ot", None)
         sess["done"].set()
         return {}, []
 

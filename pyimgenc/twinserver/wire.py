@@ -1,7 +1,8 @@
 """Message bodies of the fast protocol, slot packing, and big-exponent multi-exponentiation.
 
-A body is ``u32 meta_len | meta (JSON, UTF-8) | (u64 len | EncryptedTensor bytes)*``.
-Tensors use :meth:`pyimgenc.paillier.EncryptedTensor.to_bytes` (versioned,
+A body is ``u32 meta_len | meta (JSON, UTF-8) | (u8 kind | u64 len | bytes)*``: kind 0 is
+an EncryptedTensor, kind 1 a raw blob (the oblivious-transfer matrices and the
+fixed-width words of SACT's selection step, :func:`words`).  Tensors use :meth:`pyimgenc.paillier.EncryptedTensor.to_bytes` (versioned,
 checksummed, bound to the public key), so a ciphertext from another key, a flipped
 bit or a truncation is refused with ``ValueError`` before anything is computed.
 Big integers in the metadata travel as hexadecimal strings.
@@ -26,20 +27,21 @@ from ..paillier.linalg import combine
 
 MAX_TENSORS = 16
 _U32, _U64 = struct.Struct(">I"), struct.Struct(">Q")
+_TENSOR, _BLOB = 0, 1
 CHUNK_BITS = 63  # multiexp exponents are signed 64-bit words (|e| <= 2**63 - 1)
 
 
-def encode(meta: dict, tensors=()) -> bytes:
+def encode(meta: dict, tensors=(), blobs=()) -> bytes:
     mb = json.dumps(meta, separators=(",", ":")).encode()
     parts = [_U32.pack(len(mb)), mb]
-    for t in tensors:
-        b = t.to_bytes()
-        parts += [_U64.pack(len(b)), b]
+    for kind, items in ((_TENSOR, [t.to_bytes() for t in tensors]), (_BLOB, blobs)):
+        for b in items:
+            parts += [bytes([kind]), _U64.pack(len(b)), bytes(b)]
     return b"".join(parts)
 
 
-def decode(body: bytes, pk) -> tuple[dict, list[EncryptedTensor]]:
-    """(meta, tensors); raises ``ValueError`` naming what is wrong with the body."""
+def decode_parts(body: bytes, pk) -> tuple[dict, list[EncryptedTensor], list[bytes]]:
+    """(meta, tensors, blobs); raises ``ValueError`` naming what is wrong with the body."""
     if len(body) < 4:
         raise ValueError("message truncated (no metadata length)")
     (n,) = _U32.unpack_from(body, 0)
@@ -51,19 +53,52 @@ def decode(body: bytes, pk) -> tuple[dict, list[EncryptedTensor]]:
         raise ValueError(f"metadata is not valid JSON: {exc}") from None
     if not isinstance(meta, dict):
         raise ValueError("metadata must be a JSON object")
-    off, tensors = 4 + n, []
+    off, tensors, blobs = 4 + n, [], []
     while off < len(body):
-        if len(tensors) >= MAX_TENSORS:
-            raise ValueError(f"more than {MAX_TENSORS} tensors in one message")
-        if off + 8 > len(body):
-            raise ValueError("message truncated (tensor length)")
-        (k,) = _U64.unpack_from(body, off)
-        off += 8
+        if len(tensors) + len(blobs) >= MAX_TENSORS:
+            raise ValueError(f"more than {MAX_TENSORS} parts in one message")
+        if off + 9 > len(body):
+            raise ValueError("message truncated (part header)")
+        kind = body[off]
+        (k,) = _U64.unpack_from(body, off + 1)
+        off += 9
         if off + k > len(body):
-            raise ValueError("message truncated (tensor)")
-        tensors.append(EncryptedTensor.from_bytes(body[off:off + k], pk))
+            raise ValueError("message truncated (part)")
+        if kind == _TENSOR:
+            if blobs:
+                raise ValueError("tensors must precede blobs")
+            tensors.append(EncryptedTensor.from_bytes(body[off:off + k], pk))
+        elif kind == _BLOB:
+            blobs.append(body[off:off + k])
+        else:
+            raise ValueError(f"unknown part kind {kind}")
         off += k
+    return meta, tensors, blobs
+
+
+def decode(body: bytes, pk) -> tuple[dict, list[EncryptedTensor]]:
+    """(meta, tensors) of a body that carries no blobs."""
+    meta, tensors, blobs = decode_parts(body, pk)
+    if blobs:
+        raise ValueError("unexpected raw blobs in this message")
     return meta, tensors
+
+
+def words(values, bits: int) -> bytes:
+    """Fixed-width little-endian encoding of integers in ``[0, 2**bits)``."""
+    nb = -(-bits // 8)
+    return b"".join(int(v).to_bytes(nb, "little") for v in values)
+
+
+def unwords(blob: bytes, bits: int, count: int) -> list[int]:
+    """Inverse of :func:`words`; ``ValueError`` unless ``blob`` holds exactly ``count`` words < 2**bits."""
+    nb = -(-bits // 8)
+    if len(blob) != nb * count:
+        raise ValueError(f"expected {count} words of {nb} bytes, got {len(blob)} bytes")
+    out = [int.from_bytes(blob[i:i + nb], "little") for i in range(0, nb * count, nb)]
+    if any(v >> bits for v in out):
+        raise ValueError(f"a word exceeds {bits} bits")
+    return out
 
 
 def hexs(values) -> list[str]:
