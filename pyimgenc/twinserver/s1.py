@@ -23,8 +23,8 @@ f = [sigma = -1]; words are taken mod 2^L (L = the slot width); t = f xor t' mak
     S1 -> S2  prod_j E(z_j 2^(w s_j))^(sigma_j alpha_j) * E(sum_j 2^(w s_j)(-sigma_j alpha_j r_j + sigma_j beta_j + 2^(w-1)))
               S2 reads t'_j = [sigma_j (alpha_j y_j + beta_j) >= 0]
     S2 -> S1  e = t' xor c,  y_b = nu + (b xor t') z + K2_b           (OT: S1 opens y_f = nu + t z + K2_f)
-    S1 -> S2  w_b = mu + (b xor f) r - Kc_(b xor e),  b = nu + t z + m + mu
-              S2: x = w_t' + Kc_c = mu + t r;  b - nu - x = t (z - r) + m = relu(y) + m
+    S1 -> S2  w_b = mu + (b xor f) r - Kc_(b xor e),  v = nu + t z + m + mu
+              S2: x = w_t' + Kc_c = mu + t r;  v - nu - x = t (z - r) + m = relu(y) + m
 
 ``c, Kc`` and ``K2`` are random OTs made offline (:mod:`.ot`, IKNP over Paillier base OTs):
 S2 holds c and Kc_c, S1 both Kc; S1 holds f and K2_f, S2 both K2.
@@ -254,14 +254,14 @@ class _Ops:
             if bits is None:
                 raise ChannelError("bad_reply", "relu2: wrong number of OT bits")
             kc0, kc1, k2f = (k[e["j0"]:e["j0"] + size] for k in self.tape.ot_keys)
-            w0, w1, b = [], [], []
+            w0, w1, v = [], [], []
             for i, (fi, bi) in enumerate(zip(e["f"], bits)):
                 a = (y1[i] if fi else y0[i]) - k2f[i]                      # nu + t z
                 w0.append((e["x0"][i] - (kc1[i] if bi else kc0[i])) & mod)
                 w1.append((e["x1"][i] - (kc0[i] if bi else kc1[i])) & mod)
-                b.append((a + e["mm"][i]) & mod)
+                v.append((a + e["mm"][i]) & mod)
             self.request("relu3", dict(dst=out, shape=list(shape), width=width),
-                         blobs=[wire.words(w0, width), wire.words(w1, width), wire.words(b, width)])
+                         blobs=[wire.words(w0, width), wire.words(w1, width), wire.words(v, width)])
         return Blinded(out, e["m"], vb, vb + STAT_BITS)
 
 

@@ -15,7 +15,7 @@ relu1      the name of z                                        E(z_j * 2**(w*sl
 ot1        the number m of ReLU elements                        base OTs: E(k0_i), E(k1_i), E(s2_i)
 ot2        base-OT replies, S1's IKNP matrix (blob)              k_{s_i} + rho_i (words), S2's IKNP matrix
 relu2      E(sigma (alpha y + beta) + 2**(w-1)) packed, OT index e = t' xor c (bits), y0, y1 (words)
-relu3      w0, w1, b (words)                                    — (stores relu(y) + m)
+relu3      w0, w1, v (words)                                    — (stores relu(y) + m)
 result     the name of the logits' blinded tensor               — (keeps it for the user)
 fetch      (user) the session id                                v + r (hex)
 =========  ===================================================  ====================================
@@ -360,13 +360,13 @@ class TwinKeyServer(KeyServer):
         if tensors or len(blobs) != 3 or w != p["w"] or int(np.prod(shape)) != p["size"]:
             raise ProtocolError("relu3: expected three word blobs matching relu2's width and size")
         try:
-            w0, w1, b = (wire.unwords(x, w, p["size"]) for x in blobs)
+            w0, w1, v = (wire.unwords(x, w, p["size"]) for x in blobs)
         except ValueError as exc:
             raise ProtocolError(f"relu3: {exc}") from None
         mask = (1 << w) - 1
         kc = st["kc"][p["j0"]:p["j0"] + p["size"]]
-        out = [(bi - n - ((v1 if t else v0) + k)) & mask
-               for bi, n, v0, v1, t, k in zip(b, p["nu"], w0, w1, p["tp"], kc)]
+        out = [(vi - n - ((b1 if t else b0) + k)) & mask
+               for vi, n, b0, b1, t, k in zip(v, p["nu"], w0, w1, p["tp"], kc)]
         sess["t"][self._dst(meta)] = np.array(out, dtype=object).reshape(shape)
         return {}, []
 

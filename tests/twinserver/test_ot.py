@@ -1,0 +1,138 @@
+"""Oblivious transfer (IKNP) and the OT-based SACT selection of the fast protocol."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyimgenc.twinserver import SecureClassifier, ot, wire
+from pyimgenc.twinserver import s2 as s2mod
+from pyimgenc.twinserver.graph import slots_for
+from pyimgenc.twinserver.s1 import Tape, _Ops
+
+
+@pytest.fixture(scope="module")
+def clf():
+    c = SecureClassifier.pretrained(key_bits=1024, insecure=True)
+    yield c
+    c.close()
+
+
+def _base(kappa=ot.KAPPA):
+    k0, k1 = ot.random_seeds(kappa), ot.random_seeds(kappa)
+    s = ot.random_bits(kappa)
+    return k0, k1, s, [b if si else a for a, b, si in zip(k0, k1, s)]
+
+
+@pytest.mark.parametrize("m", [1, 7, 8, 9, 1000, 4099])
+def test_iknp_receiver_gets_exactly_its_chosen_key(m):
+    k0, k1, s, ks = _base()
+    c = ot.random_bits(m)
+    u, kc = ot.receiver(b"t", k0, k1, c)
+    K0, K1 = ot.sender(b"t", ks, s, u, m)
+    assert len(kc) == len(K0) == len(K1) == m
+    assert all(kc[j] == (K1[j] if c[j] else K0[j]) for j in range(m))
+    assert not any(kc[j] == (K0[j] if c[j] else K1[j]) for j in range(m))
+    assert len(set(K0) | set(K1)) == 2 * m                      # fresh 256-bit keys, no repeats
+    if m >= 1000:                                             # choices are fair coins
+        assert 0.4 < c.mean() < 0.6
+
+
+def test_iknp_instances_are_separated_by_tag_and_index():
+    k0, k1, s, ks = _base()
+    c = np.zeros(16, dtype=np.uint8)
+    u, kc = ot.receiver(b"a", k0, k1, c)
+    K0, _ = ot.sender(b"b", ks, s, u, 16)                     # wrong tag: keys do not match
+    assert not any(a == b for a, b in zip(kc, K0))
+    assert len(set(kc)) == 16                                   # same choice, different index: different key
+
+
+def test_iknp_matrix_of_wrong_size_is_refused():
+    _, _, s, ks = _base()
+    with pytest.raises(ValueError, match="matrix must be"):
+        ot.sender(b"t", ks, s, b"\x00" * 100, 64)
+
+
+def test_words_roundtrip_and_refusals():
+    vals = [0, 1, (1 << 70) - 1, 12345]
+    assert wire.unwords(wire.words(vals, 70), 70, 4) == vals
+    with pytest.raises(ValueError, match="exceeds"):
+        wire.unwords(wire.words([1 << 70], 72), 70, 1)
+    with pytest.raises(ValueError, match="expected 4 words"):
+        wire.unwords(wire.words(vals, 70)[:-1], 70, 4)
+
+
+def test_blobs_travel_after_tensors_and_unknown_parts_are_refused(clf):
+    ct = clf.public_key.encrypt(np.arange(3))
+    body = wire.encode({"a": 1}, [ct], [b"xyz", b""])
+    meta, tensors, blobs = wire.decode_parts(body, clf.public_key)
+    assert meta == {"a": 1} and tensors[0].shape == (3,) and blobs == [b"xyz", b""]
+    with pytest.raises(ValueError, match="unexpected raw blobs"):
+        wire.decode(body, clf.public_key)
+    bad = bytearray(wire.encode({}, (), [b"q"]))
+    bad[bad.index(b"}") + 1] = 7
+    with pytest.raises(ValueError, match="unknown part kind"):
+        wire.decode_parts(bytes(bad), clf.public_key)
+
+
+def _relu_once(clf, values, vb):
+    """Drive S1 and S2 through one load and one SACT on ``values`` (|v| < 2**vb <= input bound)."""
+    s1 = clf.s1
+    sid = s2mod.new_session_id()
+    shape = (1, 1, 1, len(values))
+    tape = Tape(sid, 1)
+    off = _Ops(s1, clf._ch, tape, "offline")
+    off.relu(off.load(shape, None))
+    tape.s2_encryptions += 3 * ot.KAPPA
+    off.request("prepare", dict(count=tape.s2_encryptions))
+    s1.ot_setup(off, tape)
+    width = clf.plan["input_width"]
+    packed = wire.pack(values, width, slots_for(width, clf.public_key.bits))
+    ct = clf.public_key.encrypt(wire.signed_mod(packed, clf.public_key.n))
+    on = _Ops(s1, clf._ch, tape, "online")
+    h = on.relu(on.load(shape, ct))
+    on.result(h)
+    blinded = clf.s2.end(sid)
+    return [int(b) - int(m) for b, m in zip(blinded, h.mask.ravel())]
+
+
+def test_fast_sact_is_relu_on_the_edges(clf):
+    vb = clf.plan["input_vb"]
+    top = (1 << vb) - 1
+    values = [0, 1, -1, 2, -2, top, -top, top - 1, -(top - 1)] + list(range(-40, 41, 3))
+    for _ in range(3):                                   # fresh sign flips and masks each time
+        assert _relu_once(clf, values, vb) == [max(v, 0) for v in values]
+
+
+def test_s2_refuses_out_of_order_or_repeated_transfers(clf):
+    sid = s2mod.new_session_id()
+    tape = clf.s1.offline(clf._ch, 1, sid)
+    assert len(tape.ot_f) > 60000 and len(tape.ot_keys[0]) == len(tape.ot_f)
+    sess = clf.s2.sessions[sid]
+    sess["t"]["x"] = np.arange(5, dtype=object) + 1000
+    width = 60
+    sign = clf.public_key.encrypt(np.array([1 << (width - 1)]))
+
+    def relu2(j0):
+        return clf.s2.handle(s2mod.FAST_REQUEST, wire.encode(
+            {"op": "relu2", "sid": sid, "src": "x", "width": width, "ot": j0}, [sign]))
+    with pytest.raises(ValueError, match="not the next unused"):
+        relu2(7)
+    with pytest.raises(ValueError, match="relu3 without relu2"):
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.encode(
+            {"op": "relu3", "sid": sid, "dst": "y", "shape": [5], "width": width}, (), [b"", b"", b""]))
+    relu2(0)
+    with pytest.raises(ValueError, match="not the next unused"):
+        relu2(0)                                           # an OT is never used twice
+    with pytest.raises(ValueError, match="takes no raw blobs"):
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.encode({"op": "relu1", "sid": sid, "src": "x", "width": width},
+                                                      (), [b"x"]))
+    with pytest.raises(ValueError, match="three word blobs"):
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.encode(
+            {"op": "relu3", "sid": sid, "dst": "y", "shape": [5], "width": width}, (), [b"", b""]))
+    clf.s2.end(sid)
+
+
+def test_s2_refuses_ot2_without_ot1(clf):
+    with pytest.raises(ValueError, match="ot2 without ot1"):
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.encode({"op": "ot2", "sid": s2mod.new_session_id(), "m": 5},
+                                                      (), [b""]))
