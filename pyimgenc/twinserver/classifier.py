@@ -85,13 +85,21 @@ class SecureClassifier:
         """The plaintext integer model's logits (object array of Python ints, shape (N, 10))."""
         return self.model.logits(check_images(images))[0]
 
-    def classify(self, images, batch: int = 1) -> np.ndarray:
-        """Logits (N, 10) computed by S1 and S2 under encryption; equal to :meth:`reference_logits`."""
+    def classify(self, images, batch: int = 1, progress: bool = False) -> np.ndarray:
+        """Logits (N, 10) computed by S1 and S2 under encryption; equal to :meth:`reference_logits`.
+
+        ``batch`` images share one session (one offline tape); ``progress`` shows a bar per image.
+        """
+        from tqdm import tqdm
         images = check_images(images)
+        if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 64:
+            raise ValueError(f"batch must be an integer in [1, 64], got {batch!r}")
         out = []
         t = Timing()
-        for i in range(0, len(images), batch):
-            out.append(self._classify_batch(images[i:i + batch], t))
+        with tqdm(total=len(images), desc="secure classify", unit="image", disable=not progress) as bar:
+            for i in range(0, len(images), batch):
+                out.append(self._classify_batch(images[i:i + batch], t))
+                bar.update(len(out[-1]))
         self.last = t
         return np.concatenate(out, axis=0)
 

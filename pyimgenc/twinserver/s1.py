@@ -68,6 +68,9 @@ class Tape:
     s2_encryptions: int = 0
     ot_f: list = field(default_factory=list)     # S1's choice bits (the sign flips), one per ReLU element
     ot_keys: tuple = ()                          # (Kc_0, Kc_1, K2_f) after :meth:`ComputeServer.ot_setup`
+    sends: int = 0                               # ciphertexts S1 sends online (each re-randomized)
+    obf: np.ndarray | None = None                # their fresh randomness hs**r, drawn offline
+    obf_used: int = 0
     spent: bool = False
     seconds: float = 0.0
 
@@ -99,11 +102,30 @@ class _Ops:
         return e
 
     def request(self, op: str, meta: dict, tensors=(), blobs=(), reply=(0, 0)) -> list:
-        """Send ``op``; S2's reply must hold ``reply = (tensors, blobs)``; returns them, tensors first."""
+        """Send ``op``; S2's reply must hold ``reply = (tensors, blobs)``; returns them, tensors first.
+
+        Every ciphertext leaves S1 re-randomized: S2 holds the key and could otherwise read
+        the randomness of a product of its own ciphertexts, a function of S1's exponents.
+        """
         meta = dict(meta, op=op, sid=self.tape.sid)
         if self.pre:
             meta["pre"], self.pre = self.pre, []
-        return self.srv.call(self.ch, meta, tensors, blobs, reply)
+        return self.srv.call(self.ch, meta, [self._fresh(t) for t in tensors], blobs, reply)
+
+    def _fresh(self, t: EncryptedTensor) -> EncryptedTensor:
+        flat = t.limbs.reshape(-1, t.limbs.shape[-1])
+        k = len(flat)
+        if self.phase == "online":          # randomness drawn offline (Tape.obf); fresh only if it ran dry
+            tp = self.tape
+            pool = tp.obf if tp.obf is not None else np.zeros((0, flat.shape[1]), dtype=np.uint64)
+            obf = pool[tp.obf_used:tp.obf_used + k]
+            tp.obf_used += len(obf)
+            if len(obf) < k:
+                obf = np.concatenate([obf, self.pk._obfuscators(k - len(obf))])
+        else:
+            obf = self.pk._obfuscators(k)
+        return EncryptedTensor(self.pk, mulmod(np.ascontiguousarray(flat), obf, self.pk.nsquare_modulus)
+                               .reshape(t.limbs.shape))
 
     def _local(self, ins) -> None:
         if self.phase == "online":     # offline, S2 holds no tensors: masks only
@@ -147,6 +169,7 @@ class _Ops:
 
         def make():
             r = uniform_range(vb, vb + STAT_BITS, shape)
+            self.tape.sends += -(-size // s)
             return dict(r=r, packed=wire.pack(r.ravel(), width, s))
         e = self._entry(make)
         out = self._name()
@@ -183,6 +206,7 @@ class _Ops:
             corr = conv_exact(rx, wa, pad) - self.share.ba[name][None, :, None, None] + m2 + r_out
             corr = corr.transpose(1, 0, 2, 3).reshape(o, p)
             self.tape.s2_encryptions += (t + o) * g
+            self.tape.sends += o * g
             return dict(r=r_out, corr=[v for row in corr for v in wire.pack(row, width, s)])
         e = self._entry(make)
         out = self._name()
@@ -213,6 +237,8 @@ class _Ops:
         size = h.mask.size
         g = -(-size // s)
         mod = (1 << width) - 1
+        if width > ot.KEY_BITS:
+            raise ValueError(f"SACT words of {width} bits exceed the {ot.KEY_BITS}-bit OT keys that mask them")
 
         def make():
             r = [int(v) for v in h.mask.ravel()]
@@ -226,6 +252,7 @@ class _Ops:
             j0 = len(self.tape.ot_f)
             self.tape.ot_f.extend(f)
             self.tape.s2_encryptions += size
+            self.tape.sends += g
             mu = [secrets.randbits(width) for _ in range(size)]
             return dict(m=np.array(m, dtype=object).reshape(shape), a1=a1, j0=j0, f=f,
                         plain_sign=wire.pack([-x * ri + sg * b + half for x, ri, sg, b in zip(a1, r, sigma, beta)],
@@ -354,6 +381,7 @@ class ComputeServer:
         ops = _Ops(self, ch, tape, "offline")
         icnn_forward(ops, self.arch, ops.load((n_images, 1, 28, 28), None))
         tape.s2_encryptions += 3 * ot.KAPPA           # S2's base-OT ciphertexts
+        tape.obf = self.pk._obfuscators(tape.sends)
         ops.request("prepare", dict(count=tape.s2_encryptions))
         self.ot_setup(ops, tape)
         tape.seconds = time.perf_counter() - t0

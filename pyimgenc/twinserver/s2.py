@@ -41,7 +41,7 @@ from .smp import KeyServer
 FAST_REQUEST, FAST_REPLY = 10, 11
 MAX_SESSIONS = 64
 MAX_ELEMENTS = 1 << 22
-MAX_OT = 1 << 24
+MAX_OT = 1 << 23               # random OTs per session (64 images of the shipped ICNN need 4.4 million)
 OT_W1 = ot.KAPPA + 41          # slot width of S1's base OTs (k_s + rho, rho 40 bits wider than k)
 OT_W2 = ot.KAPPA + 1           # slot width of S2's base OTs (k_s)
 TAG_C, TAG_F = b"c", b"f"      # IKNP instances: S2 receives with random c; S1 receives with its flips f
@@ -330,8 +330,12 @@ class TwinKeyServer(KeyServer):
         w, s = self._width(meta)
         st = self._ot(sess)
         size = len(z)
+        if w > ot.KEY_BITS:
+            raise ProtocolError(f"relu2: words of {w} bits exceed the {ot.KEY_BITS}-bit OT keys")
+        if st["pending"] is not None:
+            raise ProtocolError("relu2 while the previous relu2 still awaits its relu3")
         j0 = self._int(meta, "ot", 0, MAX_OT)
-        if j0 != st["cursor"] or j0 + size > st["m"] or st["pending"] is not None:
+        if j0 != st["cursor"] or j0 + size > st["m"]:
             raise ProtocolError(f"relu2: oblivious transfers {j0}..{j0 + size} are not the next unused ones")
         if len(tensors) != 1 or tensors[0].size != -(-size // s):
             raise ProtocolError(f"relu2: expected {-(-size // s)} packed ciphertexts")
@@ -345,11 +349,14 @@ class TwinKeyServer(KeyServer):
         y0 = [(n + (v if t else 0) + k) & mask for n, v, t, k in zip(nu, zi, tp, k0)]
         y1 = [(n + (0 if t else v) + k) & mask for n, v, t, k in zip(nu, zi, tp, k1)]
         st["cursor"] = j0 + size
-        st["pending"] = dict(j0=j0, size=size, w=w, tp=tp, nu=nu)
+        st["pending"] = dict(j0=j0, size=size, w=w, tp=tp, nu=nu, shape=self._get(sess, src).shape)
         return {}, [], [np.packbits(e).tobytes(), wire.words(y0, w), wire.words(y1, w)]
 
     def _op_relu3(self, sess, meta, parts):
-        """S2's value of relu(y) + m from S1's three words per element."""
+        """S2's value of relu(y) + m from S1's three words per element.
+
+        The pending relu2 is consumed even when the request is refused: its OTs are never reused.
+        """
         tensors, blobs = parts
         st = self._ot(sess)
         p, st["pending"] = st["pending"], None
@@ -357,8 +364,9 @@ class TwinKeyServer(KeyServer):
             raise ProtocolError("relu3 without relu2")
         shape = self._shape(meta)
         w, _ = self._width(meta)
-        if tensors or len(blobs) != 3 or w != p["w"] or int(np.prod(shape)) != p["size"]:
-            raise ProtocolError("relu3: expected three word blobs matching relu2's width and size")
+        if tensors or len(blobs) != 3 or w != p["w"] or shape != p["shape"]:
+            raise ProtocolError(f"relu3: expected three word blobs matching relu2's width {p['w']} and "
+                                f"shape {p['shape']}")
         try:
             w0, w1, v = (wire.unwords(x, w, p["size"]) for x in blobs)
         except ValueError as exc:

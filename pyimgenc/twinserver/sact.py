@@ -15,6 +15,9 @@ Steps (``docs/twinserver-protocol.md``), element-wise, for ``|x| < 2**bound_bits
 S2 sees ``s (a x + b)`` — a fair coin for the sign, |x| hidden within a factor 2**40 and its
 divisibility by ``b`` — and ``x + r``, statistically hiding ``x`` (distance <= 2**-40 per element).
 S1's exponents are ``s a`` (41 bits) and ``r`` (bound_bits + 41 bits); no full-size exponent.
+Both ciphertexts are re-randomized before they leave S1: S2 holds the key, so it could
+read the randomness of ``E(x)^(s a)`` and find the 41-bit ``s a`` by baby-step giant-step
+whenever it knows the randomness of ``E(x)`` (for instance when it made ``E(x)`` itself).
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ def sact(ch: Channel, x: EncryptedTensor, bound_bits: int) -> EncryptedTensor:
     perm = np.array(sorted(range(size), key=lambda _: secrets.randbits(64)), dtype=np.int64)
     y = flat * (sign * alpha) + sign * beta
     z = flat + r
-    t, zt = _call(ch, pk, SACT_REQUEST, _pack(_take(y, perm), _take(z, perm)), SACT_REPLY, 2)
+    t, zt = _call(ch, pk, SACT_REQUEST, _pack(_take(y, perm).rerandomize(), _take(z, perm).rerandomize()), SACT_REPLY, 2)
     inv = np.empty_like(perm)
     inv[perm] = np.arange(size)
     t, zt = _take(t, inv), _take(zt, inv)

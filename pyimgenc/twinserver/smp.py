@@ -126,7 +126,8 @@ def smp(ch: Channel, a: EncryptedTensor, b: EncryptedTensor) -> EncryptedTensor:
         raise ValueError(f"SMP operands must have the same shape, got {a.shape} and {b.shape}")
     pk = a.public_key
     ra, rb = uniform_masks(pk.n, a.shape), uniform_masks(pk.n, a.shape)
-    (h,) = _call(ch, pk, SMP_REQUEST, _pack(a + ra, b + rb), SMP_REPLY, 1)
+    # re-randomized: S2 holds the key and could read the randomness of a + ra (a function of S1's inputs)
+    (h,) = _call(ch, pk, SMP_REQUEST, _pack((a + ra).rerandomize(), (b + rb).rerandomize()), SMP_REPLY, 1)
     cross = (ra * rb) % pk.n
     cross = np.where(cross > pk.n // 2, cross - pk.n, cross)
     return h - a * rb - b * ra - cross

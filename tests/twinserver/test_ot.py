@@ -1,9 +1,12 @@
 """Oblivious transfer (IKNP) and the OT-based SACT selection of the fast protocol."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
+from pyimgenc.math.limbs import limbs_to_ints
 from pyimgenc.twinserver import SecureClassifier, ot, wire
 from pyimgenc.twinserver import s2 as s2mod
 from pyimgenc.twinserver.graph import slots_for
@@ -121,14 +124,16 @@ def test_s2_refuses_out_of_order_or_repeated_transfers(clf):
         clf.s2.handle(s2mod.FAST_REQUEST, wire.encode(
             {"op": "relu3", "sid": sid, "dst": "y", "shape": [5], "width": width}, (), [b"", b"", b""]))
     relu2(0)
-    with pytest.raises(ValueError, match="not the next unused"):
-        relu2(0)                                           # an OT is never used twice
+    with pytest.raises(ValueError, match="awaits its relu3"):
+        relu2(0)
     with pytest.raises(ValueError, match="takes no raw blobs"):
         clf.s2.handle(s2mod.FAST_REQUEST, wire.encode({"op": "relu1", "sid": sid, "src": "x", "width": width},
                                                       (), [b"x"]))
-    with pytest.raises(ValueError, match="three word blobs"):
+    with pytest.raises(ValueError, match="three word blobs"):   # refused, and relu2's OTs are spent
         clf.s2.handle(s2mod.FAST_REQUEST, wire.encode(
             {"op": "relu3", "sid": sid, "dst": "y", "shape": [5], "width": width}, (), [b"", b""]))
+    with pytest.raises(ValueError, match="not the next unused"):
+        relu2(0)                                           # an OT is never used twice
     clf.s2.end(sid)
 
 
@@ -136,3 +141,63 @@ def test_s2_refuses_ot2_without_ot1(clf):
     with pytest.raises(ValueError, match="ot2 without ot1"):
         clf.s2.handle(s2mod.FAST_REQUEST, wire.encode({"op": "ot2", "sid": s2mod.new_session_id(), "m": 5},
                                                       (), [b""]))
+
+
+def _randomness(clf, ct):
+    """What the key holder reads off each ciphertext besides its plaintext: c * (1 + n)^(-m) mod n^2."""
+    n = clf.public_key.n
+    cs = limbs_to_ints(ct.limbs.reshape(-1, ct.limbs.shape[-1]))
+    return [c * (1 - m * n) % (n * n) for c, m in zip(cs, clf.s2.sk.raw_decrypt(ct))]
+
+
+def _recover_choices(clf, r0, r1, packed, slots):
+    """S2's attack on an un-re-randomized base-OT reply: find s with prod_i r_{s_i} = randomness of the product."""
+    n2 = clf.public_key.n ** 2
+    found = []
+    for gi, target in enumerate(_randomness(clf, packed)):
+        idx = range(gi * slots, min((gi + 1) * slots, len(r0)))
+        hit = None
+        for bits in itertools.product((0, 1), repeat=len(idx)):
+            acc = 1
+            for i, b in zip(idx, bits):
+                acc = acc * (r1[i] if b else r0[i]) % n2
+            if acc == target:
+                hit = bits
+                break
+        if hit is None:
+            return None
+        found.extend(hit)
+    return found
+
+
+def test_s1_rerandomizes_so_s2_cannot_read_its_base_ot_choices(clf, monkeypatch):
+    seen = {}
+    ot1, ot2 = clf.s2._op_ot1, clf.s2._op_ot2
+
+    def spy1(sess, meta, tensors):
+        out = ot1(sess, meta, tensors)
+        seen["ek"] = out[1]
+        return out
+
+    def spy2(sess, meta, parts):
+        seen["y1"] = parts[0][0]
+        return ot2(sess, meta, parts)
+    monkeypatch.setattr(clf.s2, "_op_ot1", spy1)
+    monkeypatch.setattr(clf.s2, "_op_ot2", spy2)
+    sid = s2mod.new_session_id()
+    clf.s1.offline(clf._ch, 1, sid)
+    clf.s2.end(sid)
+    ek0, ek1, _ = seen["ek"]
+    r0, r1 = _randomness(clf, ek0), _randomness(clf, ek1)
+    slots = slots_for(s2mod.OT_W1, clf.public_key.bits)
+    # the attack works on the product S1 would send without fresh randomness ...
+    pk = clf.public_key
+    bits = ot.random_bits(ot.KAPPA)
+    sel = np.where(bits[:, None].astype(bool), ek1.limbs, ek0.limbs)
+    raw = wire.mexp(pk, sel, wire.group_index(ot.KAPPA, slots), np.ones(wire.group_index(ot.KAPPA, slots).shape,
+                                                                            dtype=object))
+    raw = wire.mul_plain(pk, raw, [12345] * raw.shape[0])
+    from pyimgenc.paillier import EncryptedTensor
+    assert _recover_choices(clf, r0, r1, EncryptedTensor(pk, raw), slots) == list(bits)
+    # ... and finds nothing in what S1 really sent
+    assert _recover_choices(clf, r0, r1, seen["y1"], slots) is None

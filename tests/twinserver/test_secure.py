@@ -113,6 +113,12 @@ def test_bad_images_are_refused(clf, bad, err):
         clf.classify(bad)
 
 
+@pytest.mark.parametrize("batch", [0, 65, 1.5, True])
+def test_bad_batch_size_is_refused(clf, mnist_test, batch):
+    with pytest.raises(ValueError, match="batch must be"):
+        clf.classify(mnist_test[0][:1], batch=batch)
+
+
 def test_ciphertext_from_another_key_is_refused(clf, mnist_test):
     other, _ = paillier.keygen(1024, insecure=True)
     from pyimgenc.twinserver import User
