@@ -380,12 +380,17 @@ class ComputeServer:
         tape = Tape(sid, n_images)
         ops = _Ops(self, ch, tape, "offline")
         icnn_forward(ops, self.arch, ops.load((n_images, 1, 28, 28), None))
+        self.finish_offline(ops)
+        tape.seconds = time.perf_counter() - t0
+        return tape
+
+    def finish_offline(self, ops: _Ops) -> None:
+        """After the graph's masks are drawn: S1's send randomness, S2's pool, the random OTs."""
+        tape = ops.tape
         tape.s2_encryptions += 3 * ot.KAPPA           # S2's base-OT ciphertexts
         tape.obf = self.pk._obfuscators(tape.sends)
         ops.request("prepare", dict(count=tape.s2_encryptions))
         self.ot_setup(ops, tape)
-        tape.seconds = time.perf_counter() - t0
-        return tape
 
     def online(self, ch: Channel, tape: Tape, ct: EncryptedTensor) -> np.ndarray:
         """Run the classification; returns S1's half of the result (the logits' masks) for the user."""

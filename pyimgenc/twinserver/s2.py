@@ -326,7 +326,8 @@ class TwinKeyServer(KeyServer):
     def _op_relu2(self, sess, meta, tensors):
         """Decrypt the flipped comparisons t'; answer the two OT selections (see :mod:`.s1`)."""
         src = meta.get("src")
-        z = self._get(sess, src).ravel()
+        zt = self._get(sess, src)
+        z = zt.ravel()
         w, s = self._width(meta)
         st = self._ot(sess)
         size = len(z)
@@ -349,7 +350,7 @@ class TwinKeyServer(KeyServer):
         y0 = [(n + (v if t else 0) + k) & mask for n, v, t, k in zip(nu, zi, tp, k0)]
         y1 = [(n + (0 if t else v) + k) & mask for n, v, t, k in zip(nu, zi, tp, k1)]
         st["cursor"] = j0 + size
-        st["pending"] = dict(j0=j0, size=size, w=w, tp=tp, nu=nu, shape=self._get(sess, src).shape)
+        st["pending"] = dict(j0=j0, size=size, w=w, tp=tp, nu=nu, shape=zt.shape)
         return {}, [], [np.packbits(e).tobytes(), wire.words(y0, w), wire.words(y1, w)]
 
     def _op_relu3(self, sess, meta, parts):

@@ -85,9 +85,7 @@ def _relu_once(clf, values, vb):
     tape = Tape(sid, 1)
     off = _Ops(s1, clf._ch, tape, "offline")
     off.relu(off.load(shape, None))
-    tape.s2_encryptions += 3 * ot.KAPPA
-    off.request("prepare", dict(count=tape.s2_encryptions))
-    s1.ot_setup(off, tape)
+    s1.finish_offline(off)
     width = clf.plan["input_width"]
     packed = wire.pack(values, width, slots_for(width, clf.public_key.bits))
     ct = clf.public_key.encrypt(wire.signed_mod(packed, clf.public_key.n))
