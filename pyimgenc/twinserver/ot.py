@@ -57,13 +57,13 @@ def transpose(mat: np.ndarray, m: int) -> np.ndarray:
     return np.packbits(np.ascontiguousarray(bits.T), axis=1)
 
 
-def hash_rows(tag: bytes, rows: np.ndarray, j0: int = 0) -> list[int]:
-    """``BLAKE2b(tag || j || row_j)`` as 256-bit integers, j counted from ``j0``."""
+def hash_rows(tag: bytes, rows: np.ndarray) -> list[int]:
+    """``BLAKE2b(tag || j || row_j)`` as 256-bit integers."""
     raw = rows.tobytes()
     w = rows.shape[1]
     out = []
     for j in range(rows.shape[0]):
-        h = hashlib.blake2b(tag + (j0 + j).to_bytes(8, "little") + raw[j * w:(j + 1) * w], digest_size=32,
+        h = hashlib.blake2b(tag + j.to_bytes(8, "little") + raw[j * w:(j + 1) * w], digest_size=32,
                             person=b"pyimgenc-iknp")
         out.append(int.from_bytes(h.digest(), "little"))
     return out

@@ -69,8 +69,7 @@ class Tape:
     ot_f: list = field(default_factory=list)     # S1's choice bits (the sign flips), one per ReLU element
     ot_keys: tuple = ()                          # (Kc_0, Kc_1, K2_f) after :meth:`ComputeServer.ot_setup`
     sends: int = 0                               # ciphertexts S1 sends online (each re-randomized)
-    obf: np.ndarray | None = None                # their fresh randomness hs**r, drawn offline
-    obf_used: int = 0
+    obf: np.ndarray | None = None                # their fresh randomness hs**r, drawn offline; spent from the front
     spent: bool = False
     seconds: float = 0.0
 
@@ -113,17 +112,12 @@ class _Ops:
         return self.srv.call(self.ch, meta, [self._fresh(t) for t in tensors], blobs, reply)
 
     def _fresh(self, t: EncryptedTensor) -> EncryptedTensor:
+        if self.phase == "offline":
+            return t.rerandomize()
+        tp = self.tape                      # online: randomness drawn offline (Tape.obf)
         flat = t.limbs.reshape(-1, t.limbs.shape[-1])
-        k = len(flat)
-        if self.phase == "online":          # randomness drawn offline (Tape.obf); fresh only if it ran dry
-            tp = self.tape
-            pool = tp.obf if tp.obf is not None else np.zeros((0, flat.shape[1]), dtype=np.uint64)
-            obf = pool[tp.obf_used:tp.obf_used + k]
-            tp.obf_used += len(obf)
-            if len(obf) < k:
-                obf = np.concatenate([obf, self.pk._obfuscators(k - len(obf))])
-        else:
-            obf = self.pk._obfuscators(k)
+        pool = tp.obf if tp.obf is not None else flat[:0]
+        obf, tp.obf, _ = wire.take_obfuscators(self.pk, pool, len(flat))
         return EncryptedTensor(self.pk, mulmod(np.ascontiguousarray(flat), obf, self.pk.nsquare_modulus)
                                .reshape(t.limbs.shape))
 

@@ -106,12 +106,8 @@ class TwinKeyServer(KeyServer):
         k = len(values)
         m = wire.residue_limbs(values, self.pk)
         self.stats["encryptions"] += k
-        take = min(k, len(self._pool))
-        obf = self._pool[:take]
-        self._pool = self._pool[take:]
-        if take < k:
-            self.stats["pool_misses"] += k - take
-            obf = np.concatenate([obf, self.pk._obfuscators(k - take)])
+        obf, self._pool, fresh = wire.take_obfuscators(self.pk, self._pool, k)
+        self.stats["pool_misses"] += fresh
         if k == 0:
             return EncryptedTensor(self.pk, np.zeros((0, self.pk.ct_limbs), dtype=np.uint64))
         return EncryptedTensor(self.pk, self.pk._mul_plain(np.ascontiguousarray(obf), m))

@@ -189,6 +189,18 @@ def mexp(pk, bases: np.ndarray, idx: np.ndarray, exps) -> np.ndarray:
     return acc
 
 
+def take_obfuscators(pk, pool: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """``k`` values ``hs**r`` from a precomputed ``pool``: (them, the rest of the pool, how many were fresh).
+
+    The pool is drawn offline; if it runs dry the missing ones are computed now.
+    """
+    take = min(k, len(pool))
+    obf, rest = pool[:take], pool[take:]
+    if take < k:
+        obf = np.concatenate([obf, pk._obfuscators(k - take)])
+    return obf, rest, k - take
+
+
 def residue_limbs(values, pk) -> np.ndarray:
     """``(K, Ln)`` limbs of ``v mod n`` for any integers (the plaintext operand of ``_mul_plain``)."""
     n = pk.n
