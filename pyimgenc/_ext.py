@@ -16,5 +16,5 @@ except ImportError as exc:  # pragma: no cover
     HAVE_IFMA = False
     CORE_ERROR = str(exc)
 
-# The CUDA engine is not built yet (issue 6); kept as a flag so callers can ask.
+# No CUDA engine is built yet; the flag is kept so callers can ask.
 HAVE_CUDA = False
