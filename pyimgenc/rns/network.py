@@ -57,7 +57,7 @@ class IntegerCNN:
     """The System B network in integers at scale ``delta``, from the AvgPoolPolyCNN checkpoint."""
 
     def __init__(self, ckpt: _ckpt.Checkpoint | None = None, delta: int = 256):
-        ckpt = ckpt or _ckpt.load("polycnn")
+        ckpt = ckpt or _ckpt.load("mnist-avgpool")
         if ckpt.kind != "polycnn":
             raise ValueError(f"IntegerCNN needs a polycnn checkpoint, got kind {ckpt.kind!r}")
         w = ckpt.weights
