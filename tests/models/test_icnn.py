@@ -35,10 +35,11 @@ def test_integer_model_from_the_checkpoint_equals_the_one_from_the_torch_module(
 
 
 def test_integer_inference_does_not_import_torch():
-    code = ("import sys, numpy as np, pyimgenc.twinserver\n"
+    code = ("import sys, numpy as np, pyimgenc.twinserver, pyimgenc.rns, pyimgenc.models as M\n"
             "m = pyimgenc.twinserver.load_integer_model()\n"
             "x = np.zeros((1, 28, 28), np.uint8)\n"
-            "m.logits(x)\n"
+            "m.logits(x); M.pretrained('mnist-avgpool').reference(x)\n"
+            "pyimgenc.rns.RNSClassifier(engine='numba', seed=0).classify(x)\n"
             "print('torch' in sys.modules)")
     import os
     from pathlib import Path
