@@ -258,3 +258,20 @@ def test_missing_rns_engine_is_an_error_only_when_asked_for(clean_rns):
     with pytest.raises(RuntimeError, match="PYIMGENC_RNS_ENGINE: RNS engine 'numba' is not available"):
         backend.get_rns_engine()
 
+
+# --- byte buffers -------------------------------------------------------------------
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "fallback"])
+def test_new_bytes(native, monkeypatch):
+    if native and not _ext.HAVE_CORE:
+        pytest.skip(f"native core not importable: {_ext.CORE_ERROR}")
+    monkeypatch.setattr(_ext, "HAVE_CORE", native)
+    buf, view = pyimgenc.math.new_bytes(5)
+    assert isinstance(buf, bytes if native else bytearray) and len(buf) == 5
+    view[:] = b"hello"
+    view.release()
+    assert bytes(buf) == b"hello"
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        pyimgenc.math.new_bytes(-1)
+    with pytest.raises(TypeError, match="n must be an int"):
+        pyimgenc.math.new_bytes(2.0)
