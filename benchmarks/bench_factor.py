@@ -18,7 +18,7 @@ Components (each its own benchmark, ops/s from the median):
 
 ``test_paired`` interleaves plain AES-GCM, the VAE factor and seal_crypto round by round
 (same background load) and records the median of (seal_total - factor) / aesgcm, the
-quantity of issue 3's target "sealing costs <= 2x plain AES-GCM plus one model forward pass".
+quantity of System C's target "sealing costs <= 2x plain AES-GCM plus one model forward pass".
 
     python -m pytest benchmarks/bench_factor.py --benchmark-json=benchmarks/results/factor.json
     python benchmarks/summarize_factor.py benchmarks/results/factor.json

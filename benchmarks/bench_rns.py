@@ -115,8 +115,7 @@ def _bench(benchmark, op, n, fn, rounds):
 def test_rns_encrypted(benchmark, clf, mnist, n):
     x = mnist[2][:n]
     _bench(benchmark, "rns_encrypted", n, lambda: clf.classify(x), 20 if n == 1 else 5)
-    pk = keys.make_public_key(clf.sk, 1)
-    ct = keys.encrypt(x[:1], pk, clf.sk.delta)
+    ct = keys.encrypt(clf.sk.fresh_public_key(1), x[:1])
     benchmark.extra_info.update(
         ciphertext_bytes_per_image=int(ct.size * 3),   # 24-bit residues, packed
         accuracy=clf.net.checkpoint.meta["float_test_accuracy"],
@@ -141,7 +140,7 @@ def test_plain_int_rns(benchmark, clf, mnist, n):
 def test_plain_float(benchmark, mnist, n):
     from pyimgenc.models import checkpoint
     from pyimgenc.models.polycnn import from_folded
-    m = from_folded(checkpoint.load("polycnn").weights)
+    m = from_folded(checkpoint.load("mnist-avgpool").weights)
     x = mnist[2][:n]
 
     def run():

@@ -1,19 +1,29 @@
 """Backend selection: the only place that knows which engines exist.
 
-Resolution order (STYLE habit 7): explicit argument -> :func:`set_backend` ->
-``PYIMGENC_BACKEND`` -> automatic (``cuda`` if built and a device is present,
-else ``cpu`` — the C++ core — else ``python``).  Asking explicitly for a
-backend that is not available raises :class:`RuntimeError`; the automatic
-choice falls back quietly.
+Resolution order (the same for every choice here): explicit argument -> setter
+-> environment variable -> automatic.  Asking explicitly (by any of the first
+three) for an engine that is not available raises :class:`RuntimeError`; the
+automatic choice falls back quietly.
+
+Modular arithmetic (:mod:`pyimgenc.math`): :func:`get_backend`, :func:`set_backend`,
+``PYIMGENC_BACKEND``; automatic is ``cuda`` if built and a device is present,
+else ``cpu`` — the C++ core — else ``python``.
 
 The C++ backend has two code paths with identical results: ``ifma`` (AVX-512
 IFMA, 8-lane multi-buffer) and ``portable`` (64-bit limbs).  The path is chosen
 by :func:`set_cpu_path`, then ``PYIMGENC_CPU_PATH``, then automatically.
 
 Threads: :func:`set_num_threads`, then ``PYIMGENC_NUM_THREADS``, then all cores.
+
+System B's evaluation engine (:mod:`pyimgenc.rns`): :func:`get_rns_engine`,
+:func:`set_rns_engine`, ``PYIMGENC_RNS_ENGINE``; ``torch`` (float64-exact, CPU or
+CUDA) or ``numba`` (int64 loops, CPU).  Automatic is ``torch`` on a CUDA device
+when there is one (or when a non-CPU device is asked for), else ``numba``.  The
+torch engine's device is the one asked for, else ``cuda`` when present, else ``cpu``.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 
 from . import _ext
@@ -124,3 +134,77 @@ def get_num_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
         return max(1, os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------------------------- System B engine
+
+RNS_ENGINES = ("torch", "numba")
+
+_rns_engine: str | None = None
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _torch_cuda() -> bool:
+    """Whether torch is installed and sees a CUDA device (imports torch only when installed)."""
+    if not _installed("torch"):
+        return False
+    import torch
+    return bool(torch.cuda.is_available())
+
+
+def available_rns_engines() -> list[str]:
+    """System B engines usable here, the automatic choice first (``torch`` first only with a GPU)."""
+    have = [e for e in RNS_ENGINES if _installed(e)]
+    if "torch" in have and "numba" in have and not _torch_cuda():
+        have = ["numba", "torch"]
+    return have
+
+
+def _check_rns_engine(name: str, where: str) -> str:
+    if name not in RNS_ENGINES:
+        raise ValueError(f"{where}: unknown RNS engine {name!r}; choose one of {RNS_ENGINES}")
+    if not _installed(name):
+        raise RuntimeError(f"{where}: RNS engine {name!r} is not available here: {name} is not installed")
+    return name
+
+
+def set_rns_engine(name: str | None) -> None:
+    """Set the default System B engine, ``"torch"`` or ``"numba"`` (``None`` restores automatic choice)."""
+    global _rns_engine
+    _rns_engine = None if name is None else _check_rns_engine(name, "set_rns_engine")
+
+
+def get_rns_engine(name: str | None = None, device: str | None = None) -> tuple[str, str]:
+    """Resolve System B's engine and device for one server.
+
+    Args:
+        name: ``"torch"``, ``"numba"`` or ``None`` (then :func:`set_rns_engine`, then
+            ``PYIMGENC_RNS_ENGINE``, then automatic).
+        device: a torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``); ``None`` picks one.
+
+    Returns:
+        ``(engine, device)``; the numba engine always runs on ``"cpu"``.
+
+    Raises:
+        ValueError: for an unknown engine, or a non-CPU device with the numba engine.
+        RuntimeError: if the engine asked for is not installed.
+    """
+    if name is not None:
+        engine = _check_rns_engine(name, "engine")
+    elif _rns_engine is not None:
+        engine = _rns_engine
+    elif os.environ.get("PYIMGENC_RNS_ENGINE"):
+        engine = _check_rns_engine(os.environ["PYIMGENC_RNS_ENGINE"], "PYIMGENC_RNS_ENGINE")
+    else:
+        have = available_rns_engines()
+        if not have:
+            raise RuntimeError("no RNS engine is available: install numba (CPU) or torch (CPU or CUDA)")
+        engine = "torch" if device not in (None, "cpu") and "torch" in have else have[0]
+    if engine == "numba":
+        if device not in (None, "cpu"):
+            raise ValueError(f"the numba engine runs on the CPU; device {device!r} needs engine='torch'")
+        return engine, "cpu"
+    return engine, device or ("cuda" if _torch_cuda() else "cpu")

@@ -1,20 +1,22 @@
 """pyimgenc command line: privacy-preserving image classification and encryption.
 
 Commands:
-    info   what this machine runs: native core, CPU path, threads, backends
-    demo   encrypt a real MNIST digit, run an encrypted convolution and dense
-           layer on it (plaintext integer weights), decrypt, and check the
-           result equals the plaintext integer computation bit for bit
-    serve verifier
-           run the System C verification server over HTTP (SQLite state)
-    factor report
-           cipher-image metrics, face-matching error rates and first-factor
-           determinism on the real test images, with plots
-    rns eval
-           System B: encrypted MNIST classification, checked against the
-           plaintext integer model (obfuscation, not encryption)
-    rns attacks
-           System B: recover MNIST images from ciphertexts, table per parameter set
+    info                what this machine runs: native core, CPU path, threads, backends,
+                        System B engines
+    demo                encrypt a real MNIST digit, run an encrypted convolution and dense
+                        layer on it (plaintext integer weights), decrypt, and check the
+                        result equals the plaintext integer computation bit for bit
+    twinserver setup    System A: S2's Paillier key and the data owner's two model shares
+    serve s2            System A key server (S2)
+    serve s1            System A compute server (S1), connected to S2
+    classify            System A user: classify images through S1 and S2
+    rns eval            System B: encrypted MNIST classification, checked against the
+                        plaintext integer model (obfuscation, not encryption)
+    rns attacks         System B: recover MNIST images from ciphertexts, a table per
+                        parameter set
+    serve verifier      System C verification server over HTTP (SQLite state)
+    factor report       System C: cipher-image metrics, face-matching error rates and
+                        first-factor determinism on the real test images, with plots
 """
 from __future__ import annotations
 
@@ -137,6 +139,7 @@ def cmd_info(args) -> int:
     print(f"CUDA engine:          {'yes' if _ext.HAVE_CUDA else 'no'}")
     print(f"backends available:   {', '.join(backend.available_backends())}")
     print(f"CPU paths available:  {', '.join(backend.available_cpu_paths()) or '-'}")
+    print(f"RNS engines:          {', '.join(backend.available_rns_engines()) or '-'} (System B; first is automatic)")
     print(f"selected:             backend={backend.get_backend()} "
           + (f"cpu_path={backend.get_cpu_path()} " if _ext.HAVE_CORE else "")
           + f"threads={backend.get_num_threads()}")
@@ -311,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--moduli", type=int, default=4, help="N (default 4)")
     q.add_argument("--redundancy", type=int, default=4, help="M (default 4)")
     q.add_argument("--hardened", action="store_true", help="fresh decoys, secret multipliers, PK kept")
-    q.add_argument("--engine", default="auto", choices=["auto", "numba", "torch"])
+    q.add_argument("--engine", default=None, choices=["numba", "torch"],
+                   help="evaluation engine (default: PYIMGENC_RNS_ENGINE, else torch on a GPU, else numba)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_rns_eval)
     q = rsub.add_parser("attacks", help="recover images from ciphertexts: a table per parameter set")

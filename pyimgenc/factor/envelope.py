@@ -57,6 +57,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..math import new_bytes
+from ..models.preprocess import check_capture
 from .second import SecondFactor
 
 MAGIC = b"PIEV"
@@ -101,18 +103,6 @@ class Opened:
     scope: str = "tag"
 
 
-def _check_image(image) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise TypeError(f"image must have dtype uint8, got {image.dtype}")
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
-        raise ValueError(f"image must have shape (H, W) or (H, W, 1|3), got {image.shape}")
-    if not (1 <= image.shape[0] <= MAX_SIDE and 1 <= image.shape[1] <= MAX_SIDE):
-        raise ValueError(f"image sides must be 1..{MAX_SIDE}, got {image.shape[:2]}")
-    return np.ascontiguousarray(image)
-
-
 def _oaep(label: bytes) -> padding.OAEP:
     return padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=label)
 
@@ -128,7 +118,7 @@ def seal(image: np.ndarray, first_factor: bytes, second: SecondFactor,
     Raises:
         TypeError / ValueError: on a wrong image, key type, model or scope name.
     """
-    image = _check_image(image)
+    image = check_capture(image, max_side=MAX_SIDE)
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
     if scope not in SCOPES:
@@ -164,7 +154,7 @@ def seal(image: np.ndarray, first_factor: bytes, second: SecondFactor,
     # capture then costs one AES-GCM pass and no copy (two fresh 1 MB buffers per call
     # also make glibc return memory to the OS and fault it back in, ~1 ms a seal).
     total = len(aad) + n + 16 + 64
-    out, view = _new_buffer(total)
+    out, view = new_bytes(total)
     view[:len(aad)] = aad
     ct_view = view[len(aad):len(aad) + n + 16]
     AESGCM(image_security_factor(first_factor, sec)).encrypt_into(nonce, image.data.cast("B"), aad, ct_view)
@@ -176,15 +166,6 @@ def seal(image: np.ndarray, first_factor: bytes, second: SecondFactor,
     ct_view.release()
     view.release()
     return bytes(out) if isinstance(out, bytearray) else out
-
-
-def _new_buffer(n: int):
-    """``(buffer, writable view)``: an uninitialised bytes object from the native core, else a bytearray."""
-    from .. import _ext
-    if _ext.HAVE_CORE and hasattr(_ext._core, "new_bytes"):
-        return _ext._core.new_bytes(n)
-    buf = bytearray(n)
-    return buf, memoryview(buf)
 
 
 class _Reader:
@@ -253,6 +234,19 @@ def parse_header(data: bytes) -> tuple[dict, _Reader]:
                 shape=(h, w) if c == 1 else (h, w, c), second=second,
                 sec_bytes=sec_bytes, info=bytes(data[:info_end]), capsule=capsule, nonce=nonce,
                 aad=bytes(data[:aad_end]), ct=ct, signed=signed, sig=sig, grey=c == 1), r
+
+
+def cipher_image(envelope: bytes) -> np.ndarray:
+    """The cipher image an envelope carries: its AES-256-GCM ciphertext without the tag, in the
+    image's shape (uint8).  GCM is a stream mode, so it has exactly as many bytes as the pixels.
+
+    Only the structure is read (no signature or tag check): it is what an observer sees.
+
+    Raises:
+        EnvelopeError: if the envelope is malformed.
+    """
+    hdr, _ = parse_header(envelope)
+    return np.frombuffer(hdr["ct"][:-16], dtype=np.uint8).reshape(hdr["shape"])
 
 
 def open_envelope(data: bytes, server_private_key,

@@ -1,6 +1,6 @@
-"""The first security factor: what a generative model makes of the image (seed 002).
+"""The first security factor: what a generative model makes of the image (System C).
 
-Two models, as in the seed (layouts are byte-exact; ``docs/first-factor.md``):
+Two models, as System C's design prescribes (layouts are byte-exact; ``docs/first-factor.md``):
 
 * ``"vae"`` — the capture (grey, 64x64 box-resized) is encoded to the posterior
   mean ``mu`` of q(z|x) and decoded to the Bernoulli parameters of p(x|z=mu), the
@@ -202,7 +202,7 @@ def first_factor(image: np.ndarray, model: str = "vae", *, engine: str = "numpy"
     """The first security factor of a capture.
 
     Args:
-        image: uint8 [H, W] or [H, W, 3].
+        image: uint8 (H, W), (H, W, 1) or (H, W, 3) (:func:`pyimgenc.models.check_capture`).
         model: ``"vae"`` (conditional distribution p(x|z)) or ``"gan"`` (similarity distribution).
         engine: ``"numpy"`` (exact integers, the reference), ``"torch:cuda"`` / ``"torch:cpu"``
             (the same integers in float64 on a torch device — identical bytes), or ``"float"``

@@ -22,16 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
-from .envelope import parse_header
+from .envelope import cipher_image
 
 # Wu, Noonan & Agaian (2011), alpha = 0.05: NPCR lower bound, UACI interval
 CRITICAL = {256: (99.5693, 33.2824, 33.6447), 512: (99.5893, 33.3730, 33.5541)}
-
-
-def cipher_of(envelope: bytes) -> np.ndarray:
-    """The cipher image carried by an envelope (ciphertext without its tag, in the image's shape)."""
-    hdr, _ = parse_header(envelope)
-    return np.frombuffer(hdr["ct"][:-16], dtype=np.uint8).reshape(hdr["shape"])
 
 
 def _load_images(data: Path) -> dict[str, np.ndarray]:
@@ -62,10 +56,11 @@ def cipher_metrics(images: dict[str, np.ndarray], progress=None) -> list[dict]:
                     continue
                 plain = np.ascontiguousarray(im[:side, :side])
                 env1 = dev.seal(plain)
-                assert np.array_equal(srv.open(env1).image, plain)  # the round trip is exact
+                if not np.array_equal(srv.open(env1).image, plain):
+                    raise RuntimeError(f"images[{name!r}] ({side}x{side}) did not survive seal and open unchanged")
                 other = plain.copy()
                 other[(side // 2,) * (plain.ndim - 1) + ((0,) if plain.ndim == 3 else ())] ^= 1
-                c1, c2 = cipher_of(env1), cipher_of(dev.seal(other))
+                c1, c2 = cipher_image(env1), cipher_image(dev.seal(other))
                 n_lo, u_lo, u_hi = CRITICAL[side]
                 row = {"image": name, "side": side, "channels": 1 if plain.ndim == 2 else 3,
                        "npcr": metrics.npcr(c1, c2), "uaci": metrics.uaci(c1, c2),
@@ -99,7 +94,7 @@ def seal_study(image: np.ndarray, n: int = 100) -> dict:
         dev = Terminal.create("study", srv.public_key, model="vae")
         h, npcr_ok, uaci_ok, corr_ok = [], 0, 0, 0
         for _ in range(n):
-            c1, c2 = cipher_of(dev.seal(image)), cipher_of(dev.seal(other))
+            c1, c2 = cipher_image(dev.seal(image)), cipher_image(dev.seal(other))
             h.append(metrics.entropy(c1))
             corr_ok += all(abs(metrics.correlation(c1, d)) < 0.01 for d in ("horizontal", "vertical", "diagonal"))
             npcr_ok += metrics.npcr(c1, c2) > n_lo

@@ -1,6 +1,6 @@
 """The second security factor: the capture's encryption parameters, spliced.
 
-The seed (002) splices ``{magic_num}{device_info}{sign_version}{timestamp}{counter}{random}``.
+System C's design splices ``{magic_num}{device_info}{sign_version}{timestamp}{counter}{random}``.
 pyimgenc fixes the rule so that the bytes parse back unambiguously
 (``docs/envelope.md``, section "Second factor"):
 

@@ -3,8 +3,8 @@
 The terminal owns an Ed25519 device key and a counter that strictly increases
 across restarts (kept in a small state file when one is given), builds the
 second factor for each capture, and seals the image with the first factor
-computed by a model-supplied callable (the VAE/DCGAN factor of issue 3).
-`submit` implements the seed's loop: capture, seal, send, and on a rejection
+computed by a model-supplied callable (the VAE/DCGAN factor of :mod:`.first`).
+`submit` implements System C's capture loop: capture, seal, send, and on a rejection
 capture again, until approved or out of attempts.
 """
 from __future__ import annotations

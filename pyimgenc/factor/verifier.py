@@ -1,4 +1,4 @@
-"""The verification server's state and checks (System C, seed 002).
+"""The verification server's state and checks (System C).
 
 `Verifier` keeps its X25519 key pair, the registered devices (Ed25519 public
 keys) and each device's last accepted counter in SQLite, so that replays stay

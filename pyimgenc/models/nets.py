@@ -1,7 +1,7 @@
-"""The seed's generative models (seed 002) as torch modules.
+"""System C's generative models (the VAE and the DCGAN of the security factor) as torch modules.
 
-Both follow the layer lists of the seed (see ``../shared/SPEC.md``, System C).
-The seed calls the deconvolution stack of its VAE the "encoder" and the
+Both follow the layer lists of System C's design.  That design calls the
+deconvolution stack of its VAE the "encoder" and the
 convolution stack the "decoder"; by the usual convention (and by what each stack
 computes) the convolution stack is the *inference network* q(z|x) and the
 deconvolution stack the *generative network* p(x|z), and the code names them

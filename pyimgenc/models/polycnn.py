@@ -1,11 +1,12 @@
-"""AvgPoolPolyCNN: the seed-001 classifier (average pooling, polynomial activation).
+"""AvgPoolPolyCNN: System B's classifier (average pooling, polynomial activation), in torch.
 
-System B (seed 001) evaluates a CNN on residues, so every layer must be a
-polynomial in its input: convolutions and dense layers with integer weights,
-average pooling (a sum times a rounded reciprocal), and a low-degree polynomial
-activation ``f(x) = c0 + c1 x + c2 x^2`` instead of ReLU (S1 of the seed).
+System B evaluates a CNN on residues, so every layer must be a polynomial in its
+input: convolutions and dense layers with integer weights, average pooling (a sum
+times a rounded reciprocal), and a low-degree polynomial activation
+``f(x) = c0 + c1 x + c2 x^2`` instead of ReLU.  This is the float model that is
+trained; its integer form is :class:`pyimgenc.rns.IntegerCNN`.
 
-Architecture (28x28 MNIST, normalised with mean 0.1307 / std 0.3081):
+Architecture (28x28 MNIST, normalised with :data:`.intops.MNIST_MEAN` / ``MNIST_STD``):
 conv 1->16 @5x5 (valid) -> batch norm -> f -> avg-pool 2 -> dense 2304 -> 10.
 Batch norm is folded into the convolution before conversion to integers, and the
 activation's coefficients are learned.  One activation keeps the integer
@@ -16,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+from .intops import MNIST_MEAN, MNIST_STD
 
 
 class PolyAct(nn.Module):

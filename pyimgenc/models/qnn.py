@@ -1,4 +1,4 @@
-"""Exact integer inference of the seed-002 models (numpy int64; torch float64 for GPUs).
+"""Exact integer inference of System C's VAE and DCGAN (numpy int64; torch float64 for GPUs).
 
 The first security factor must be the same bytes for the same image and
 checkpoint on every run, thread count and machine, CPU or GPU.  Float inference

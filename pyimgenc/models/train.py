@@ -1,4 +1,5 @@
-"""Training of the seed-002 models on the real Olivetti faces (torch, progress bars).
+"""Training of the shipped models on the real data: System C's VAE and DCGAN on the Olivetti
+faces, System A's ICNN and System B's AvgPoolPolyCNN on MNIST (torch, progress bars).
 
 Reproduce the shipped checkpoints (about 2 and 6 minutes on 2 CPU cores)::
 
@@ -16,10 +17,10 @@ people the model never saw (:mod:`pyimgenc.factor.faces`).
 
 The VAE models each pixel as a Bernoulli variable whose mean is the grey level
 in [0, 1] (cross-entropy against grey targets); ``--binarize`` trains on
-stochastically binarised pixels instead, the seed's binarisation — it loses
+stochastically binarised pixels instead, the binarisation of System C's design — it loses
 most of a face's identity at 64x64, so the shipped checkpoint uses grey levels.
 
-The DCGAN needs the seed's noisy/clean pairs.  The dataset has one clean
+The DCGAN needs the noisy/clean pairs of System C's design.  The dataset has one clean
 capture per pose, so the poor-quality partner of each clean face is made from
 it the way a bad terminal capture looks: sensor noise, defocus blur, a
 brightness/contrast change and sometimes an occluding bar, drawn afresh each
@@ -109,7 +110,7 @@ def train_vae(args) -> dict:
         total = 0.0
         for i in range(0, len(x), args.batch):
             xb = _augment(x[perm[i:i + args.batch]], gen)
-            if args.binarize:  # the seed's binarised data set: each pixel a Bernoulli draw of its grey level
+            if args.binarize:  # the design's binarised data set: each pixel a Bernoulli draw of its grey level
                 xb = torch.bernoulli(xb, generator=gen)
             logits, mu, logvar = model(xb)
             # KL warm-up over the first fifth of training keeps the latent informative
@@ -219,8 +220,8 @@ def train_polycnn(args) -> dict:
 
 
 def train_icnn(args) -> dict:
-    """ICNN (System A, claim 2 of seed 000) on the real MNIST training set."""
-    from .icnn import ICNN
+    """ICNN (System A's Inception CNN) on the real MNIST training set."""
+    from .icnn_float import ICNN
     torch.manual_seed(args.seed)
     model = ICNN()
     return _train_mnist(args, model, "icnn",
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--latent", type=int, default=32, help="VAE latent dimension")
     p.add_argument("--binarize", action="store_true",
-                   help="VAE: train on stochastically binarised pixels (the seed's binarisation) instead of "
+                   help="VAE: train on stochastically binarised pixels (the design's binarisation) instead of "
                         "grey levels as Bernoulli means (the shipped checkpoint uses grey levels)")
     p.add_argument("--l1", type=float, default=50.0, help="weight of the generator's L1 term")
     p.add_argument("--seed", type=int, default=0)

@@ -219,12 +219,12 @@ def security_table(images: np.ndarray, seed: int = 0, progress: bool = False) ->
 
     from tqdm import tqdm
 
-    from .keys import encrypt, keygen, make_public_key
+    from .keys import encrypt, keygen
     rows = []
     for label, kw, pk_sent in tqdm(CONFIGS, disable=not progress, desc="attacks", unit="config"):
-        sk = keygen(seed=seed, **kw)
-        pk = make_public_key(sk, seed=seed + 1)
-        ct = encrypt(images, pk, sk.delta)
+        _, sk = keygen(seed=seed, **kw)
+        pk = sk.fresh_public_key(seed=seed + 1)
+        ct = encrypt(pk, images)
         runs = [("ratio", lambda: ratio_attack(ct, sk.moduli, images)),
                 ("correlation", lambda: correlation_attack(ct, sk.moduli, images)),
                 ("evaluation key", lambda: evaluation_key_attack(ct, sk.eval_key, images))]
@@ -260,11 +260,11 @@ def plot(images: np.ndarray, path, seed: int = 0) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .keys import encrypt, keygen, make_public_key
-    lit = keygen(4, 4, seed=seed)
-    hard = keygen(4, 16, seed=seed, hardened=True)
-    ct_l = encrypt(images, make_public_key(lit, seed + 1), lit.delta)
-    ct_h = encrypt(images, make_public_key(hard, seed + 1), hard.delta)
+    from .keys import encrypt, keygen
+    _, lit = keygen(4, 4, seed=seed)
+    _, hard = keygen(4, 16, seed=seed, hardened=True)
+    ct_l = encrypt(lit.fresh_public_key(seed + 1), images)
+    ct_h = encrypt(hard.fresh_public_key(seed + 1), images)
     cols = [("original", images.astype(float)),
             ("real component\n(literal, mod b_1)", ct_l[:, 0, 0, lit.positions[0]].astype(float)),
             ("a decoy\n(literal)", ct_l[:, 0, 0, (lit.positions[0] + 1) % 4].astype(float)),

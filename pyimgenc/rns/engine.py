@@ -1,14 +1,15 @@
-"""Evaluation of obfuscated sub-images, each in arithmetic mod its own b_p (seed 001, S6-S7).
+"""Evaluation of obfuscated sub-images, each in arithmetic mod its own b_p (System B's server).
 
 Layout: the ciphertext (n, C, N, M, H, W) is split into ``n * N * M`` sub-images of
-shape (C, H, W) — one per (image, modulus, position); the seed's C x N x M count
-splits channels too, but a convolution mixes channels, so the channels of one
+shape (C, H, W) — one per (image, modulus, position); counting C x N x M sub-images
+would split channels too, but a convolution mixes channels, so the channels of one
 (modulus, position) travel together.  All sub-images run through the network as
 one batch, with a per-sub-image modulus vector.
 
-Two engines, identical results (tested):
+Two engines, identical results (tested); which one a server uses is resolved by
+:func:`pyimgenc.backend.get_rns_engine` (torch on a GPU when there is one, else numba):
 
-* ``"torch"`` (default; runs on CUDA when given a CUDA device): everything in
+* ``"torch"`` (CPU or CUDA; torch is imported only when it is used): everything in
   float64 holding integers.  Convolution and dense layers are matrix products of
   residues and the network's small signed integer weights: every partial sum is
   an integer below ``K * max|w| * max(b)``, checked to be < 2**53, so float64

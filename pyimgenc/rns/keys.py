@@ -1,4 +1,4 @@
-"""Keys, encryption and decryption of the modular-component scheme (seed 001, S2-S4, S8).
+"""Keys, encryption and decryption of System B's modular-component scheme.
 
 **Not semantically secure**: this is fast obfuscation.  Every pixel's ciphertext is
 one public-key vector scaled by the pixel, so ratios of ciphertexts are ratios of
@@ -13,11 +13,13 @@ Per client, :func:`keygen` draws
   among the ``M`` redundant ones of modulus ``b_p``;
 * the amplification factor ``a`` and the fixed-point scale ``Delta``;
 
-``SK = (B, WZ, a, Delta)``, ``EK = (B, a, Delta)``.  For each prediction the client
-makes ``PK`` = the encryption of 1.0: per modulus an ``M``-vector whose entry
-``w_p`` is ``a * Delta mod b_p`` and whose other entries are random decoys.  A
-pixel is normalised, ``PT = round(x * Delta)``, and encrypted as ``PK * PT`` (one
-modular multiplication per residue): an ``N x M`` residue array per pixel.
+``SK = (B, WZ, a, Delta)`` (:class:`RNSSecretKey`), ``EK = (B, a, Delta)``
+(:class:`RNSEvalKey`, the server's).  For each prediction the client makes ``PK``,
+the encryption of 1.0 (:class:`RNSPublicKey`, :meth:`RNSSecretKey.fresh_public_key`):
+per modulus an ``M``-vector whose entry ``w_p`` is ``a * Delta mod b_p`` and whose
+other entries are random decoys.  A pixel is normalised, ``PT = round(x * Delta)``
+(:func:`pyimgenc.models.intops.fixed_point_images`), and encrypted as ``PK * PT``
+(one modular multiplication per residue): an ``N x M`` residue array per pixel.
 
 Hardened options (``hardened=True``; what they buy is measured in
 ``docs/rns-security.md``): decoy residues drawn fresh and independently for every
@@ -26,8 +28,7 @@ the amplification (``a_p = a * r_p mod b_p``, so the real sub-image is scrambled
 too); ``PK`` kept by the client instead of being sent to the server.
 
 Decryption takes the real output residue of every modulus (via ``WZ``), multiplies
-by ``a_p^(-t) mod b_p`` and reconstructs the signed integer by CRT (Garner); the
-seed's "divide by ``a^t``" is this, done before the CRT.  The result is the
+by ``a_p^(-t) mod b_p`` and reconstructs the signed integer by CRT (Garner); "dividing by ``a^t``" is this, done before the CRT.  The result is the
 integer model's output at scale ``Delta^l`` exactly.
 """
 from __future__ import annotations
@@ -36,6 +37,9 @@ from dataclasses import dataclass, field
 
 import gmpy2
 import numpy as np
+
+from ..models.intops import fixed_point_images
+from ..models.preprocess import check_images
 
 MODULUS_BITS = 24       # residues < 2**24: products of two residues < 2**48 stay float64-exact (checked)
 DEFAULT_DELTA = 256     # fixed-point scale of pixels, weights and coefficients
@@ -72,7 +76,7 @@ def _primes_between(lo: int, hi: int, limit: int):
 
 
 @dataclass(frozen=True)
-class EvalKey:
+class RNSEvalKey:
     """What the server gets: the moduli, per-modulus amplification residues and Delta."""
 
     moduli: tuple[int, ...]
@@ -82,11 +86,30 @@ class EvalKey:
 
     @property
     def n(self) -> int:
+        """N, the number of moduli."""
         return len(self.moduli)
 
 
+@dataclass
+class RNSPublicKey:
+    """``PK``, the encryption of 1.0, for one prediction: ``residues`` (N, M) int64.
+
+    It carries Delta, so :func:`encrypt` needs nothing else.  ``real_mask`` and ``rng``
+    stay with the client (hardened encryption draws fresh decoys for the positions the
+    mask marks as decoys); what the literal scheme sends the server is ``residues``.
+    Draw a fresh one per prediction with :meth:`RNSSecretKey.fresh_public_key`.
+    """
+
+    residues: np.ndarray
+    moduli: tuple[int, ...]
+    delta: int
+    hardened: bool = False
+    real_mask: np.ndarray | None = field(default=None, repr=False)
+    rng: np.random.Generator | None = field(default=None, repr=False)
+
+
 @dataclass(frozen=True)
-class SecretKey:
+class RNSSecretKey:
     """The client's key: moduli, real positions, amplification, scale (and hardening state)."""
 
     moduli: tuple[int, ...]
@@ -99,38 +122,39 @@ class SecretKey:
 
     @property
     def amp(self) -> tuple[int, ...]:
+        """Per-modulus amplification ``a_p = a * r_p mod b_p``."""
         r = self.multipliers or (1,) * len(self.moduli)
         return tuple(self.a * rp % b for rp, b in zip(r, self.moduli))
 
     @property
-    def eval_key(self) -> EvalKey:
-        return EvalKey(self.moduli, self.amp, self.delta, self.redundancy)
+    def eval_key(self) -> RNSEvalKey:
+        """The server's key (moduli, amplification residues, Delta, M)."""
+        return RNSEvalKey(self.moduli, self.amp, self.delta, self.redundancy)
 
-    @property
-    def range_bits(self) -> float:
-        """log2 of the product of the moduli."""
-        return float(sum(np.log2(float(b)) for b in self.moduli))
+    def fresh_public_key(self, seed: int | None = None) -> RNSPublicKey:
+        """A new ``PK`` = encryption of 1.0 with fresh decoys; draw one per prediction.
 
-
-@dataclass
-class PublicKey:
-    """Encryption of 1.0 for one prediction: ``residues`` (N, M) int64.
-
-    ``real_mask`` and ``rng`` stay with the client (hardened encryption draws fresh decoys
-    for the positions the mask marks as decoys); what the literal scheme sends the server
-    is ``residues``.
-    """
-
-    residues: np.ndarray
-    moduli: tuple[int, ...]
-    hardened: bool = False
-    real_mask: np.ndarray | None = field(default=None, repr=False)
-    rng: np.random.Generator | None = field(default=None, repr=False)
+        Args:
+            seed: for reproducible decoys (tests); None draws from the OS.
+        """
+        rng = np.random.default_rng(seed)
+        n, m = len(self.moduli), self.redundancy
+        res = np.empty((n, m), dtype=np.int64)
+        for p, b in enumerate(self.moduli):
+            res[p] = rng.integers(1, b, m)
+            res[p, self.positions[p]] = self.amp[p] * self.delta % b
+        mask = np.zeros((n, m), dtype=bool)
+        mask[np.arange(n), list(self.positions)] = True
+        return RNSPublicKey(res, self.moduli, self.delta, self.hardened, mask, rng)
 
 
 def keygen(n_moduli: int = DEFAULT_N, redundancy: int = DEFAULT_M, *, delta: int = DEFAULT_DELTA,
-           bits: int = MODULUS_BITS, hardened: bool = False, seed: int | None = None) -> SecretKey:
-    """A client's secret key (the evaluation key is ``sk.eval_key``).
+           bits: int = MODULUS_BITS, hardened: bool = False,
+           seed: int | None = None) -> tuple[RNSPublicKey, RNSSecretKey]:
+    """A client's key pair: a first public key (``PK``) and the secret key.
+
+    The evaluation key for the server is ``sk.eval_key``; every further prediction
+    should use a fresh ``sk.fresh_public_key()``.
 
     Args:
         n_moduli: N, the number of moduli (their product must cover the network's range;
@@ -140,6 +164,9 @@ def keygen(n_moduli: int = DEFAULT_N, redundancy: int = DEFAULT_M, *, delta: int
         bits: modulus size.
         hardened: fresh per-pixel decoys and secret per-modulus multipliers.
         seed: for reproducible keys (tests); None draws from the OS.
+
+    Raises:
+        ValueError: for an out-of-range parameter.
     """
     if n_moduli < 1:
         raise ValueError(f"n_moduli must be >= 1, got {n_moduli}")
@@ -152,42 +179,29 @@ def keygen(n_moduli: int = DEFAULT_N, redundancy: int = DEFAULT_M, *, delta: int
     positions = tuple(int(v) for v in rng.integers(0, redundancy, n_moduli))
     a = int(rng.integers(3, 256))
     mult = tuple(int(rng.integers(2, b)) for b in moduli) if hardened else ()
-    return SecretKey(moduli, positions, a, delta, redundancy, mult, hardened)
+    sk = RNSSecretKey(moduli, positions, a, delta, redundancy, mult, hardened)
+    return sk.fresh_public_key(None if seed is None else int(rng.integers(1 << 62))), sk
 
 
-def make_public_key(sk: SecretKey, seed: int | None = None) -> PublicKey:
-    """PK = encryption of 1.0 (fresh decoys); make one per prediction."""
-    rng = np.random.default_rng(seed)
-    n, m = len(sk.moduli), sk.redundancy
-    res = np.empty((n, m), dtype=np.int64)
-    for p, b in enumerate(sk.moduli):
-        res[p] = rng.integers(1, b, m)
-        res[p, sk.positions[p]] = sk.amp[p] * sk.delta % b
-    mask = np.zeros((n, m), dtype=bool)
-    mask[np.arange(n), list(sk.positions)] = True
-    return PublicKey(res, sk.moduli, sk.hardened, mask, rng)
+def encrypt(public_key: RNSPublicKey, images: np.ndarray) -> np.ndarray:
+    """Ciphertext residues (n, 1, N, M, H, W) int64 of uint8 grey images.
 
+    Each pixel is normalised and fixed-point encoded, ``PT = round(x * Delta)``
+    (:func:`pyimgenc.models.intops.fixed_point_images`), and encrypted as ``PK * PT``.
 
-def encode(images: np.ndarray, delta: int) -> np.ndarray:
-    """PT = round(((p / 255) - mean) / std * Delta) for uint8 (n, H, W) or (n, C, H, W); int64."""
-    from ..models.polycnn import MNIST_MEAN, MNIST_STD
-    x = (images.astype(np.float64) / 255.0 - MNIST_MEAN) / MNIST_STD
-    return np.rint(x * delta).astype(np.int64)
+    Args:
+        public_key: ``PK`` for this prediction.
+        images: uint8 (n, H, W), or one image (H, W) (:func:`pyimgenc.models.check_images`;
+            any sides — the server refuses sizes its network does not take).
 
-
-def _check_images(images) -> np.ndarray:
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-        raise TypeError("images must be a uint8 numpy array")
-    if images.ndim == 3:
-        images = images[:, None]
-    if images.ndim != 4:
-        raise ValueError(f"images must be [N, H, W] or [N, C, H, W], got shape {list(images.shape)}")
-    return images
-
-
-def encrypt(images: np.ndarray, pk: PublicKey, delta: int) -> np.ndarray:
-    """Ciphertext residues (n, C, N, M, H, W) int64 of uint8 images."""
-    pt = encode(_check_images(images), delta)                        # (n, C, H, W)
+    Raises:
+        TypeError: if ``public_key`` is not an :class:`RNSPublicKey`, or ``images`` not a uint8 array.
+        ValueError: if ``images`` has the wrong shape.
+    """
+    if not isinstance(public_key, RNSPublicKey):
+        raise TypeError(f"public_key must be an RNSPublicKey, got {type(public_key).__name__}")
+    pk = public_key
+    pt = fixed_point_images(check_images(images, shape=None), pk.delta)[:, None]   # (n, 1, H, W)
     b = np.array(pk.moduli, dtype=np.int64)[:, None]                   # (N, 1)
     ptm = pt[:, :, None, None] % b[None, None, :, :, None, None]       # (n, C, N, 1, H, W), in [0, b)
     ct = ptm * pk.residues[None, None, :, :, None, None] % b[None, None, :, :, None, None]
@@ -225,11 +239,28 @@ def garner(residues: np.ndarray, moduli: tuple[int, ...]) -> np.ndarray:
     return np.where(out > half, out - coef, out)
 
 
-def decrypt(out_residues: np.ndarray, sk: SecretKey, order_a: int) -> np.ndarray:
-    """Integer outputs (object array) from the server's residues (n, N, M, K): pick WZ, undo a_p^t, CRT."""
+def decrypt(secret_key: RNSSecretKey, residues: np.ndarray, order_a: int | None = None) -> np.ndarray:
+    """Integer outputs (object array (n, K)) from the server's residues: pick WZ, undo a_p^t, CRT.
+
+    Args:
+        secret_key: the client's key.
+        residues: the server's output, (n, N, M, K) int64.
+        order_a: ``t``, the power of ``a`` the outputs carry; default: that of
+            :class:`pyimgenc.rns.IntegerCNN`'s logits (``network.OUT_ORDER[0]``).
+
+    Raises:
+        TypeError: if ``secret_key`` is not an :class:`RNSSecretKey`.
+        ValueError: if ``residues`` does not have the key's shape.
+    """
+    if not isinstance(secret_key, RNSSecretKey):
+        raise TypeError(f"secret_key must be an RNSSecretKey, got {type(secret_key).__name__}")
+    if order_a is None:
+        from .network import OUT_ORDER
+        order_a = OUT_ORDER[0]
+    sk, out_residues = secret_key, np.asarray(residues)
     n_mod = len(sk.moduli)
     if out_residues.ndim != 4 or out_residues.shape[1:3] != (n_mod, sk.redundancy):
-        raise ValueError(f"server output must be (n, {n_mod}, {sk.redundancy}, K), got {list(out_residues.shape)}")
+        raise ValueError(f"residues must be (n, {n_mod}, {sk.redundancy}, K), got {list(out_residues.shape)}")
     real = out_residues[:, np.arange(n_mod), list(sk.positions)]     # (n, N, K)
     inv = np.array([int(gmpy2.invert(pow(ap, order_a, b), b)) for ap, b in zip(sk.amp, sk.moduli)],
                    dtype=np.int64)

@@ -1,9 +1,9 @@
-"""The integer AvgPoolPolyCNN with per-tensor orders of a and Delta (seed 001, S1 and S5).
+"""System B's network in integers: the AvgPoolPolyCNN with per-tensor orders of a and Delta.
 
 Every tensor carries an order ``(t, l)``: its integers are ``a^t * Delta^l`` times the
 real values.  Operands of an addition are aligned by multiplying the lower one by
 ``a^(dt) * Delta^(dl)``; the network is fixed, so every alignment constant is known in
-advance and :meth:`IntegerCNN.plan` precomputes them per modulus once per key (S5).
+advance and :meth:`IntegerCNN.plan` precomputes them per modulus once per key.
 
 Layer by layer (``q(v) = round(v * Delta)``):
 
@@ -31,7 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models import checkpoint as _ckpt
-from .keys import EvalKey, SecretKey, encode
+from ..models.intops import conv2d, fixed_point_images, sum_pool2d
+from ..models.preprocess import check_images
+from .keys import RNSEvalKey, RNSSecretKey
 
 OUT_ORDER = (2, 9)
 
@@ -42,7 +44,7 @@ def _q(w, delta: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Plan:
-    """Alignment constants of one evaluation key, residues per modulus (S5)."""
+    """Alignment constants of one evaluation key, residues per modulus."""
 
     moduli: np.ndarray       # (N,) int64
     conv_b: np.ndarray       # (N, O)  q(b) * a_p Delta^2 mod b_p
@@ -54,10 +56,19 @@ class Plan:
 
 
 class IntegerCNN:
-    """The System B network in integers at scale ``delta``, from the AvgPoolPolyCNN checkpoint."""
+    """The System B network in integers at scale ``delta``, from the AvgPoolPolyCNN checkpoint.
+
+    Args:
+        ckpt: a ``polycnn`` checkpoint; ``None`` loads the shipped ``"mnist-avgpool"``
+            (:func:`pyimgenc.models.pretrained` ``("mnist-avgpool")`` builds the same).
+        delta: the fixed-point scale Delta, a positive multiple of 4.
+
+    Raises:
+        ValueError: for another kind of checkpoint or a bad ``delta``.
+    """
 
     def __init__(self, ckpt: _ckpt.Checkpoint | None = None, delta: int = 256):
-        ckpt = ckpt or _ckpt.load("polycnn")
+        ckpt = ckpt or _ckpt.load("mnist-avgpool")
         if ckpt.kind != "polycnn":
             raise ValueError(f"IntegerCNN needs a polycnn checkpoint, got kind {ckpt.kind!r}")
         w = ckpt.weights
@@ -74,23 +85,18 @@ class IntegerCNN:
 
     # ------------------------------------------------------------------ plaintext reference
     def reference(self, images: np.ndarray) -> np.ndarray:
-        """Exact integer logits (object array, n x 10) of the plaintext integer model (a = 1)."""
+        """Exact integer logits (object array, n x 10) of the plaintext integer model (a = 1).
+
+        Args:
+            images: uint8 (n, 28, 28), or one image (28, 28) (:func:`pyimgenc.models.check_images`).
+        """
         d = self.delta
-        pt = encode(images if images.ndim == 4 else images[:, None], d)          # (n, C, H, W) int64
-        n, c, h, wd = pt.shape
-        k = self.kernel
-        ho, wo = h - k + 1, wd - k + 1
-        cols = np.stack([pt[:, :, i:i + ho, j:j + wo] for i in range(k) for j in range(k)], axis=2)
-        cols = cols.reshape(n, c * k * k, ho * wo)
-        wmat = self.conv_w.reshape(len(self.conv_w), -1)
-        if int(np.abs(pt).max()) * int(np.abs(wmat).sum(axis=1).max()) >= 1 << 62:
-            raise OverflowError("reference conv would overflow int64")
+        pt = fixed_point_images(check_images(images), d)[:, None]                 # (n, 1, H, W) int64
         # the input is PT at order (a, Delta^2) = Delta * PT for a = 1 (PK = a * Delta)
-        x = np.matmul(wmat, cols).astype(object) * d + (self.conv_b * d * d).astype(object)[None, :, None]
+        x = conv2d(pt, self.conv_w).astype(object) * d + (self.conv_b * d * d).astype(object)[None, :, None, None]
         c0, c1, c2 = (int(v) for v in self.coef)
-        y = c2 * x * x + c1 * x * d ** 3 + c0 * d ** 6                          # (n, O, ho*wo), order (2, 7)
-        y = y.reshape(n, -1, ho // 2, 2, wo // 2, 2).sum(axis=(3, 5)) * self.pool  # (2, 8)
-        h2 = y.reshape(n, -1)
+        y = c2 * x * x + c1 * x * d ** 3 + c0 * d ** 6                          # (n, O, ho, wo), order (2, 7)
+        h2 = (sum_pool2d(y, 2) * self.pool).reshape(len(y), -1)                 # order (2, 8)
         return h2.dot(self.fc_w.T.astype(object)) + (self.fc_b.astype(object) * d ** 8)[None, :]
 
     def float_logits(self, integer_logits: np.ndarray) -> np.ndarray:
@@ -101,7 +107,7 @@ class IntegerCNN:
     def bound(self) -> int:
         """Largest |logit| (as an integer, a = 1) over all uint8 inputs: interval propagation."""
         d = self.delta
-        x0 = int(np.abs(encode(np.array([0, 255], dtype=np.uint8), d)).max()) * d   # Delta * PT
+        x0 = int(np.abs(fixed_point_images(np.array([0, 255], dtype=np.uint8), d)).max()) * d   # Delta * PT
         wabs = np.abs(self.conv_w.reshape(len(self.conv_w), -1)).sum(axis=1)
         v = [x0 * int(s) + abs(int(b)) * d * d for s, b in zip(wabs, self.conv_b)]   # per channel
         c0, c1, c2 = (abs(int(c)) for c in self.coef)
@@ -116,7 +122,7 @@ class IntegerCNN:
         """log2 of the smallest product of moduli that represents every output: 2 * bound + 1."""
         return math.log2(2 * self.bound() + 1)
 
-    def check_key(self, key: SecretKey | EvalKey) -> None:
+    def check_key(self, key: RNSSecretKey | RNSEvalKey) -> None:
         """Raise ValueError naming how many moduli are needed when the key's range is too small."""
         if key.delta != self.delta:
             raise ValueError(f"key has Delta = {key.delta} but the network was quantised with {self.delta}")
@@ -130,8 +136,8 @@ class IntegerCNN:
                 f"{math.log2(need):.1f} bits (|logit| <= 2^{math.log2(self.bound()):.1f} at Delta = {self.delta}); "
                 f"use at least {k} moduli of {bits} bits (keygen(n_moduli={k}))")
 
-    # ------------------------------------------------------------------ alignment (S5)
-    def plan(self, ek: EvalKey) -> Plan:
+    # ------------------------------------------------------------------ alignment
+    def plan(self, ek: RNSEvalKey) -> Plan:
         """Precompute every layer's alignment constants for one evaluation key."""
         self.check_key(ek)
         d = self.delta

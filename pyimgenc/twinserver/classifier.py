@@ -1,8 +1,10 @@
 """``SecureClassifier``: the four parties of System A wired together.
 
-In process (the default) S2 serves on a thread over an in-process :class:`Channel`;
-:meth:`SecureClassifier.connect` uses TCP servers started with ``pyimgenc serve s1|s2``
-instead.  ``classify`` equals ``reference_logits`` exactly (tests; benchmark).
+S2 serves on a thread over an in-process :class:`Channel`; the same parties as
+separate TCP servers (``pyimgenc serve s1|s2``) and the user's client are in
+:mod:`.deploy`.  ``classify`` equals ``reference_logits`` exactly (tests; benchmark).
+Images are checked by :func:`pyimgenc.models.check_images`; the model comes from
+:mod:`pyimgenc.models.registry`.  Nothing here imports torch.
 """
 from __future__ import annotations
 
@@ -11,41 +13,27 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from ..models import checkpoint
-from ..models.icnn import ICNN, IntegerICNN
+from ..models import registry
+from ..models.icnn import IntegerICNN
+from ..models.preprocess import check_images
 from ..paillier import DEFAULT_KEY_BITS, keygen
 from .channel import in_process_pair
 from .owner import DataOwner, User
 from .s1 import ComputeServer
 from .s2 import TwinKeyServer, new_session_id
 
-PRETRAINED = {"mnist-icnn": "icnn"}
-
 
 def load_integer_model(name: str = "mnist-icnn") -> IntegerICNN:
-    if name not in PRETRAINED:
-        raise ValueError(f"unknown pretrained model {name!r} (available: {', '.join(PRETRAINED)})")
-    ck = checkpoint.load(PRETRAINED[name])
-    m = ICNN(**ck.meta["widths"]).eval()
-    m.load_state_dict({k: torch.from_numpy(v) for k, v in ck.weights.items()})
-    return IntegerICNN(m)
+    """A shipped System A model as its exact integer form (no torch needed).
 
+    Args:
+        name: a System A name of :mod:`pyimgenc.models.registry` (``"mnist-icnn"``).
 
-def check_images(images) -> np.ndarray:
-    """uint8 (N, 28, 28) (a single (28, 28) image is promoted); anything else is refused."""
-    if isinstance(images, torch.Tensor):
-        images = images.numpy()
-    if not isinstance(images, np.ndarray):
-        raise TypeError(f"images must be a numpy uint8 array, got {type(images).__name__}")
-    if images.dtype != np.uint8:
-        raise TypeError(f"images must be uint8 grey levels 0..255, got dtype {images.dtype}")
-    if images.ndim == 2:
-        images = images[None]
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.shape[0] == 0:
-        raise ValueError(f"images must have shape (N, 28, 28) with N >= 1, got {images.shape}")
-    return np.ascontiguousarray(images)
+    Raises:
+        ValueError: for an unknown name, listing the available ones.
+    """
+    return registry.pretrained(name, system="twinserver")
 
 
 @dataclass
@@ -61,7 +49,13 @@ class Timing:
 
 
 class SecureClassifier:
-    """Data owner, user, S1 and S2 of seed 000 in one object (in-process channel)."""
+    """Data owner, user, S1 and S2 of System A in one object (in-process channel).
+
+    Args:
+        model: the integer model the servers evaluate.
+        key_bits: size of S2's Paillier key.
+        insecure: allow keys below 2048 bits (tests, demos).
+    """
 
     def __init__(self, model: IntegerICNN, key_bits: int = DEFAULT_KEY_BITS, *, insecure: bool = False):
         self.model = model
@@ -78,17 +72,27 @@ class SecureClassifier:
 
     @classmethod
     def pretrained(cls, name: str = "mnist-icnn", key_bits: int = DEFAULT_KEY_BITS, **kw) -> "SecureClassifier":
-        """The shipped ICNN (``pyimgenc.models`` checkpoint ``icnn``), outsourced to fresh servers."""
+        """A shipped System A model (:mod:`pyimgenc.models.registry`, ``"mnist-icnn"``), outsourced
+        to fresh servers.
+
+        Raises:
+            ValueError: for an unknown name, listing the available ones.
+        """
         return cls(load_integer_model(name), key_bits, **kw)
 
-    def reference_logits(self, images) -> np.ndarray:
-        """The plaintext integer model's logits (object array of Python ints, shape (N, 10))."""
+    def reference_logits(self, images: np.ndarray) -> np.ndarray:
+        """The plaintext integer model's logits (object array of Python ints, shape (N, 10)).
+
+        ``images`` as for :meth:`classify`."""
         return self.model.logits(check_images(images))[0]
 
-    def classify(self, images, batch: int = 1, progress: bool = False) -> np.ndarray:
+    def classify(self, images: np.ndarray, batch: int = 1, progress: bool = False) -> np.ndarray:
         """Logits (N, 10) computed by S1 and S2 under encryption; equal to :meth:`reference_logits`.
 
-        ``batch`` images share one session (one offline tape); ``progress`` shows a bar per image.
+        Args:
+            images: uint8 (N, 28, 28), or one image (28, 28) (:func:`pyimgenc.models.check_images`).
+            batch: images sharing one session (one offline tape), 1..64.
+            progress: show a bar per image.
         """
         from tqdm import tqdm
         images = check_images(images)

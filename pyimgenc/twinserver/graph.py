@@ -8,7 +8,8 @@
 * ``slice(h, axis, start, stop, step)``, ``concat(hs, axis, shifts)`` — data movement
   (``shifts[i]`` multiplies part ``i`` by ``2**shifts[i]``, the branch alignment).
 
-:class:`PlainOps` evaluates it on Python integers (it must equal
+:class:`PlainOps` evaluates it on Python integers with the exact operations of
+:mod:`pyimgenc.models.intops` (it must equal
 :meth:`pyimgenc.models.icnn.IntegerICNN.logits`, checked in the tests);
 :class:`BoundOps` propagates public magnitude bounds — the *plan* both servers and
 the data owner use to size masks and packing slots; the secure evaluator in
@@ -26,7 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.icnn import IntegerICNN, _conv_int
+from ..models.icnn import IntegerICNN
+from ..models.intops import conv2d, fixed_point_images, relu
+from ..models.intops import im2col  # noqa: F401  (the servers' packed layers take it from here)
 
 STAT_BITS = 40  # statistical masking parameter (bits beyond a value's bound)
 
@@ -53,6 +56,7 @@ def icnn_forward(ops, model, x):
 
 
 def maxpool_2x2(ops, h):
+    """2x2 stride-2 max-pool of handle ``h`` as a 2-round ``max2`` tournament."""
     n = ops.shape(h)[0]
     rows = [ops.slice(h, 2, i, None, 2) for i in (0, 1)]
     q = [ops.slice(r, 3, j, None, 2) for r in rows for j in (0, 1)]   # a b / c d
@@ -69,6 +73,7 @@ def _max3_same(ops, h, axis):
 
 
 def maxpool_3x3_s1(ops, h):
+    """3x3 stride-1 max-pool with padding 1 of handle ``h``: rows, then columns."""
     return _max3_same(ops, _max3_same(ops, h, 3), 2)
 
 
@@ -80,6 +85,7 @@ def _max3_stride3(ops, h, axis):
 
 
 def maxpool_3x3_s3(ops, h):
+    """3x3 stride-3 max-pool of handle ``h`` (no padding): rows, then columns."""
     return _max3_stride3(ops, _max3_stride3(ops, h, 3), 2)
 
 
@@ -95,18 +101,10 @@ def _slicer(ndim, axis, start, stop, step):
     return tuple(sl)
 
 
-def concat_shifted(parts, axis, shifts):
+def concat_shifted(parts: list[np.ndarray], axis: int, shifts: list[int] | None) -> np.ndarray:
+    """Concatenate integer arrays along ``axis``, part ``i`` multiplied by ``2**shifts[i]``."""
     shifts = shifts or [0] * len(parts)
     return np.concatenate([p * (1 << s) if s else p for p, s in zip(parts, shifts)], axis=axis)
-
-
-def im2col(x: np.ndarray, k: int, pad: int) -> np.ndarray:
-    """``(C*k*k, N*H*W)`` object array: row ``(c, i, j)`` is channel c of the zero-padded input
-    shifted by (i, j), flattened over (n, h, w) — the taps of a same-size k x k convolution."""
-    n, c, h, w = x.shape
-    xp = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=object)
-    xp[:, :, pad:pad + h, pad:pad + w] = x
-    return np.stack([xp[:, ci, i:i + h, j:j + w].ravel() for ci in range(c) for i in range(k) for j in range(k)])
 
 
 def tap_index(rows: int, taps: int, groups: int) -> np.ndarray:
@@ -115,8 +113,9 @@ def tap_index(rows: int, taps: int, groups: int) -> np.ndarray:
 
 
 def conv_exact(x: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
-    """Exact integer convolution without bias (object arrays)."""
-    return _conv_int(x, w, np.zeros(w.shape[0], dtype=object), pad)
+    """Exact same-size integer convolution without bias: :func:`pyimgenc.models.intops.conv2d`
+    with stride 1 (the servers' masked layers call it under this name)."""
+    return conv2d(x, w, pad)
 
 
 class PlainOps:
@@ -135,7 +134,7 @@ class PlainOps:
         return conv_exact(h, w, pad) + self.m.int_bias(name)[None, :, None, None]
 
     def relu(self, h):
-        return np.where(h > 0, h, 0)
+        return relu(h)
 
     def max2(self, a, b):
         return np.where(a > b, a, b)
@@ -169,6 +168,7 @@ class Bound:
 
 
 def bits(v: int) -> int:
+    """Bit length of ``max(v, 1)``: ``|x| <= v`` implies ``|x| < 2**bits(v)``."""
     return max(int(v), 1).bit_length()
 
 
@@ -238,8 +238,8 @@ class BoundOps:
 
 def input_bound_bits(model: IntegerICNN) -> int:
     """Bits of the largest |encoded pixel| (uint8 input, normalised, times 2**fx)."""
-    enc = model.encode(np.array([[[0, 255]]], dtype=np.uint8))
-    return bits(max(abs(int(v)) for v in enc.ravel()))
+    enc = fixed_point_images(np.array([0, 255], dtype=np.uint8), 1 << model.fx)
+    return bits(max(abs(int(v)) for v in enc))
 
 
 def make_plan(model: IntegerICNN, key_bits: int, n_images: int = 1) -> dict:
@@ -258,9 +258,6 @@ def slots_for(width: int, key_bits: int) -> int:
     return s
 
 
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-__all__ = ["icnn_forward", "PlainOps", "BoundOps", "Bound", "make_plan", "slots_for", "STAT_BITS",
-           "layer_weights", "conv_exact", "concat_shifted"]
+__all__ = ["STAT_BITS", "icnn_forward", "maxpool_2x2", "maxpool_3x3_s1", "maxpool_3x3_s3", "PlainOps",
+           "BoundOps", "Bound", "layer_weights", "layer_inputs", "conv_exact", "concat_shifted", "tap_index",
+           "bits", "concat_bounds", "max2_bounds", "input_bound_bits", "make_plan", "slots_for"]

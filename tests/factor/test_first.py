@@ -118,7 +118,7 @@ def test_compare_rejects_other_model_checkpoint_and_garbage(faces):
         parse(b"XX" + a[2:])
     with pytest.raises(ValueError, match="model"):
         first_factor(faces[0][0], "diffusion")
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(TypeError, match="uint8"):
         first_factor(faces[0][0].astype(np.float32), "vae")
 
 

@@ -18,7 +18,7 @@ NOW = 1_800_000_000.0
 
 
 def digest_factor(image: np.ndarray) -> bytes:
-    """Test double for the model's first factor (the real one is issue 3's VAE/GAN)."""
+    """Test double for the model's first factor (the real one is the VAE/GAN of pyimgenc.factor.first)."""
     return hashlib.sha256(image.tobytes()).digest()
 
 

@@ -204,3 +204,74 @@ def test_results_independent_of_thread_count(cpu_kw, clean_backend):
         got = _run_all(cpu_kw)
         for g, w in zip(got, want):
             assert np.array_equal(g, w), threads
+
+
+# --- System B engine ---------------------------------------------------------------
+
+@pytest.fixture
+def clean_rns(monkeypatch):
+    monkeypatch.delenv("PYIMGENC_RNS_ENGINE", raising=False)
+    backend.set_rns_engine(None)
+    yield monkeypatch
+    backend.set_rns_engine(None)
+
+
+def test_rns_engine_resolution_order(clean_rns):
+    mp = clean_rns
+    assert backend.get_rns_engine()[0] == backend.available_rns_engines()[0]   # automatic
+    mp.setenv("PYIMGENC_RNS_ENGINE", "torch")
+    assert backend.get_rns_engine() == ("torch", backend.get_rns_engine("torch")[1])
+    backend.set_rns_engine("numba")                        # the setter beats the environment
+    assert backend.get_rns_engine() == ("numba", "cpu")
+    assert backend.get_rns_engine("torch", "cpu") == ("torch", "cpu")   # the argument beats both
+    backend.set_rns_engine(None)
+    mp.setenv("PYIMGENC_RNS_ENGINE", "fpga")
+    with pytest.raises(ValueError, match="PYIMGENC_RNS_ENGINE: unknown RNS engine 'fpga'"):
+        backend.get_rns_engine()
+
+
+def test_rns_engine_automatic_choice_and_device(clean_rns):
+    mp = clean_rns
+    mp.setattr(backend, "_torch_cuda", lambda: False)
+    assert backend.available_rns_engines() == ["numba", "torch"]
+    assert backend.get_rns_engine() == ("numba", "cpu")
+    assert backend.get_rns_engine(device="cuda:1") == ("torch", "cuda:1")   # a GPU asked for: torch
+    assert backend.get_rns_engine("torch") == ("torch", "cpu")
+    mp.setattr(backend, "_torch_cuda", lambda: True)
+    assert backend.available_rns_engines() == ["torch", "numba"]
+    assert backend.get_rns_engine() == ("torch", "cuda")
+    with pytest.raises(ValueError, match="numba engine runs on the CPU"):
+        backend.get_rns_engine("numba", "cuda")
+
+
+def test_missing_rns_engine_is_an_error_only_when_asked_for(clean_rns):
+    mp = clean_rns
+    mp.setattr(backend, "_installed", lambda module: module != "numba")
+    mp.setattr(backend, "_torch_cuda", lambda: False)
+    assert backend.available_rns_engines() == ["torch"]
+    assert backend.get_rns_engine() == ("torch", "cpu")            # automatic falls back quietly
+    with pytest.raises(RuntimeError, match="'numba' is not available here"):
+        backend.get_rns_engine("numba")
+    with pytest.raises(RuntimeError, match="'numba' is not available here"):
+        backend.set_rns_engine("numba")
+    mp.setenv("PYIMGENC_RNS_ENGINE", "numba")
+    with pytest.raises(RuntimeError, match="PYIMGENC_RNS_ENGINE: RNS engine 'numba' is not available"):
+        backend.get_rns_engine()
+
+
+# --- byte buffers -------------------------------------------------------------------
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "fallback"])
+def test_new_bytes(native, monkeypatch):
+    if native and not _ext.HAVE_CORE:
+        pytest.skip(f"native core not importable: {_ext.CORE_ERROR}")
+    monkeypatch.setattr(_ext, "HAVE_CORE", native)
+    buf, view = pyimgenc.math.new_bytes(5)
+    assert isinstance(buf, bytes if native else bytearray) and len(buf) == 5
+    view[:] = b"hello"
+    view.release()
+    assert bytes(buf) == b"hello"
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        pyimgenc.math.new_bytes(-1)
+    with pytest.raises(TypeError, match="n must be an int"):
+        pyimgenc.math.new_bytes(2.0)

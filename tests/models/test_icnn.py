@@ -1,16 +1,20 @@
-"""ICNN (System A model): claim-2 layer counts, and the integer model against the float models."""
+"""ICNN (System A model): layer counts, and the integer model against the float models."""
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from pyimgenc.models import checkpoint
-from pyimgenc.models.icnn import ICNN, IntegerICNN, quantised_float_model
+from pyimgenc.models import checkpoint, pretrained
+from pyimgenc.models.icnn import IntegerICNN
+from pyimgenc.models.icnn_float import ICNN, float_input, quantised_float_model
 from pyimgenc.models.polycnn import normalise
 
 
-def test_claim_2_layer_counts():
+def test_layer_counts_of_the_inception_design():
     m = ICNN()
     assert ICNN.layer_counts(m) == {1: 5, 3: 3, 5: 2, 7: 1}
     assert sum(isinstance(x, torch.nn.Linear) for x in m.modules()) == 1
@@ -18,20 +22,41 @@ def test_claim_2_layer_counts():
     assert wide(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
-def _loaded():
-    ck = checkpoint.load("icnn")
-    m = ICNN(**{k: v for k, v in ck.meta["widths"].items()}).eval()
-    m.load_state_dict({k: torch.from_numpy(v) for k, v in ck.weights.items()})
-    return ck, m
+def test_integer_model_from_the_checkpoint_equals_the_one_from_the_torch_module(mnist_test):
+    ck = checkpoint.load("mnist-icnn")
+    from_module = IntegerICNN(ICNN.from_checkpoint(ck).to_checkpoint())
+    shipped = pretrained("mnist-icnn")
+    assert all(np.array_equal(shipped.w[k], from_module.w[k]) and np.array_equal(shipped.bf[k], from_module.bf[k])
+               for k in shipped.w)
+    x = mnist_test[0][:3]
+    assert (shipped.logits(x)[0] == from_module.logits(x)[0]).all()
+    with pytest.raises(ValueError, match="icnn checkpoint"):
+        IntegerICNN(checkpoint.load("mnist-avgpool"))
+
+
+def test_integer_inference_does_not_import_torch():
+    code = ("import sys, numpy as np, pyimgenc.twinserver, pyimgenc.rns, pyimgenc.models as M\n"
+            "m = pyimgenc.twinserver.load_integer_model()\n"
+            "x = np.zeros((1, 28, 28), np.uint8)\n"
+            "m.logits(x); M.pretrained('mnist-avgpool').reference(x)\n"
+            "pyimgenc.rns.RNSClassifier(engine='numba', seed=0).classify(x)\n"
+            "print('torch' in sys.modules)")
+    import os
+    from pathlib import Path
+
+    import pyimgenc
+    root = str(Path(pyimgenc.__file__).resolve().parents[1])     # this checkout, not an installed copy
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "False"
 
 
 def test_exact_integer_logits_match_the_quantised_float64_model(mnist_test):
-    ck, m = _loaded()
-    integer = IntegerICNN(m)
+    integer = pretrained("mnist-icnn")
     x = mnist_test[0][:40]
     exact, scale = integer.logits(x)
     with torch.no_grad():
-        approx = quantised_float_model(integer)(integer.float_input(x)).numpy()
+        approx = quantised_float_model(integer)(float_input(integer, x)).numpy()
     got = np.array([[float(v) for v in row] for row in exact]) / 2.0 ** scale
     assert np.allclose(got, approx, rtol=1e-9, atol=1e-9)
     assert (np.argmax(got, 1) == np.argmax(approx, 1)).all()
@@ -39,13 +64,14 @@ def test_exact_integer_logits_match_the_quantised_float64_model(mnist_test):
 
 @pytest.mark.slow
 def test_accuracy_and_integer_agreement_on_all_test_images(mnist_test):
-    ck, m = _loaded()
+    ck = checkpoint.load("mnist-icnn")
+    m = ICNN.from_checkpoint(ck)
     x, y = mnist_test
-    integer = IntegerICNN(m)
+    integer = IntegerICNN(ck)
     q = quantised_float_model(integer)
     with torch.no_grad():
         f = np.concatenate([m(normalise(x[i:i + 2000])).argmax(1).numpy() for i in range(0, len(x), 2000)])
-        iq = np.concatenate([q(integer.float_input(x[i:i + 2000])).argmax(1).numpy()
+        iq = np.concatenate([q(float_input(integer, x[i:i + 2000])).argmax(1).numpy()
                              for i in range(0, len(x), 2000)])
     assert (f == y).mean() >= 0.99
     assert (iq == f).mean() >= 0.995

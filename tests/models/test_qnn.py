@@ -98,7 +98,7 @@ def test_preprocessing_is_exact_integer_arithmetic():
     r = resize_box(g, 4)
     assert r.shape == (4, 4) and r[0, 0] == (int(g[0:3, 0:2].astype(int).sum()) * 2 + 6) // 12
     assert np.array_equal(resize_box(g, 12)[:, :10].shape, (12, 10))  # upsampling repeats pixels
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(TypeError, match="uint8"):
         model_input(img.astype(np.float32), 8)
     with pytest.raises(ValueError, match="shape"):
         model_input(np.zeros((4, 4, 2), np.uint8), 8)

@@ -113,6 +113,13 @@ def test_bad_images_are_refused(clf, bad, err):
         clf.classify(bad)
 
 
+def test_one_image_is_a_batch_of_one_and_names_are_checked(clf, mnist_test):
+    x = mnist_test[0][9]
+    assert (clf.reference_logits(x) == clf.reference_logits(x[None])).all()
+    with pytest.raises(ValueError, match="unknown pretrained model 'mnist-avgpool'.*System B.*available: mnist-icnn"):
+        SecureClassifier.pretrained("mnist-avgpool")
+
+
 @pytest.mark.parametrize("batch", [0, 65, 1.5, True])
 def test_bad_batch_size_is_refused(clf, mnist_test, batch):
     with pytest.raises(ValueError, match="batch must be"):
