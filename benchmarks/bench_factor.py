@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pyimgenc.factor import SecondFactor, Terminal, image_security_factor, open_envelope, seal
-from pyimgenc.factor.envelope import _SUITE
+from pyimgenc.factor.envelope import HPKE_SUITE
 from pyimgenc.factor.first import first_factor
 
 DATA = Path(os.environ.get("PYIMGENC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -99,7 +99,7 @@ def test_aead(benchmark, case):
 
 def test_capsule(benchmark, case):
     pk = case["srv"].public_key()
-    _bench(benchmark, case, "capsule", lambda: _SUITE.encrypt(case["f1"], pk, info=bytes(60)))
+    _bench(benchmark, case, "capsule", lambda: HPKE_SUITE.encrypt(case["f1"], pk, info=bytes(60)))
 
 
 @pytest.mark.parametrize("scope", ["tag", "full"])

@@ -36,6 +36,18 @@ _cpu_path: str | None = None
 _num_threads: int | None = None
 
 
+def native_status() -> dict:
+    """What the native build offers on this machine, for ``pyimgenc info`` and bug reports.
+
+    Returns:
+        ``{"core": bool, "core_error": str | None, "ifma": bool, "cuda": bool}``: whether the
+        C++ core imported (and why not), whether the CPU has AVX-512 IFMA, whether a CUDA
+        engine is built.
+    """
+    return {"core": _ext.HAVE_CORE, "core_error": _ext.CORE_ERROR, "ifma": _ext.HAVE_IFMA,
+            "cuda": _ext.HAVE_CUDA}
+
+
 def available_backends() -> list[str]:
     """Backends usable on this machine, fastest first."""
     out = []

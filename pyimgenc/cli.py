@@ -132,16 +132,17 @@ def _find_mnist(path: str | None) -> Path:
 
 
 def cmd_info(args) -> int:
-    from . import _ext, backend
+    from . import backend
 
-    print(f"pyimgenc native core: {'yes' if _ext.HAVE_CORE else 'NO (' + str(_ext.CORE_ERROR) + ')'}")
-    print(f"AVX-512 IFMA path:    {'yes' if _ext.HAVE_IFMA else 'no'}")
-    print(f"CUDA engine:          {'yes' if _ext.HAVE_CUDA else 'no'}")
+    native = backend.native_status()
+    print(f"pyimgenc native core: {'yes' if native['core'] else 'NO (' + str(native['core_error']) + ')'}")
+    print(f"AVX-512 IFMA path:    {'yes' if native['ifma'] else 'no'}")
+    print(f"CUDA engine:          {'yes' if native['cuda'] else 'no'}")
     print(f"backends available:   {', '.join(backend.available_backends())}")
     print(f"CPU paths available:  {', '.join(backend.available_cpu_paths()) or '-'}")
     print(f"RNS engines:          {', '.join(backend.available_rns_engines()) or '-'} (System B; first is automatic)")
     print(f"selected:             backend={backend.get_backend()} "
-          + (f"cpu_path={backend.get_cpu_path()} " if _ext.HAVE_CORE else "")
+          + (f"cpu_path={backend.get_cpu_path()} " if native["core"] else "")
           + f"threads={backend.get_num_threads()}")
     return 0
 

@@ -62,7 +62,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("cpu_kw", CPU_ENGINES)
 
 
-_ENV = ("PYIMGENC_BACKEND", "PYIMGENC_CPU_PATH", "PYIMGENC_NUM_THREADS")
+_ENV = ("PYIMGENC_BACKEND", "PYIMGENC_CPU_PATH", "PYIMGENC_NUM_THREADS", "PYIMGENC_RNS_ENGINE")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -81,10 +81,12 @@ def clean_backend(monkeypatch):
     backend.set_backend(None)
     backend.set_cpu_path(None)
     backend.set_num_threads(None)
+    backend.set_rns_engine(None)
     yield monkeypatch
     backend.set_backend(None)
     backend.set_cpu_path(None)
     backend.set_num_threads(None)
+    backend.set_rns_engine(None)
 
 
 # ---------------------------------------------------------------- real data shared by the suites

@@ -70,7 +70,7 @@ MIN_RSA_BITS = 3072  # ~128-bit, like X25519
 MAX_SIDE = 4096
 # every field at its maximum: header 13 + S (2 + 65535) + K (2 + 65535) + nonce 12 + C 4 + ciphertext + signature 64
 MAX_ENVELOPE_BYTES = 13 + 2 * (2 + 0xFFFF) + 12 + 4 + 4096 * 4096 * 3 + 16 + 64
-_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+HPKE_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 _ISF_SALT = b"pyimgenc/isf/v1"
 _ISF_INFO = b"image-security-factor"
 
@@ -142,7 +142,7 @@ def seal(image: np.ndarray, first_factor: bytes, second: SecondFactor,
     if len(first_factor) > 0xFFFF - 48:
         raise ValueError(f"first factor of {len(first_factor)} bytes: the capsule must fit 65535 bytes")
     if scheme == "hpke-x25519":
-        capsule = _SUITE.encrypt(first_factor, server_public_key, info=head)
+        capsule = HPKE_SUITE.encrypt(first_factor, server_public_key, info=head)
     else:
         capsule = server_public_key.encrypt(first_factor, _oaep(head))
     if len(capsule) > 0xFFFF:
@@ -282,7 +282,7 @@ def open_envelope(data: bytes, server_private_key,
         raise EnvelopeError("bad_capsule", f"this server holds no key for the {hdr['scheme']} capsule")
     try:
         if want is X25519PrivateKey:
-            first = _SUITE.decrypt(hdr["capsule"], key, info=hdr["info"])
+            first = HPKE_SUITE.decrypt(hdr["capsule"], key, info=hdr["info"])
         else:
             first = key.decrypt(hdr["capsule"], _oaep(hdr["info"]))
     except Exception:  # cryptography raises InvalidTag or ValueError for a bad capsule
