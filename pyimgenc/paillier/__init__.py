@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from .encoding import decode_fixed, encode_fixed
-from .keys import (DEFAULT_KEY_BITS, LARGE_KEY_BITS, MIN_INSECURE_KEY_BITS, MIN_SECURE_KEY_BITS,
-                   PublicKey, SecretKey, keygen)
+from .keys import PublicKey, SecretKey, keygen
+from .limits import DEFAULT_KEY_BITS, LARGE_KEY_BITS, MIN_INSECURE_KEY_BITS, MIN_SECURE_KEY_BITS
 from .tensor import EncryptedTensor, concatenate
 
 __all__ = ["keygen", "PublicKey", "SecretKey", "EncryptedTensor", "concatenate", "encrypt",

@@ -26,16 +26,11 @@ import numpy as np
 from .. import backend
 from ..math import (FixedBase, Modulus, int_to_limbs, ints_to_limbs, limbs_to_ints, mulmod,
                     nlimbs_for, powmod, reduce)
-from . import _limbs
+from . import _limbs, serialize
 from .encoding import (as_int_array, centre, check_plaintext_range, decode_fixed, encode_fixed,
                        plaintext_limbs)
+from .limits import DEFAULT_KEY_BITS, MAX_KEY_BITS, MIN_INSECURE_KEY_BITS, MIN_SECURE_KEY_BITS
 from .tensor import EncryptedTensor
-
-DEFAULT_KEY_BITS = 2048  # ~112-bit security (NIST SP 800-57), the library default
-LARGE_KEY_BITS = 3072  # ~128-bit security
-MIN_SECURE_KEY_BITS = 2048  # below this keygen refuses unless insecure=True
-MIN_INSECURE_KEY_BITS = 128  # tests only: factorable in seconds, never for real data
-MAX_KEY_BITS = 8192  # n**2 must fit the 16384-bit limit of pyimgenc.math
 
 
 def _fixed_base_window(n_bits: int) -> int:
@@ -216,18 +211,30 @@ class PublicKey:
 
     def to_bytes(self) -> bytes:
         """Serialise (see ``docs/paillier.md`` for the layout)."""
-        from .serialize import public_key_to_bytes
-        return public_key_to_bytes(self)
+        return serialize.public_key_to_bytes(self.n, self.hs)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "PublicKey":
         """Load and validate a key written by :meth:`to_bytes`.
 
         Raises:
+            TypeError: if ``data`` is not bytes.
             ValueError: on any corruption or inconsistency.
         """
-        from .serialize import public_key_from_bytes
-        return public_key_from_bytes(data)
+        return cls._loaded(*serialize.public_key_from_bytes(data), "PublicKey")
+
+    @classmethod
+    def _loaded(cls, n: int, hs: int, what: str) -> "PublicKey":
+        """``PublicKey(n, hs)`` for a loader: a ``ValueError`` is prefixed with ``what``."""
+        try:
+            return cls(n, hs)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
+
+
+# EncryptedTensor.from_bytes builds the key embedded in the bytes with this class.  This
+# module imports tensor.py, never the reverse, so the class is handed over here.
+EncryptedTensor._key_type = PublicKey
 
 
 class SecretKey:
@@ -324,18 +331,19 @@ class SecretKey:
 
     def to_bytes(self) -> bytes:
         """Serialise (includes the public key; keep the bytes secret)."""
-        from .serialize import secret_key_to_bytes
-        return secret_key_to_bytes(self)
+        pk = self.public_key
+        return serialize.secret_key_to_bytes(pk.n, pk.hs, self.p, self.q)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "SecretKey":
         """Load and validate a key written by :meth:`to_bytes` (checks p*q == n and primality).
 
         Raises:
+            TypeError: if ``data`` is not bytes.
             ValueError: on any corruption or inconsistency.
         """
-        from .serialize import secret_key_from_bytes
-        return secret_key_from_bytes(data)
+        n, hs, p, q = serialize.secret_key_from_bytes(data)
+        return cls(PublicKey._loaded(n, hs, "SecretKey"), p, q)
 
 
 def _as_int(v: Any, name: str) -> int:

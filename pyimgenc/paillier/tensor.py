@@ -16,12 +16,12 @@ handing a result to another party.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
 from ..math import ints_to_limbs, limbs_to_ints, mulmod, powmod
-from . import _limbs, linalg
+from . import _limbs, linalg, serialize
 from .encoding import INT64_MAX, as_int_array, check_plaintext_range, plaintext_limbs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,6 +43,7 @@ class EncryptedTensor:
     """
 
     __array_ufunc__ = None  # numpy defers ``ndarray + E`` / ``W @ E`` to our reflected ops
+    _key_type: ClassVar[type]  # PublicKey, set by keys.py (which imports this module) for from_bytes
 
     def __init__(self, public_key: "PublicKey", limbs: np.ndarray):
         if not isinstance(limbs, np.ndarray) or limbs.dtype != np.uint64:
@@ -290,8 +291,7 @@ class EncryptedTensor:
 
     def to_bytes(self) -> bytes:
         """Serialise with the public key (see ``docs/paillier.md``)."""
-        from .serialize import tensor_to_bytes
-        return tensor_to_bytes(self)
+        return serialize.tensor_to_bytes(self.public_key.n, self.public_key.hs, self._data)
 
     @classmethod
     def from_bytes(cls, data: bytes, public_key: "PublicKey | None" = None) -> "EncryptedTensor":
@@ -302,10 +302,22 @@ class EncryptedTensor:
             public_key: if given, the tensor must have been written under this key.
 
         Raises:
+            TypeError: if ``data`` is not bytes or ``public_key`` is not a PublicKey.
             ValueError: on corruption, inconsistency or a different public key.
         """
-        from .serialize import tensor_from_bytes
-        return tensor_from_bytes(data, public_key)
+        if public_key is not None and not isinstance(public_key, cls._key_type):
+            raise TypeError(f"public_key must be a PublicKey or None, got {type(public_key).__name__}")
+        n, hs, limbs = serialize.tensor_from_bytes(data)
+        embedded = cls._key_type._loaded(n, hs, "EncryptedTensor public key")
+        if public_key is not None and public_key != embedded:
+            raise ValueError("EncryptedTensor: serialised under a different public key than the one given")
+        return cls(public_key if public_key is not None else embedded, limbs)
+
+
+def _in_range(m: np.ndarray, n: int) -> np.ndarray:
+    """``m``, after checking that every value is a plaintext of ``(-n/2, n/2)``."""
+    check_plaintext_range(m, n, "other")
+    return m
 
 
 def _negate(m: np.ndarray) -> np.ndarray:
