@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pyimgenc.math.limbs import limbs_to_ints
+from pyimgenc.paillier import EncryptedTensor, linalg
 from pyimgenc.twinserver import SecureClassifier, ot, wire
 from pyimgenc.twinserver import s2 as s2mod
 from pyimgenc.twinserver.graph import slots_for
@@ -192,10 +193,9 @@ def test_s1_rerandomizes_so_s2_cannot_read_its_base_ot_choices(clf, monkeypatch)
     pk = clf.public_key
     bits = ot.random_bits(ot.KAPPA)
     sel = np.where(bits[:, None].astype(bool), ek1.limbs, ek0.limbs)
-    raw = wire.mexp(pk, sel, wire.group_index(ot.KAPPA, slots), np.ones(wire.group_index(ot.KAPPA, slots).shape,
-                                                                            dtype=object))
-    raw = wire.mul_plain(pk, raw, [12345] * raw.shape[0])
-    from pyimgenc.paillier import EncryptedTensor
-    assert _recover_choices(clf, r0, r1, EncryptedTensor(pk, raw), slots) == list(bits)
+    raw = linalg.multiexp(pk, sel, wire.group_index(ot.KAPPA, slots),
+                          np.ones(wire.group_index(ot.KAPPA, slots).shape, dtype=object))
+    raw = EncryptedTensor(pk, raw).add_mod([12345] * raw.shape[0])
+    assert _recover_choices(clf, r0, r1, raw, slots) == list(bits)
     # ... and finds nothing in what S1 really sent
     assert _recover_choices(clf, r0, r1, seen["y1"], slots) is None

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pyimgenc import paillier
+from pyimgenc.paillier import linalg
 from pyimgenc.twinserver import (ChannelError, SecureClassifier, deploy, in_process_pair, scvl_literal,
                                  TwinKeyServer)
 from pyimgenc.twinserver import s2 as s2mod
@@ -179,12 +180,12 @@ def test_packing_roundtrip_and_overflow():
         wire.unpack([-1], 50, 8, 8)
 
 
-def test_mexp_matches_powmod_for_big_signed_exponents():
+def test_multiexp_matches_powmod_for_big_signed_exponents():
     pk, sk = paillier.keygen(512, insecure=True)
     c = pk.encrypt(np.arange(1, 7))
     idx = np.array([[0, 1, 2], [3, 4, -1]])
     e = np.array([[secrets.randbits(130), -secrets.randbits(70), 1], [-1, secrets.randbits(62), 5]], dtype=object)
-    out = wire.mexp(pk, c.limbs, idx, e)
+    out = linalg.multiexp(pk, c.limbs, idx, e)
     got = sk.decrypt(paillier.EncryptedTensor(pk, out))
     m = np.arange(1, 7)
     n = pk.n
