@@ -288,7 +288,7 @@ class ComputeServer:
         self.layer_seconds: dict[str, float] = {}   # online seconds of each SCVL/SCT (S1 + S2), last run
 
     def call(self, ch: Channel, meta: dict, tensors=(), blobs=(), reply=(0, 0)) -> list:
-        msg_id = ch.send(FAST_REQUEST, wire.encode(meta, tensors, blobs))
+        msg_id = ch.send(FAST_REQUEST, wire.pack_message(meta, tensors, blobs))
         ch.stats.rounds += 1
         rtype, _, data = ch.recv(expect_id=msg_id)
         if rtype == ERROR_REPLY:
@@ -296,7 +296,7 @@ class ComputeServer:
         if rtype != FAST_REPLY:
             raise ChannelError("unexpected_type", f"got {rtype}, expected {FAST_REPLY}")
         try:
-            _, tensors, blobs = wire.decode_parts(data, self.pk)
+            _, tensors, blobs = wire.unpack_message_parts(data, self.pk)
         except ValueError as exc:
             raise ChannelError("bad_reply", str(exc)) from None
         if (len(tensors), len(blobs)) != tuple(reply):

@@ -70,7 +70,7 @@ class TwinKeyServer(KeyServer):
     def handle(self, mtype: int, body: bytes) -> tuple[int, bytes]:
         if mtype != FAST_REQUEST:
             return super().handle(mtype, body)
-        meta, tensors, blobs = wire.decode_parts(body, self.pk)
+        meta, tensors, blobs = wire.unpack_message_parts(body, self.pk)
         op = meta.get("op")
         fn = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
         if fn is None:
@@ -83,7 +83,7 @@ class TwinKeyServer(KeyServer):
         if not isinstance(sid, str) or not 8 <= len(sid) <= 64:
             raise ProtocolError("missing or malformed session id")
         if op == "fetch":
-            return FAST_REPLY, wire.encode(*fn(sid, meta, tensors))
+            return FAST_REPLY, wire.pack_message(*fn(sid, meta, tensors))
         if self.share is None:
             raise ProtocolError("this key server has no model share loaded")
         with self._lock:
@@ -95,7 +95,7 @@ class TwinKeyServer(KeyServer):
                                              "t0": time.monotonic()}
         for ins in meta.get("pre", []):
             self._local(sess, ins)
-        return FAST_REPLY, wire.encode(*fn(sess, meta, tensors))
+        return FAST_REPLY, wire.pack_message(*fn(sess, meta, tensors))
 
     def _decrypt(self, ct: EncryptedTensor) -> list[int]:
         self.stats["decryptions"] += ct.size

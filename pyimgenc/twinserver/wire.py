@@ -1,6 +1,6 @@
 """Message bodies of the fast protocol, slot packing, and the pool of encryption randomness.
 
-A body (:func:`encode`) is ``u32 meta_len | meta (JSON, UTF-8) | (u8 kind | u64 len | bytes)*``:
+A body (:func:`pack_message`) is ``u32 meta_len | meta (JSON, UTF-8) | (u8 kind | u64 len | bytes)*``:
 kind 0 is an EncryptedTensor, kind 1 a raw blob (the oblivious-transfer matrices and the
 fixed-width words of SACT's selection step, :func:`words`).  Tensors use
 :meth:`pyimgenc.paillier.EncryptedTensor.to_bytes` (versioned, checksummed, bound to the
@@ -29,7 +29,7 @@ _U32, _U64 = struct.Struct(">I"), struct.Struct(">Q")
 _TENSOR, _BLOB = 0, 1
 
 
-def encode(meta: dict, tensors: Sequence[EncryptedTensor] = (), blobs: Sequence[bytes] = ()) -> bytes:
+def pack_message(meta: dict, tensors: Sequence[EncryptedTensor] = (), blobs: Sequence[bytes] = ()) -> bytes:
     """A message body: ``meta`` as JSON, then the tensors, then the raw blobs (see the module docstring)."""
     mb = json.dumps(meta, separators=(",", ":")).encode()
     parts = [_U32.pack(len(mb)), mb]
@@ -39,8 +39,8 @@ def encode(meta: dict, tensors: Sequence[EncryptedTensor] = (), blobs: Sequence[
     return b"".join(parts)
 
 
-def decode_parts(body: bytes, pk: PublicKey) -> tuple[dict, list[EncryptedTensor], list[bytes]]:
-    """``(meta, tensors, blobs)`` of a body from :func:`encode`; tensors must be under ``pk``.
+def unpack_message_parts(body: bytes, pk: PublicKey) -> tuple[dict, list[EncryptedTensor], list[bytes]]:
+    """``(meta, tensors, blobs)`` of a body from :func:`pack_message`; tensors must be under ``pk``.
 
     Raises:
         ValueError: naming what is wrong with the body.
@@ -79,9 +79,9 @@ def decode_parts(body: bytes, pk: PublicKey) -> tuple[dict, list[EncryptedTensor
     return meta, tensors, blobs
 
 
-def decode(body: bytes, pk: PublicKey) -> tuple[dict, list[EncryptedTensor]]:
+def unpack_message(body: bytes, pk: PublicKey) -> tuple[dict, list[EncryptedTensor]]:
     """``(meta, tensors)`` of a body that carries no blobs (``ValueError`` if it does)."""
-    meta, tensors, blobs = decode_parts(body, pk)
+    meta, tensors, blobs = unpack_message_parts(body, pk)
     if blobs:
         raise ValueError("unexpected raw blobs in this message")
     return meta, tensors
