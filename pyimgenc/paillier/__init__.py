@@ -5,6 +5,9 @@
   ``+ - * @ sum conv2d``
 * :func:`encode_fixed` / :func:`decode_fixed` — fixed-point reals with an explicit scale
 * ``to_bytes`` / ``from_bytes`` on keys and tensors — versioned, checksummed format
+* the raw layer for protocols — ``PublicKey.raw_encrypt`` / ``raw_obfuscators`` /
+  ``raw_add_plain``, ``EncryptedTensor.rerandomize(obfuscators)`` / ``add_mod`` and
+  :func:`pyimgenc.paillier.linalg.multiexp` (signed exponents of any size)
 
 Layout and formats: ``docs/paillier.md``.
 """

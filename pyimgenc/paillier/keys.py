@@ -207,7 +207,6 @@ class PublicKey:
         nt = mulmod(_limbs.pad(t, L), _limbs.const(self.n, L, c.shape[0]), self.nsquare_modulus)
         return _limbs.addmod(c, nt, self.nsquare)
 
-    # -- public API ------------------------------------------------------------------
     def raw_encrypt(self, m: Any, r: Any = None) -> EncryptedTensor:
         """Encrypt integers with explicit randomness: ``(1 + m*n) * hs**r mod n**2``.
 
@@ -238,6 +237,7 @@ class PublicKey:
             c = mulmod(c, y, self.nsquare_modulus)
         return EncryptedTensor(self, c.reshape(m.shape + (self.ct_limbs,)))
 
+    # -- encryption and serialisation ------------------------------------------------
     def encrypt(self, x: Any) -> EncryptedTensor:
         """Encrypt signed integers with fresh DJN randomness.
 
