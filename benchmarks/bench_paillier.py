@@ -4,7 +4,7 @@ Same key (phe's key objects are built from pyimgenc's p, q), same plaintexts,
 batches of 256 (``PYIMGENC_BENCH_BATCH``), 2048- and 3072-bit keys.  Each
 benchmark's ``extra_info`` records ops per round so that
 ``benchmarks/summarize.py`` can print operations/s and the pyimgenc/phe ratio.
-For the issue's single-core figures run with ``PYIMGENC_NUM_THREADS=1``.
+For single-core figures run with ``PYIMGENC_NUM_THREADS=1``.
 """
 from __future__ import annotations
 

@@ -26,16 +26,11 @@ import numpy as np
 from .. import backend
 from ..math import (FixedBase, Modulus, int_to_limbs, ints_to_limbs, limbs_to_ints, mulmod,
                     nlimbs_for, powmod, reduce)
-from . import _limbs
+from . import _limbs, serialize
 from .encoding import (as_int_array, centre, check_plaintext_range, decode_fixed, encode_fixed,
                        plaintext_limbs)
+from .limits import DEFAULT_KEY_BITS, MAX_KEY_BITS, MIN_INSECURE_KEY_BITS, MIN_SECURE_KEY_BITS
 from .tensor import EncryptedTensor
-
-DEFAULT_KEY_BITS = 2048  # ~112-bit security (NIST SP 800-57), the library default
-LARGE_KEY_BITS = 3072  # ~128-bit security
-MIN_SECURE_KEY_BITS = 2048  # below this keygen refuses unless insecure=True
-MIN_INSECURE_KEY_BITS = 128  # tests only: factorable in seconds, never for real data
-MAX_KEY_BITS = 8192  # n**2 must fit the 16384-bit limit of pyimgenc.math
 
 
 def _fixed_base_window(n_bits: int) -> int:
@@ -126,27 +121,6 @@ class PublicKey:
             r[:, -1] &= np.uint64((1 << top) - 1)
         return r
 
-    def _obfuscators(self, count: int) -> np.ndarray:
-        """``(count, L)`` limbs of ``hs**r`` for fresh random ``r``."""
-        if count == 0:
-            return np.zeros((0, self.ct_limbs), dtype=np.uint64)
-        return self._fixed_base().pow(self._random_r(count))
-
-    def _mul_plain(self, c: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """``c * (1 + m*n) mod n**2`` as ``c + n*((m*c) mod n)``: no full-size modexp.
-
-        Args:
-            c: ``(B, L)`` ciphertext limbs.
-            m: ``(B, Ln)`` limbs of plaintext residues mod n.
-        """
-        if c.shape[0] == 0:
-            return c.copy()
-        cn = reduce(c, self.n_modulus)
-        t = mulmod(m, cn, self.n_modulus)
-        L = self.ct_limbs
-        nt = mulmod(_limbs.pad(t, L), _limbs.const(self.n, L, c.shape[0]), self.nsquare_modulus)
-        return _limbs.addmod(c, nt, self.nsquare)
-
     def _plaintext(self, x: Any, name: str) -> np.ndarray:
         m = as_int_array(x, name)
         check_plaintext_range(m, self.n, name)
@@ -155,9 +129,84 @@ class PublicKey:
     def _encode(self, m: np.ndarray) -> np.ndarray:
         """``(size, L)`` limbs of ``1 + m*n mod n**2`` (deterministic encryption, r = 0)."""
         ones = _limbs.const(1, self.ct_limbs, m.size)
-        return self._mul_plain(ones, plaintext_limbs(m, self.n))
+        return self.raw_add_plain(ones, m.ravel())
 
-    # -- public API ------------------------------------------------------------------
+    # -- raw layer for protocols -----------------------------------------------------
+    def raw_obfuscators(self, count: int) -> np.ndarray:
+        """Fresh encryptions of zero ``hs**r mod n**2``, as limbs (python-paillier's ``obfuscate``).
+
+        ``r`` is uniform of :attr:`r_bits` bits from :mod:`secrets`, a new one per
+        row, and the power comes from the cached fixed-base table.  Multiplying a
+        ciphertext by one row re-randomises it: same plaintext, unlinkable
+        ciphertext (:meth:`EncryptedTensor.rerandomize` does this, and accepts rows
+        drawn here in advance, e.g. in an offline phase).  Use each row once.
+
+        Args:
+            count: number of values (>= 0).
+
+        Returns:
+            A ``(count, L)`` uint64 array, ``L`` = :attr:`ct_limbs`.
+
+        Raises:
+            TypeError: if ``count`` is not an int.
+            ValueError: if ``count`` is negative.
+        """
+        if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
+            raise TypeError(f"count must be an int, got {type(count).__name__}")
+        if count < 0:
+            raise ValueError(f"count must be non-negative, got {count}")
+        if count == 0:
+            return np.zeros((0, self.ct_limbs), dtype=np.uint64)
+        return self._fixed_base().pow(self._random_r(int(count)))
+
+    def raw_add_plain(self, c: np.ndarray, m: Any) -> np.ndarray:
+        """Add plaintexts to raw ciphertexts: ``c[i] * (1 + m[i]*n) mod n**2``, row by row.
+
+        The plaintext of row ``i`` becomes ``x_i + m_i mod n``.  ``m`` may hold any
+        integers: negative ones and ones ``>= n`` are reduced mod n (there is no
+        ``(-n/2, n/2)`` range check, unlike ``EncryptedTensor + m``).  Computed as
+        ``c + n*((m*c) mod n)`` — two modular products and a carry add, no
+        full-size exponentiation.  The result keeps the randomness of ``c`` (it is
+        not re-randomised); with ``c`` a row of :meth:`raw_obfuscators` it is a
+        fresh encryption of ``m``.
+
+        Args:
+            c: ``(B, L)`` uint64 ciphertext limbs (``L`` = :attr:`ct_limbs`), each
+                value in ``[0, n**2)``.
+            m: ``B`` integers: a sequence or 1-D array of Python ints or numpy
+                integers, any size and sign.
+
+        Returns:
+            A new ``(B, L)`` uint64 array.
+
+        Raises:
+            TypeError: if ``c`` is not a uint64 array or ``m`` holds non-integers.
+            ValueError: if the shapes do not fit or a row of ``c`` is ``>= n**2``.
+        """
+        if not isinstance(c, np.ndarray) or c.dtype != np.uint64:
+            raise TypeError(f"c must be a uint64 numpy array of ciphertext limbs, got "
+                            f"{type(c).__name__ if not isinstance(c, np.ndarray) else c.dtype}")
+        L = self.ct_limbs
+        if c.ndim != 2 or c.shape[1] != L:
+            raise ValueError(f"c must have shape (B, {L}), got {c.shape}")
+        if isinstance(m, (list, tuple)) and len(m) == 0:
+            m = np.zeros(0, dtype=np.int64)
+        m = as_int_array(m, "m")
+        if m.shape != (c.shape[0],):
+            raise ValueError(f"m must hold one integer per row of c ({c.shape[0]}), got shape {m.shape}")
+        if c.shape[0] == 0:
+            return c.copy()
+        c = np.ascontiguousarray(c)
+        high = ~_limbs.less_than(c, self.nsquare)
+        if high.any():
+            raise ValueError(f"c: row {int(np.argmax(high))} is not below n^2")
+        if m.dtype == np.int64 and self.bits < 64:  # int64 values may reach n: reduce them first
+            m = np.mod(m, self.n)
+        cn = reduce(c, self.n_modulus)
+        t = mulmod(plaintext_limbs(m, self.n), cn, self.n_modulus)
+        nt = mulmod(_limbs.pad(t, L), _limbs.const(self.n, L, c.shape[0]), self.nsquare_modulus)
+        return _limbs.addmod(c, nt, self.nsquare)
+
     def raw_encrypt(self, m: Any, r: Any = None) -> EncryptedTensor:
         """Encrypt integers with explicit randomness: ``(1 + m*n) * hs**r mod n**2``.
 
@@ -188,6 +237,7 @@ class PublicKey:
             c = mulmod(c, y, self.nsquare_modulus)
         return EncryptedTensor(self, c.reshape(m.shape + (self.ct_limbs,)))
 
+    # -- encryption and serialisation ------------------------------------------------
     def encrypt(self, x: Any) -> EncryptedTensor:
         """Encrypt signed integers with fresh DJN randomness.
 
@@ -204,7 +254,7 @@ class PublicKey:
         """
         m = self._plaintext(x, "x")
         c = self._encode(m)
-        c = mulmod(c, self._obfuscators(m.size), self.nsquare_modulus) if m.size else c
+        c = mulmod(c, self.raw_obfuscators(m.size), self.nsquare_modulus) if m.size else c
         return EncryptedTensor(self, c.reshape(m.shape + (self.ct_limbs,)))
 
     def encrypt_float(self, x: Any, scale: int) -> EncryptedTensor:
@@ -216,18 +266,30 @@ class PublicKey:
 
     def to_bytes(self) -> bytes:
         """Serialise (see ``docs/paillier.md`` for the layout)."""
-        from .serialize import public_key_to_bytes
-        return public_key_to_bytes(self)
+        return serialize.public_key_to_bytes(self.n, self.hs)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "PublicKey":
         """Load and validate a key written by :meth:`to_bytes`.
 
         Raises:
+            TypeError: if ``data`` is not bytes.
             ValueError: on any corruption or inconsistency.
         """
-        from .serialize import public_key_from_bytes
-        return public_key_from_bytes(data)
+        return cls._loaded(*serialize.public_key_from_bytes(data), "PublicKey")
+
+    @classmethod
+    def _loaded(cls, n: int, hs: int, what: str) -> "PublicKey":
+        """``PublicKey(n, hs)`` for a loader: a ``ValueError`` is prefixed with ``what``."""
+        try:
+            return cls(n, hs)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
+
+
+# EncryptedTensor.from_bytes builds the key embedded in the bytes with this class.  This
+# module imports tensor.py, never the reverse, so the class is handed over here.
+EncryptedTensor._key_type = PublicKey
 
 
 class SecretKey:
@@ -324,18 +386,19 @@ class SecretKey:
 
     def to_bytes(self) -> bytes:
         """Serialise (includes the public key; keep the bytes secret)."""
-        from .serialize import secret_key_to_bytes
-        return secret_key_to_bytes(self)
+        pk = self.public_key
+        return serialize.secret_key_to_bytes(pk.n, pk.hs, self.p, self.q)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "SecretKey":
         """Load and validate a key written by :meth:`to_bytes` (checks p*q == n and primality).
 
         Raises:
+            TypeError: if ``data`` is not bytes.
             ValueError: on any corruption or inconsistency.
         """
-        from .serialize import secret_key_from_bytes
-        return secret_key_from_bytes(data)
+        n, hs, p, q = serialize.secret_key_from_bytes(data)
+        return cls(PublicKey._loaded(n, hs, "SecretKey"), p, q)
 
 
 def _as_int(v: Any, name: str) -> int:

@@ -1,21 +1,29 @@
-"""Index plans for sum / matmul / conv2d, all executed by one :func:`multiexp` call.
+"""Ciphertext multi-exponentiation, and the index plans of sum / matmul / conv2d.
 
 A linear map with integer weights on ciphertexts is ``out[m] = prod_t c[idx[m,t]] **
-w[m,t] mod n**2``.  Each function here builds ``idx`` (into a flat array of
-ciphertexts) and ``w``, and :func:`combine` runs the multi-exponentiation.
+w[m,t] mod n**2``.  :func:`multiexp` runs it for signed exponents of any size (the
+twin-server protocol uses it directly); :func:`sum_plan`, :func:`matmul_plan` and
+:func:`conv2d_plan` build ``idx`` (into a flat array of ciphertexts) and ``w`` for
+:class:`~pyimgenc.paillier.EncryptedTensor`.  The limb-level primitive underneath
+is :func:`pyimgenc.math.multiexp` (int64 exponents, no inverses of its own).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gmpy2
 import numpy as np
 
-from ..math import ints_to_limbs, limbs_to_ints, mulmod, multiexp
+from ..math import int_to_limbs, ints_to_limbs, limbs_to_ints, mulmod, powmod
+from ..math import multiexp as limb_multiexp
 from . import _limbs
 from .encoding import as_int_array
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .keys import PublicKey
+
 INT64_MIN = -2**63
+CHUNK_BITS = 63  # big exponents are cut into signed 64-bit words (|chunk| <= 2**63 - 1)
 
 
 def weights(w: Any, name: str) -> np.ndarray:
@@ -46,8 +54,81 @@ def inverses(nsquare: int, c: np.ndarray) -> np.ndarray:
     return ints_to_limbs(out, c.shape[1])
 
 
-def combine(pk, bases: np.ndarray, idx: np.ndarray, exps: np.ndarray) -> np.ndarray:
-    """``out[m] = prod_t bases[idx[m,t]] ** exps[m,t] mod n**2`` (``(M, L)`` limbs).
+def multiexp(pk: "PublicKey", bases: np.ndarray, idx: Any, exps: Any) -> np.ndarray:
+    """``out[m] = prod_t bases[idx[m, t]] ** exps[m, t] mod n**2`` for signed exponents of any size.
+
+    The homomorphic linear map ``E(sum_t w_t x_t)`` from ciphertexts ``E(x)``: the
+    engine of ``sum``, ``@`` and ``conv2d``, and of the twin-server protocol's
+    packed products.  Exponents that fit in int64 take one multi-exponentiation
+    (squarings shared across the terms of an output, each base's window table
+    built once).  Larger ones are cut into 63-bit chunks, one multi-exponentiation
+    each, joined by Horner's rule (63 squarings per output and chunk).  Negative
+    exponents use modular inverses of the bases (or of the outputs, when fewer).
+    The result keeps the randomness of the bases (it is not re-randomised).
+
+    Args:
+        pk: the public key; ``n**2`` is the modulus.
+        bases: ``(K, L)`` uint64 ciphertext limbs (``L = pk.ct_limbs``), values in
+            ``[0, n**2)``; a base met by a negative exponent must be invertible.
+        idx: ``(M, T)`` integer indices into ``bases``; ``-1`` marks an unused term
+            (skipped, as if its exponent were 0).
+        exps: ``(M, T)`` integers of any size and sign: an int64 array, an object
+            array of Python ints, or nested lists.
+
+    Returns:
+        ``(M, L)`` uint64 limbs.
+
+    Raises:
+        TypeError: if ``bases`` is not a uint64 array, or ``idx``/``exps`` hold non-integers.
+        ValueError: on mismatched shapes, an index outside ``[-1, K)``, or a
+            non-invertible base with a negative exponent.
+    """
+    L = pk.ct_limbs
+    if not isinstance(bases, np.ndarray) or bases.dtype != np.uint64:
+        raise TypeError("bases must be a uint64 numpy array of ciphertext limbs")
+    if bases.ndim != 2 or bases.shape[1] != L:
+        raise ValueError(f"bases must have shape (K, {L}), got {bases.shape}")
+    idx = np.asarray(idx)
+    if idx.dtype.kind not in "iu" or idx.ndim != 2:
+        raise TypeError(f"idx must be a 2-D integer array, got {idx.ndim}-D of dtype {idx.dtype}")
+    idx = idx.astype(np.int64, copy=False)
+    e = as_int_array(exps, "exps")
+    if e.shape != idx.shape:
+        raise ValueError(f"exps must have idx's shape {idx.shape}, got {e.shape}")
+    k = bases.shape[0]
+    if idx.size and (idx.min() < -1 or idx.max() >= k):
+        bad = idx.min() if idx.min() < -1 else idx.max()
+        raise ValueError(f"idx: index {int(bad)} is outside [-1, {k}) for {k} bases")
+    skip = idx < 0
+    if skip.any():
+        if k == 0:
+            bases = _limbs.const(1, L, 1)
+        idx = np.where(skip, 0, idx)
+        e = np.where(skip, 0, e).astype(e.dtype)
+    if e.dtype == np.int64 and (e.size == 0 or e.min() > INT64_MIN):
+        return _multiexp_int64(pk, bases, idx, e)
+    return _multiexp_chunked(pk, bases, idx, e)
+
+
+def _multiexp_chunked(pk: "PublicKey", bases: np.ndarray, idx: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """:func:`multiexp` for exponents beyond int64: 63-bit chunks, most significant first, by Horner."""
+    flat = [int(v) for v in e.ravel()]
+    mags = [abs(v) for v in flat]
+    nchunks = max(1, -(-max(mags, default=0).bit_length() // CHUNK_BITS))
+    sign = np.array([1 if v >= 0 else -1 for v in flat], dtype=np.int64)
+    mask = (1 << CHUNK_BITS) - 1
+    mod = pk.nsquare_modulus
+    shift = int_to_limbs(1 << CHUNK_BITS, 2)[None, :]
+    acc = None
+    for c in reversed(range(nchunks)):
+        chunk = np.array([(m >> (CHUNK_BITS * c)) & mask for m in mags], dtype=np.int64) * sign
+        part = _multiexp_int64(pk, bases, idx, chunk.reshape(idx.shape))
+        acc = part if acc is None else mulmod(powmod(acc, shift, mod), part, mod)
+    return acc
+
+
+def _multiexp_int64(pk: "PublicKey", bases: np.ndarray, idx: np.ndarray, exps: np.ndarray) -> np.ndarray:
+    """:func:`multiexp` for int64 exponents above ``-2**63`` and indices in ``[0, K)``.
 
     Negative exponents need modular inverses.  Either the bases that meet one are
     inverted (one inversion each), or, when there are fewer outputs than such
@@ -60,22 +141,22 @@ def combine(pk, bases: np.ndarray, idx: np.ndarray, exps: np.ndarray) -> np.ndar
     mod = pk.nsquare_modulus
     neg = exps < 0
     if not neg.any():
-        return multiexp(bases, idx, exps, mod)
+        return limb_multiexp(bases, idx, exps, mod)
     need = np.unique(idx[neg])
     rows_neg = neg.any(axis=1)
     if int(rows_neg.sum()) < len(need):
         # one call (the bases' window tables are built once): M positive rows, then
         # the |negative| part of every row that has one
         sub = np.flatnonzero(rows_neg)
-        both = multiexp(bases, np.concatenate([idx, idx[sub]]),
-                        np.concatenate([np.where(neg, 0, exps), np.where(neg[sub], -exps[sub], 0)]), mod)
+        both = limb_multiexp(bases, np.concatenate([idx, idx[sub]]),
+                             np.concatenate([np.where(neg, 0, exps), np.where(neg[sub], -exps[sub], 0)]), mod)
         out, negpart = both[: len(idx)], both[len(idx):]
         out[sub] = mulmod(out[sub], inverses(pk.nsquare, negpart), mod)
         return out
     # Only the bases that meet a negative exponent need an inverse; the rest stay 1.
     inv = _limbs.const(1, bases.shape[1], bases.shape[0])
     inv[need] = inverses(pk.nsquare, bases[need])
-    return multiexp(bases, idx, exps, mod, inv_bases=inv)
+    return limb_multiexp(bases, idx, exps, mod, inv_bases=inv)
 
 
 def sum_plan(shape: tuple[int, ...], axis: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:

@@ -19,6 +19,13 @@ Bodies::
                      prod(dims) ciphertexts, each 8*Lsq bytes, row-major
 
 Loading checks every field and raises ``ValueError`` naming the problem.
+
+This module is a leaf: it reads and writes plain integers and limb arrays only
+(``n``, ``hs``, ``p``, ``q``, ciphertext limbs).  The classes own the methods —
+:meth:`PublicKey.to_bytes <pyimgenc.paillier.PublicKey.to_bytes>`,
+:meth:`SecretKey.from_bytes <pyimgenc.paillier.SecretKey.from_bytes>`,
+:meth:`EncryptedTensor.from_bytes <pyimgenc.paillier.EncryptedTensor.from_bytes>` and so
+on — and build their objects from what these functions return.
 """
 from __future__ import annotations
 
@@ -30,8 +37,7 @@ import numpy as np
 
 from ..math import nlimbs_for
 from . import _limbs
-from .keys import MAX_KEY_BITS, MIN_INSECURE_KEY_BITS, PublicKey, SecretKey
-from .tensor import EncryptedTensor
+from .limits import MAX_KEY_BITS, MIN_INSECURE_KEY_BITS
 
 MAGIC = b"PYIE"
 FORMAT_VERSION = 1
@@ -102,83 +108,96 @@ class _Reader:
             raise ValueError(f"{self.what}: {len(self.buf) - self.pos} unexpected bytes at end of body")
 
 
-def _pk_body(pk: PublicKey) -> bytes:
-    ln = nlimbs_for(pk.n)
-    return struct.pack("<H", ln) + pk.n.to_bytes(8 * ln, "little") + pk.hs.to_bytes(8 * pk.ct_limbs, "little")
+def _pk_body(n: int, hs: int) -> bytes:
+    ln = nlimbs_for(n)
+    return struct.pack("<H", ln) + n.to_bytes(8 * ln, "little") + hs.to_bytes(8 * nlimbs_for(n * n), "little")
 
 
-def _read_pk(r: _Reader) -> PublicKey:
+def _read_pk(r: _Reader) -> tuple[int, int]:
     n = r.bigint("n")
     if n % 2 == 0 or not MIN_INSECURE_KEY_BITS <= n.bit_length() <= MAX_KEY_BITS:
         raise ValueError(f"{r.what}: n is not an odd number of {MIN_INSECURE_KEY_BITS} to {MAX_KEY_BITS} bits")
     hs = int.from_bytes(r.take(8 * nlimbs_for(n * n), "hs"), "little")
-    try:
-        return PublicKey(n, hs)
-    except ValueError as exc:
-        raise ValueError(f"{r.what}: {exc}") from None
+    return n, hs
 
 
-def public_key_to_bytes(pk: PublicKey) -> bytes:
-    """Serialise a :class:`PublicKey`."""
-    return _wrap(KIND_PUBLIC_KEY, _pk_body(pk))
+def public_key_to_bytes(n: int, hs: int) -> bytes:
+    """Serialise a public key given as its modulus ``n`` and DJN base ``hs``."""
+    return _wrap(KIND_PUBLIC_KEY, _pk_body(n, hs))
 
 
-def public_key_from_bytes(data: bytes) -> PublicKey:
-    """Load and validate a :class:`PublicKey` (raises ``ValueError`` on any problem)."""
+def public_key_from_bytes(data: bytes) -> tuple[int, int]:
+    """``(n, hs)`` of a serialised public key.
+
+    Checks the envelope and that ``n`` is odd with 128 to 8192 bits; the caller
+    checks ``hs`` (:class:`~pyimgenc.paillier.PublicKey` does).
+
+    Raises:
+        TypeError: if ``data`` is not bytes.
+        ValueError: on any corruption or inconsistency, naming it.
+    """
     r = _Reader(_unwrap(data, KIND_PUBLIC_KEY), "PublicKey")
-    pk = _read_pk(r)
+    n, hs = _read_pk(r)
     r.done()
-    return pk
+    return n, hs
 
 
-def secret_key_to_bytes(sk: SecretKey) -> bytes:
-    """Serialise a :class:`SecretKey` (public key included)."""
-    body = _pk_body(sk.public_key)
-    for v in (sk.p, sk.q):
+def secret_key_to_bytes(n: int, hs: int, p: int, q: int) -> bytes:
+    """Serialise a secret key: its public key ``(n, hs)`` and the factors ``p``, ``q``."""
+    body = _pk_body(n, hs)
+    for v in (p, q):
         nl = nlimbs_for(v)
         body += struct.pack("<H", nl) + v.to_bytes(8 * nl, "little")
     return _wrap(KIND_SECRET_KEY, body)
 
 
-def secret_key_from_bytes(data: bytes) -> SecretKey:
-    """Load and validate a :class:`SecretKey`: ``p * q == n`` and both prime."""
+def secret_key_from_bytes(data: bytes) -> tuple[int, int, int, int]:
+    """``(n, hs, p, q)`` of a serialised secret key, with ``p * q == n`` and both prime.
+
+    Raises:
+        TypeError: if ``data`` is not bytes.
+        ValueError: on any corruption or inconsistency, naming it.
+    """
     r = _Reader(_unwrap(data, KIND_SECRET_KEY), "SecretKey")
-    pk = _read_pk(r)
+    n, hs = _read_pk(r)
     p, q = r.bigint("p"), r.bigint("q")
     r.done()
-    if p * q != pk.n or p == q:
+    if p * q != n or p == q:
         raise ValueError("SecretKey: p * q does not equal n")
     if not (gmpy2.is_prime(p) and gmpy2.is_prime(q)):
         raise ValueError("SecretKey: p or q is not prime")
-    return SecretKey(pk, p, q)
+    return n, hs, p, q
 
 
-def tensor_to_bytes(t: EncryptedTensor) -> bytes:
-    """Serialise an :class:`EncryptedTensor` with its public key."""
-    pkb = _pk_body(t.public_key)
-    head = struct.pack("<I", len(pkb)) + pkb + struct.pack("<B", t.ndim)
-    head += b"".join(struct.pack("<Q", d) for d in t.shape)
-    return _wrap(KIND_TENSOR, head + np.ascontiguousarray(t.limbs, dtype="<u8").tobytes())
-
-
-def tensor_from_bytes(data: bytes, public_key: PublicKey | None = None) -> EncryptedTensor:
-    """Load and validate an :class:`EncryptedTensor`.
+def tensor_to_bytes(n: int, hs: int, limbs: np.ndarray) -> bytes:
+    """Serialise ciphertexts with their public key.
 
     Args:
-        data: bytes from :func:`tensor_to_bytes`.
-        public_key: if given, the embedded key must equal it (else ``ValueError``).
+        n: the public modulus.
+        hs: the public key's DJN base.
+        limbs: uint64 array of shape ``(*shape, L)``, ``L`` the limbs of ``n**2``.
     """
-    if public_key is not None and not isinstance(public_key, PublicKey):
-        raise TypeError(f"public_key must be a PublicKey or None, got {type(public_key).__name__}")
+    pkb = _pk_body(n, hs)
+    shape = limbs.shape[:-1]
+    head = struct.pack("<I", len(pkb)) + pkb + struct.pack("<B", len(shape))
+    head += b"".join(struct.pack("<Q", d) for d in shape)
+    return _wrap(KIND_TENSOR, head + np.ascontiguousarray(limbs, dtype="<u8").tobytes())
+
+
+def tensor_from_bytes(data: bytes) -> tuple[int, int, np.ndarray]:
+    """``(n, hs, limbs)`` of serialised ciphertexts; ``limbs`` has shape ``(*shape, L)``.
+
+    Every ciphertext is checked to lie in ``(0, n**2)``; the caller checks ``hs``.
+
+    Raises:
+        TypeError: if ``data`` is not bytes.
+        ValueError: on any corruption or inconsistency, naming it.
+    """
     r = _Reader(_unwrap(data, KIND_TENSOR), "EncryptedTensor")
     klen = r.uint("I", "public key length")
     sub = _Reader(r.take(klen, "public key"), "EncryptedTensor public key")
-    pk = _read_pk(sub)
+    n, hs = _read_pk(sub)
     sub.done()
-    if public_key is not None:
-        if public_key != pk:
-            raise ValueError("EncryptedTensor: serialised under a different public key than the one given")
-        pk = public_key
     ndim = r.uint("B", "ndim")
     if ndim > MAX_NDIM:
         raise ValueError(f"EncryptedTensor: ndim {ndim} exceeds {MAX_NDIM}")
@@ -186,14 +205,16 @@ def tensor_from_bytes(data: bytes, public_key: PublicKey | None = None) -> Encry
     size = 1
     for d in shape:
         size *= d
-    width = 8 * pk.ct_limbs
+    nsquare = n * n
+    ct_limbs = nlimbs_for(nsquare)
+    width = 8 * ct_limbs
     if size * width != len(r.buf) - r.pos:
         raise ValueError(f"EncryptedTensor: shape {shape} needs {size * width} bytes of ciphertexts, "
                          f"body has {len(r.buf) - r.pos}")
     limbs = np.frombuffer(r.take(size * width, "ciphertexts"), dtype="<u8").astype(np.uint64)
-    limbs = limbs.reshape(size, pk.ct_limbs)
-    bad = _limbs.is_zero(limbs) | ~_limbs.less_than(limbs, pk.nsquare)
+    limbs = limbs.reshape(size, ct_limbs)
+    bad = _limbs.is_zero(limbs) | ~_limbs.less_than(limbs, nsquare)
     if bad.any():
         raise ValueError(f"EncryptedTensor: ciphertext at flat index {int(np.argmax(bad))} is not in (0, n^2)")
     r.done()
-    return EncryptedTensor(pk, limbs.reshape(shape + (pk.ct_limbs,)))
+    return n, hs, limbs.reshape(shape + (ct_limbs,))

@@ -5,7 +5,8 @@ The ciphertexts live in ONE C-contiguous uint64 array of shape ``(*shape, L)``
 :mod:`pyimgenc.math`.  Homomorphic operations (plaintext ``m`` of ciphertext ``c``):
 
 * ``E(a) + E(b)``  -> ``c_a * c_b``            (broadcasting like numpy)
-* ``E(a) + k``     -> ``c * (1 + k n)``        (k encrypted with r = 0)
+* ``E(a) + k``     -> ``c * (1 + k n)``        (k encrypted with r = 0; :meth:`EncryptedTensor.add_mod`
+  takes k of any size, mod n)
 * ``-E(a)``        -> ``c**-1``
 * ``E(a) * k``     -> ``c**k``
 * ``E @ W``, ``W @ E``, ``sum``, ``conv2d``  -> one multi-exponentiation
@@ -16,13 +17,13 @@ handing a result to another party.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
 from ..math import ints_to_limbs, limbs_to_ints, mulmod, powmod
-from . import _limbs, linalg
-from .encoding import INT64_MAX, as_int_array, check_plaintext_range, plaintext_limbs
+from . import _limbs, linalg, serialize
+from .encoding import INT64_MAX, as_int_array, check_plaintext_range
 
 if TYPE_CHECKING:  # pragma: no cover
     from .keys import PublicKey
@@ -43,6 +44,7 @@ class EncryptedTensor:
     """
 
     __array_ufunc__ = None  # numpy defers ``ndarray + E`` / ``W @ E`` to our reflected ops
+    _key_type: ClassVar[type]  # PublicKey, set by keys.py (which imports this module) for from_bytes
 
     def __init__(self, public_key: "PublicKey", limbs: np.ndarray):
         if not isinstance(limbs, np.ndarray) or limbs.dtype != np.uint64:
@@ -144,13 +146,33 @@ class EncryptedTensor:
             raise ValueError(f"shapes {self.shape} and {other_shape} cannot be broadcast together") from None
 
     def _add_plain(self, m: np.ndarray) -> "EncryptedTensor":
+        """``self + m`` for a checked integer array ``m`` (broadcasting), plaintexts mod n."""
         pk = self.public_key
-        check_plaintext_range(m, pk.n, "other")
         shape = self._out_shape(m.shape)
         c = self._broadcast(shape)
-        mm = np.ascontiguousarray(np.broadcast_to(m, shape))
-        out = pk._mul_plain(c, plaintext_limbs(mm, pk.n))
+        out = pk.raw_add_plain(c, np.broadcast_to(m, shape).ravel())
         return self._new(out.reshape(shape + (pk.ct_limbs,)))
+
+    def add_mod(self, m: Any) -> "EncryptedTensor":
+        """Homomorphic ``+ m`` with ``m`` taken mod n: integers of any size and sign.
+
+        ``self + m`` refuses plaintexts outside ``(-n/2, n/2)``; protocols that
+        work mod n (packed slots, masks) add arbitrary integers here instead.
+        Broadcasting follows numpy.  The result keeps the randomness of ``self``.
+
+        Args:
+            m: int, nested list, integer array or object array of Python ints.
+
+        Returns:
+            An EncryptedTensor of the broadcast shape.
+
+        Raises:
+            TypeError: if ``m`` holds non-integers.
+            ValueError: if the shapes cannot be broadcast together.
+        """
+        if isinstance(m, EncryptedTensor):
+            raise TypeError("add_mod adds plaintext integers; use + for two EncryptedTensors")
+        return self._add_plain(as_int_array(m, "m"))
 
     def __add__(self, other: Any) -> "EncryptedTensor":
         if isinstance(other, EncryptedTensor):
@@ -158,7 +180,7 @@ class EncryptedTensor:
             shape = self._out_shape(other.shape)
             out = mulmod(self._broadcast(shape), other._broadcast(shape), self.public_key.nsquare_modulus)
             return self._new(out.reshape(shape + (self.public_key.ct_limbs,)))
-        return self._add_plain(as_int_array(other, "other"))
+        return self._add_plain(_in_range(as_int_array(other, "other"), self.public_key.n))
 
     __radd__ = __add__
 
@@ -170,10 +192,11 @@ class EncryptedTensor:
         if isinstance(other, EncryptedTensor):
             _same_key(self.public_key, other.public_key)
             return self + (-other)
-        return self._add_plain(_negate(as_int_array(other, "other")))
+        return self._add_plain(_in_range(_negate(as_int_array(other, "other")), self.public_key.n))
 
     def __rsub__(self, other: Any) -> "EncryptedTensor":
-        return (-self)._add_plain(as_int_array(other, "other"))
+        neg = -self
+        return neg._add_plain(_in_range(as_int_array(other, "other"), self.public_key.n))
 
     def __mul__(self, other: Any) -> "EncryptedTensor":
         if isinstance(other, EncryptedTensor):
@@ -197,19 +220,46 @@ class EncryptedTensor:
 
     __rmul__ = __mul__
 
-    def rerandomize(self) -> "EncryptedTensor":
-        """Multiply every ciphertext by a fresh ``hs**r``: same plaintexts, unlinkable ciphertexts."""
+    def rerandomize(self, obfuscators: np.ndarray | None = None) -> "EncryptedTensor":
+        """Multiply every ciphertext by an encryption of zero ``hs**r``: same plaintexts, unlinkable ciphertexts.
+
+        Args:
+            obfuscators: None to draw fresh ones now, or a precomputed ``(size, L)``
+                uint64 array of them (rows of
+                :meth:`PublicKey.raw_obfuscators <pyimgenc.paillier.PublicKey.raw_obfuscators>`,
+                e.g. a pool drawn in an offline phase), one row per ciphertext in
+                row-major order.  Exactly these rows are used; never reuse a row.
+
+        Returns:
+            A new EncryptedTensor of the same shape.
+
+        Raises:
+            TypeError: if ``obfuscators`` is not a uint64 array.
+            ValueError: if its shape is not ``(size, L)`` or a row is not in ``(0, n**2)``.
+        """
         pk = self.public_key
+        L = pk.ct_limbs
+        if obfuscators is None:
+            obfuscators = pk.raw_obfuscators(self.size)
+        else:
+            if not isinstance(obfuscators, np.ndarray) or obfuscators.dtype != np.uint64:
+                raise TypeError("obfuscators must be a uint64 numpy array of limbs (PublicKey.raw_obfuscators)")
+            if obfuscators.shape != (self.size, L):
+                raise ValueError(f"obfuscators must have shape ({self.size}, {L}), one row per ciphertext, "
+                                 f"got {obfuscators.shape}")
+            bad = _limbs.is_zero(obfuscators) | ~_limbs.less_than(obfuscators, pk.nsquare)
+            if bad.any():
+                raise ValueError(f"obfuscators: row {int(np.argmax(bad))} is not in (0, n^2)")
         if self.size == 0:
             return self.copy()
-        out = mulmod(self._flat, pk._obfuscators(self.size), pk.nsquare_modulus)
+        out = mulmod(self._flat, np.ascontiguousarray(obfuscators), pk.nsquare_modulus)
         return self._new(out.reshape(self._data.shape))
 
     # -- linear maps (multi-exponentiation) ---------------------------------------------
     def sum(self, axis: int | Sequence[int] | None = None) -> "EncryptedTensor":
         """Homomorphic sum over ``axis`` (None: all elements, giving a 0-d tensor)."""
         idx, exps, out_shape = linalg.sum_plan(self.shape, axis)
-        out = linalg.combine(self.public_key, self._flat, idx, exps)
+        out = linalg.multiexp(self.public_key, self._flat, idx, exps)
         return self._new(out.reshape(out_shape + (self.public_key.ct_limbs,)))
 
     def __matmul__(self, other: Any) -> "EncryptedTensor":
@@ -217,7 +267,7 @@ class EncryptedTensor:
             raise TypeError("E @ E needs the SMP protocol; the matrix must be a plaintext integer array")
         w = linalg.weights(other, "other")
         idx, exps, out_shape = linalg.matmul_plan(self.shape, w)
-        out = linalg.combine(self.public_key, self._flat, idx, exps)
+        out = linalg.multiexp(self.public_key, self._flat, idx, exps)
         return self._new(out.reshape(out_shape + (self.public_key.ct_limbs,)))
 
     def __rmatmul__(self, other: Any) -> "EncryptedTensor":
@@ -252,7 +302,7 @@ class EncryptedTensor:
         idx, exps, out_shape = linalg.conv2d_plan(x.shape, w, stride, padding)
         pk = self.public_key
         bases = np.concatenate([x._flat, _limbs.const(1, pk.ct_limbs, 1)])  # index size -> E(0) = 1
-        out = self._new(linalg.combine(pk, bases, idx, exps).reshape(out_shape + (pk.ct_limbs,)))
+        out = self._new(linalg.multiexp(pk, bases, idx, exps).reshape(out_shape + (pk.ct_limbs,)))
         if bias is not None:
             if isinstance(bias, EncryptedTensor):
                 b = bias
@@ -290,8 +340,7 @@ class EncryptedTensor:
 
     def to_bytes(self) -> bytes:
         """Serialise with the public key (see ``docs/paillier.md``)."""
-        from .serialize import tensor_to_bytes
-        return tensor_to_bytes(self)
+        return serialize.tensor_to_bytes(self.public_key.n, self.public_key.hs, self._data)
 
     @classmethod
     def from_bytes(cls, data: bytes, public_key: "PublicKey | None" = None) -> "EncryptedTensor":
@@ -302,10 +351,22 @@ class EncryptedTensor:
             public_key: if given, the tensor must have been written under this key.
 
         Raises:
+            TypeError: if ``data`` is not bytes or ``public_key`` is not a PublicKey.
             ValueError: on corruption, inconsistency or a different public key.
         """
-        from .serialize import tensor_from_bytes
-        return tensor_from_bytes(data, public_key)
+        if public_key is not None and not isinstance(public_key, cls._key_type):
+            raise TypeError(f"public_key must be a PublicKey or None, got {type(public_key).__name__}")
+        n, hs, limbs = serialize.tensor_from_bytes(data)
+        embedded = cls._key_type._loaded(n, hs, "EncryptedTensor public key")
+        if public_key is not None and public_key != embedded:
+            raise ValueError("EncryptedTensor: serialised under a different public key than the one given")
+        return cls(public_key if public_key is not None else embedded, limbs)
+
+
+def _in_range(m: np.ndarray, n: int) -> np.ndarray:
+    """``m``, after checking that every value is a plaintext of ``(-n/2, n/2)``."""
+    check_plaintext_range(m, n, "other")
+    return m
 
 
 def _negate(m: np.ndarray) -> np.ndarray:

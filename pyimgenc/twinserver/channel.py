@@ -1,6 +1,6 @@
 """Channels between the System A parties: framed, versioned, length-checked, counted.
 
-Protocols are functions over ciphertexts plus a :class:`Channel` (STYLE habit 5): only
+Protocols are functions over ciphertexts plus a :class:`Channel`: only
 the channel moves bytes, so tests run S1 and S2 in one process
 (:func:`in_process_pair`) and the servers run as processes over TCP
 (:class:`TcpChannel`) with the same code, and every byte and round is counted.
@@ -26,7 +26,7 @@ import queue
 import socket
 import struct
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MAGIC = b"PTS1"
 VERSION = 1
@@ -52,11 +52,6 @@ class Stats:
     frames_sent: int = 0
     frames_received: int = 0
     rounds: int = 0
-    by_type: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("bytes_sent", "bytes_received", "frames_sent",
-                                              "frames_received", "rounds")}
 
 
 class Channel:
@@ -99,7 +94,6 @@ class Channel:
         self._write(frame)
         self.stats.bytes_sent += len(frame)
         self.stats.frames_sent += 1
-        self.stats.by_type[mtype] = self.stats.by_type.get(mtype, 0) + len(frame)
         return msg_id
 
     def recv(self, expect_type: int | None = None, expect_id: int | None = None, *,

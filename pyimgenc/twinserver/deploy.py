@@ -118,14 +118,14 @@ class S1Service:
             try:
                 if mtype != CLASSIFY_REQUEST:
                     raise ValueError(f"unknown request type {mtype}")
-                meta, tensors = wire.decode(body, pk)
+                meta, tensors = wire.unpack_message(body, pk)
                 sid, n = meta.get("sid"), meta.get("n")
                 if not isinstance(sid, str) or not 8 <= len(sid) <= 64 or not isinstance(n, int) or not 1 <= n <= 64:
                     raise ValueError("bad session id or image count")
                 if len(tensors) != 1:
                     raise ValueError("expected one encrypted image tensor")
                 mask = self.classify(sid, tensors[0], n)
-                reply = (CLASSIFY_REPLY, wire.encode({"r": wire.hexs(mask.ravel()), "shape": list(mask.shape)}))
+                reply = (CLASSIFY_REPLY, wire.pack_message({"r": wire.hexs(mask.ravel()), "shape": list(mask.shape)}))
             except Exception as exc:   # a bad request must not end the service
                 reply = (ERROR_REPLY, f"{type(exc).__name__}: {exc}".encode())
             ch.send(reply[0], reply[1], msg_id=msg_id)
@@ -148,12 +148,12 @@ def classify_remote(public_path: str | Path, images, s1: tuple[str, int], s2: tu
     sid = new_session_id()
     ct = user.encrypt(images)
     with TcpChannel.connect(*s1, timeout_s=timeout_s) as c1:
-        body = _request(c1, CLASSIFY_REQUEST, wire.encode({"sid": sid, "n": len(images)}, [ct]), CLASSIFY_REPLY)
-    meta, _ = wire.decode(body, pk)
+        body = _request(c1, CLASSIFY_REQUEST, wire.pack_message({"sid": sid, "n": len(images)}, [ct]), CLASSIFY_REPLY)
+    meta, _ = wire.unpack_message(body, pk)
     mask = np.array(wire.unhex(meta["r"]), dtype=object).reshape(meta["shape"])
     with TcpChannel.connect(*s2, timeout_s=timeout_s) as c2:
-        body = _request(c2, FAST_REQUEST, wire.encode({"op": "fetch", "sid": sid, "timeout": timeout_s}), FAST_REPLY)
-    meta, _ = wire.decode(body, pk)
+        body = _request(c2, FAST_REQUEST, wire.pack_message({"op": "fetch", "sid": sid, "timeout": timeout_s}), FAST_REPLY)
+    meta, _ = wire.unpack_message(body, pk)
     blinded = np.array(wire.unhex(meta["v"]), dtype=object).reshape(mask.shape)
     return User.recover(blinded, mask)
 

@@ -1,4 +1,4 @@
-"""Model outsourcing (claim 3) and image outsourcing (claim 4).
+"""Model outsourcing and image outsourcing (claims 3 and 4 of the twin-server Paillier CNN seed, seed 000).
 
 **DataOwner.** For every layer's integer weights ``W`` (|W| < 2**wbits) it draws a mask
 ``Wa`` uniform in ``[2**wbits, 2**(wbits + 40))`` and gives

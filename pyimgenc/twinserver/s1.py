@@ -38,9 +38,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..math import mulmod
-from ..paillier import EncryptedTensor
-from ..paillier.linalg import combine
+from ..paillier import EncryptedTensor, linalg
 from . import ot, wire
 from .channel import Channel, ChannelError
 from .graph import (STAT_BITS, concat_bounds, concat_shifted, conv_exact, icnn_forward, im2col, max2_bounds,
@@ -115,11 +113,9 @@ class _Ops:
         if self.phase == "offline":
             return t.rerandomize()
         tp = self.tape                      # online: randomness drawn offline (Tape.obf)
-        flat = t.limbs.reshape(-1, t.limbs.shape[-1])
-        pool = tp.obf if tp.obf is not None else flat[:0]
-        obf, tp.obf, _ = wire.take_obfuscators(self.pk, pool, len(flat))
-        return EncryptedTensor(self.pk, mulmod(np.ascontiguousarray(flat), obf, self.pk.nsquare_modulus)
-                               .reshape(t.limbs.shape))
+        pool = tp.obf if tp.obf is not None else np.zeros((0, self.pk.ct_limbs), dtype=np.uint64)
+        obf, tp.obf, _ = wire.take_obfuscators(self.pk, pool, t.size)
+        return t.rerandomize(obf)
 
     def _local(self, ins) -> None:
         if self.phase == "online":     # offline, S2 holds no tensors: masks only
@@ -171,8 +167,7 @@ class _Ops:
             g = -(-size // s)
             if ct.shape != (g,):
                 raise ValueError(f"the encrypted image must be {g} packed ciphertexts for {shape}, got {ct.shape}")
-            c = wire.mul_plain(self.pk, ct.limbs.reshape(g, -1), e["packed"])
-            self.request("load", dict(dst=out, shape=list(shape), width=width), [EncryptedTensor(self.pk, c)])
+            self.request("load", dict(dst=out, shape=list(shape), width=width), [ct.add_mod(e["packed"])])
         return Blinded(out, e["r"], vb, vb + STAT_BITS)
 
     def result(self, h: Blinded) -> np.ndarray:
@@ -211,11 +206,9 @@ class _Ops:
                 raise ChannelError("bad_reply", f"lin1 for {name}: unexpected shapes {cols.shape}, {a.shape}")
             idx = tap_index(o, t, g)
             exps = np.repeat(wa.reshape(o, t).astype(np.int64), g, axis=0)     # cols arrive negated
-            y = combine(self.pk, cols.limbs.reshape(t * g, -1), idx, exps)
-            y = mulmod(y, a.limbs.reshape(o * g, -1), self.pk.nsquare_modulus)
-            y = wire.mul_plain(self.pk, y, e["corr"])
-            self.request("lin2", dict(dst=out, shape=[n, o, hh, ww], width=width),
-                         [EncryptedTensor(self.pk, y.reshape(o, g, -1))])
+            y = linalg.multiexp(self.pk, cols.limbs.reshape(t * g, -1), idx, exps)
+            y = (EncryptedTensor(self.pk, y.reshape(o, g, -1)) + a).add_mod(_ints(e["corr"], (o, g)))
+            self.request("lin2", dict(dst=out, shape=[n, o, hh, ww], width=width), [y])
             self.srv.layer_seconds[name] = time.perf_counter() - t0
         res = Blinded(out, e["r"], lay["vb"], lay["vb"] + STAT_BITS)
         if self.phase == "online" and self.srv.trace is not None:
@@ -262,10 +255,8 @@ class _Ops:
                 raise ChannelError("bad_reply", f"relu1: expected {size} ciphertexts, got {ez.shape}")
             gidx = wire.group_index(size, s)
             a1 = np.array(e["a1"] + [0] * (g * s - size), dtype=object).reshape(g, s)
-            sign = wire.mexp(self.pk, ez.limbs, gidx, a1)
-            sign = wire.mul_plain(self.pk, sign, e["plain_sign"])
-            eb, y0, y1 = self.request("relu2", dict(src=h.name, width=width, ot=e["j0"]),
-                                      [EncryptedTensor(self.pk, sign)], reply=(0, 3))
+            sign = EncryptedTensor(self.pk, linalg.multiexp(self.pk, ez.limbs, gidx, a1)).add_mod(e["plain_sign"])
+            eb, y0, y1 = self.request("relu2", dict(src=h.name, width=width, ot=e["j0"]), [sign], reply=(0, 3))
             try:
                 bits = np.unpackbits(np.frombuffer(eb, dtype=np.uint8), count=size) if len(eb) == -(-size // 8) \
                     else None
@@ -297,7 +288,7 @@ class ComputeServer:
         self.layer_seconds: dict[str, float] = {}   # online seconds of each SCVL/SCT (S1 + S2), last run
 
     def call(self, ch: Channel, meta: dict, tensors=(), blobs=(), reply=(0, 0)) -> list:
-        msg_id = ch.send(FAST_REQUEST, wire.encode(meta, tensors, blobs))
+        msg_id = ch.send(FAST_REQUEST, wire.pack_message(meta, tensors, blobs))
         ch.stats.rounds += 1
         rtype, _, data = ch.recv(expect_id=msg_id)
         if rtype == ERROR_REPLY:
@@ -305,7 +296,7 @@ class ComputeServer:
         if rtype != FAST_REPLY:
             raise ChannelError("unexpected_type", f"got {rtype}, expected {FAST_REPLY}")
         try:
-            _, tensors, blobs = wire.decode_parts(data, self.pk)
+            _, tensors, blobs = wire.unpack_message_parts(data, self.pk)
         except ValueError as exc:
             raise ChannelError("bad_reply", str(exc)) from None
         if (len(tensors), len(blobs)) != tuple(reply):
@@ -324,21 +315,22 @@ class ComputeServer:
         m = len(tape.ot_f)
         pk = self.pk
         ek0, ek1, es2 = ops.request("ot1", dict(m=m), reply=(3, 0))
-        s1, s2 = slots_for(OT_W1, pk.bits), slots_for(OT_W2, pk.bits)
+        slots1, slots2 = slots_for(OT_W1, pk.bits), slots_for(OT_W2, pk.bits)
         if ek0.shape != (ot.KAPPA,) or ek1.shape != (ot.KAPPA,) or es2.shape != (ot.KAPPA,):
             raise ChannelError("bad_reply", "ot1: expected 3 x 128 ciphertexts")
         s = ot.random_bits(ot.KAPPA)
         rho = uniform_range(0, ot.KAPPA + STAT_BITS, ot.KAPPA)
-        sel = np.where(s[:, None].astype(bool), ek1.limbs, ek0.limbs)
-        idx1 = wire.group_index(ot.KAPPA, s1)
-        y1 = wire.mul_plain(pk, wire.mexp(pk, sel, idx1, np.ones(idx1.shape, dtype=object)), wire.pack(rho, OT_W1, s1))
+        sel = np.where(s[:, None].astype(bool), ek1.limbs, ek0.limbs)     # E(k_{s_i}), chosen row by row
+        idx1 = wire.group_index(ot.KAPPA, slots1)
+        y1 = EncryptedTensor(pk, linalg.multiexp(pk, sel, idx1, np.ones(idx1.shape, dtype=np.int64)))
+        y1 = y1.add_mod(wire.pack(rho, OT_W1, slots1))
         l0, l1 = ot.random_seeds(), ot.random_seeds()
-        idx2 = wire.group_index(ot.KAPPA, s2)
+        idx2 = wire.group_index(ot.KAPPA, slots2)
         d = np.array([b - a for a, b in zip(l0, l1)] + [0] * (idx2.size - ot.KAPPA), dtype=object)
-        y2 = wire.mul_plain(pk, wire.mexp(pk, es2.limbs, idx2, d.reshape(idx2.shape)), wire.pack(l0, OT_W2, s2))
+        y2 = EncryptedTensor(pk, linalg.multiexp(pk, es2.limbs, idx2, d.reshape(idx2.shape)))
+        y2 = y2.add_mod(wire.pack(l0, OT_W2, slots2))
         u2, k2f = ot.receiver(TAG_F, l0, l1, np.array(tape.ot_f, dtype=np.uint8))
-        masked, u1 = ops.request("ot2", dict(m=m), [EncryptedTensor(pk, y1), EncryptedTensor(pk, y2)], [u2],
-                                 reply=(0, 2))
+        masked, u1 = ops.request("ot2", dict(m=m), [y1, y2], [u2], reply=(0, 2))
         try:
             ks = [v - int(r) for v, r in zip(wire.unwords(masked, OT_W1, ot.KAPPA), rho)]
             if any(not 0 <= k < 1 << ot.KAPPA for k in ks):
@@ -352,7 +344,7 @@ class ComputeServer:
         """Offline cross term: S2 learns conv(R, Wb) + M2 (blinded); S1 returns M2 as (N, O, H, W)."""
         lay = self.share.plan["layers"][name]
         qw = lay["q_width"]
-        s2 = slots_for(qw, self.pk.bits)
+        slots = slots_for(qw, self.pk.bits)
         wbp = self.share.wbp[name]                       # (T, G2)
         t, g2 = wbp.shape
         n, _, hh, ww = rx.shape
@@ -363,10 +355,10 @@ class ComputeServer:
         exps = np.repeat(cols, g2, axis=0)
         q_bits = qw - STAT_BITS - 1
         m2 = uniform_range(q_bits, q_bits + STAT_BITS, (p, o))
-        y = wire.mexp(self.pk, wbp.limbs.reshape(t * g2, -1), idx, exps)
-        y = wire.mul_plain(self.pk, y, [v for row in m2 for v in wire.pack(row, qw, s2)])
-        ops.request("qterm", dict(layer=name, shape=[n, o, hh, ww], width=qw),
-                    [EncryptedTensor(self.pk, y.reshape(p, g2, -1))])
+        y = EncryptedTensor(self.pk, linalg.multiexp(self.pk, wbp.limbs.reshape(t * g2, -1), idx, exps)
+                            .reshape(p, g2, -1))
+        y = y.add_mod(_ints([v for row in m2 for v in wire.pack(row, qw, slots)], (p, g2)))
+        ops.request("qterm", dict(layer=name, shape=[n, o, hh, ww], width=qw), [y])
         return m2.reshape(n, hh, ww, o).transpose(0, 3, 1, 2)
 
     def offline(self, ch: Channel, n_images: int, sid: str) -> Tape:
@@ -382,7 +374,7 @@ class ComputeServer:
         """After the graph's masks are drawn: S1's send randomness, S2's pool, the random OTs."""
         tape = ops.tape
         tape.s2_encryptions += 3 * ot.KAPPA           # S2's base-OT ciphertexts
-        tape.obf = self.pk._obfuscators(tape.sends)
+        tape.obf = self.pk.raw_obfuscators(tape.sends)
         ops.request("prepare", dict(count=tape.s2_encryptions))
         self.ot_setup(ops, tape)
 
@@ -396,3 +388,8 @@ class ComputeServer:
         ops = _Ops(self, ch, tape, "online")
         logits = icnn_forward(ops, self.arch, ops.load((tape.n_images, 1, 28, 28), ct))
         return ops.result(logits)
+
+
+def _ints(values: list, shape: tuple) -> np.ndarray:
+    """Python ints (any size) as an object array of ``shape``: the plaintext operand of ``add_mod``."""
+    return np.array(values, dtype=object).reshape(shape)

@@ -70,7 +70,7 @@ class TwinKeyServer(KeyServer):
     def handle(self, mtype: int, body: bytes) -> tuple[int, bytes]:
         if mtype != FAST_REQUEST:
             return super().handle(mtype, body)
-        meta, tensors, blobs = wire.decode_parts(body, self.pk)
+        meta, tensors, blobs = wire.unpack_message_parts(body, self.pk)
         op = meta.get("op")
         fn = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
         if fn is None:
@@ -83,7 +83,7 @@ class TwinKeyServer(KeyServer):
         if not isinstance(sid, str) or not 8 <= len(sid) <= 64:
             raise ProtocolError("missing or malformed session id")
         if op == "fetch":
-            return FAST_REPLY, wire.encode(*fn(sid, meta, tensors))
+            return FAST_REPLY, wire.pack_message(*fn(sid, meta, tensors))
         if self.share is None:
             raise ProtocolError("this key server has no model share loaded")
         with self._lock:
@@ -95,7 +95,7 @@ class TwinKeyServer(KeyServer):
                                              "t0": time.monotonic()}
         for ins in meta.get("pre", []):
             self._local(sess, ins)
-        return FAST_REPLY, wire.encode(*fn(sess, meta, tensors))
+        return FAST_REPLY, wire.pack_message(*fn(sess, meta, tensors))
 
     def _decrypt(self, ct: EncryptedTensor) -> list[int]:
         self.stats["decryptions"] += ct.size
@@ -104,13 +104,12 @@ class TwinKeyServer(KeyServer):
     def _encrypt(self, values) -> EncryptedTensor:
         """``rho * (1 + m*n) mod n**2`` with ``rho = hs**r`` from the precomputed pool (fresh if it runs dry)."""
         k = len(values)
-        m = wire.residue_limbs(values, self.pk)
         self.stats["encryptions"] += k
         obf, self._pool, fresh = wire.take_obfuscators(self.pk, self._pool, k)
         self.stats["pool_misses"] += fresh
         if k == 0:
             return EncryptedTensor(self.pk, np.zeros((0, self.pk.ct_limbs), dtype=np.uint64))
-        return EncryptedTensor(self.pk, self.pk._mul_plain(np.ascontiguousarray(obf), m))
+        return EncryptedTensor(self.pk, self.pk.raw_add_plain(obf, values))
 
     @staticmethod
     def _get(sess, name) -> np.ndarray:
@@ -174,7 +173,7 @@ class TwinKeyServer(KeyServer):
         count = self._int(meta, "count", 0, 1 << 24)
         need = count - len(self._pool)
         if need > 0:
-            self._pool = np.concatenate([self._pool, self.pk._obfuscators(need)])
+            self._pool = np.concatenate([self._pool, self.pk.raw_obfuscators(need)])
         return {"pool": len(self._pool)}, []
 
     def _op_qterm(self, sess, meta, tensors):
@@ -288,12 +287,12 @@ class TwinKeyServer(KeyServer):
         base = sess.pop("ot_base", None)
         if base is None:
             raise ProtocolError("ot2 without ot1")
-        s1, s2 = slots_for(OT_W1, self.pk.bits), slots_for(OT_W2, self.pk.bits)
-        shapes = ((-(-ot.KAPPA // s1),), (-(-ot.KAPPA // s2),))
+        slots1, slots2 = slots_for(OT_W1, self.pk.bits), slots_for(OT_W2, self.pk.bits)
+        shapes = ((-(-ot.KAPPA // slots1),), (-(-ot.KAPPA // slots2),))
         if len(tensors) != 2 or len(blobs) != 1 or tuple(t.shape for t in tensors) != shapes:
             raise ProtocolError(f"ot2 needs ciphertexts of shapes {shapes} and one matrix")
-        masked = wire.unpack(self._decrypt(tensors[0]), OT_W1, s1, ot.KAPPA)          # k_{s_i} + rho_i
-        ls = wire.unpack(self._decrypt(tensors[1]), OT_W2, s2, ot.KAPPA)
+        masked = wire.unpack(self._decrypt(tensors[0]), OT_W1, slots1, ot.KAPPA)      # k_{s_i} + rho_i
+        ls = wire.unpack(self._decrypt(tensors[1]), OT_W2, slots2, ot.KAPPA)
         if any(v >> ot.KAPPA for v in ls):
             raise ProtocolError("ot2: a base-OT seed is out of range")
         m = base["m"]

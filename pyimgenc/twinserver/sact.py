@@ -1,4 +1,6 @@
-"""SACT, the seed's secure activation (ReLU), in one round; S1 learns E(relu(x)), S2 a coin flip.
+"""SACT, the secure activation (ReLU) of the twin-server Paillier CNN seed (seed 000), in one round.
+
+S1 learns E(relu(x)), S2 a coin flip.
 
 Steps (``docs/twinserver-protocol.md``), element-wise, for ``|x| < 2**bound_bits``:
 

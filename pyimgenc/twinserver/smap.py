@@ -1,4 +1,6 @@
-"""SMAP, the seed's secure max-pool, as a tournament of SACT rounds: max(a, b) = b + relu(a - b).
+"""SMAP, the secure max-pool of the twin-server Paillier CNN seed (seed 000), as SACT rounds.
+
+A tournament: max(a, b) = b + relu(a - b).
 
 For an r x r window the ``r*r`` candidates are halved each round (pairs compared with one
 batched SACT for every window of the layer), so a 2x2 pool takes 2 rounds and a 3x3 pool 4.

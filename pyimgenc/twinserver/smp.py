@@ -1,7 +1,9 @@
-"""SMP, the seed's secure multiplication: S1 holds E(a), E(b) and obtains E(a*b); S2, which
-holds the secret key, sees only a + r_a and b + r_b with uniform masks.
+"""SMP, the secure multiplication of the twin-server Paillier CNN seed (seed 000).
 
-Steps (seed 000, SMP; element-wise over tensors):
+S1 holds E(a), E(b) and obtains E(a*b); S2, which holds the secret key, sees only
+a + r_a and b + r_b with uniform masks.
+
+Steps (as the seed words SMP; element-wise over tensors):
 
 1. S1 draws ``r_a``, ``r_b`` uniform in ``(-n/2, n/2)`` and sends ``E(a + r_a)``,
    ``E(b + r_b)`` (homomorphic additions) to S2.

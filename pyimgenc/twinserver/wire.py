@@ -1,11 +1,12 @@
-"""Message bodies of the fast protocol, slot packing, and big-exponent multi-exponentiation.
+"""Message bodies of the fast protocol, slot packing, and the pool of encryption randomness.
 
-A body is ``u32 meta_len | meta (JSON, UTF-8) | (u8 kind | u64 len | bytes)*``: kind 0 is
-an EncryptedTensor, kind 1 a raw blob (the oblivious-transfer matrices and the
-fixed-width words of SACT's selection step, :func:`words`).  Tensors use :meth:`pyimgenc.paillier.EncryptedTensor.to_bytes` (versioned,
-checksummed, bound to the public key), so a ciphertext from another key, a flipped
-bit or a truncation is refused with ``ValueError`` before anything is computed.
-Big integers in the metadata travel as hexadecimal strings.
+A body (:func:`pack_message`) is ``u32 meta_len | meta (JSON, UTF-8) | (u8 kind | u64 len | bytes)*``:
+kind 0 is an EncryptedTensor, kind 1 a raw blob (the oblivious-transfer matrices and the
+fixed-width words of SACT's selection step, :func:`words`).  Tensors use
+:meth:`pyimgenc.paillier.EncryptedTensor.to_bytes` (versioned, checksummed, bound to the
+public key), so a ciphertext from another key, a flipped bit or a truncation is refused
+with ``ValueError`` before anything is computed.  Big integers in the metadata travel as
+hexadecimal strings.
 
 Packing: slot ``j`` of a packed plaintext holds ``v_j`` at bit offset ``width * j``;
 ``slots`` values per plaintext.  Packed arithmetic is plain integer arithmetic mod n:
@@ -17,21 +18,19 @@ from __future__ import annotations
 
 import json
 import struct
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..math import mulmod, powmod
-from ..math.limbs import int_to_limbs, ints_to_limbs
-from ..paillier import EncryptedTensor
-from ..paillier.linalg import combine
+from ..paillier import EncryptedTensor, PublicKey
 
 MAX_TENSORS = 16
 _U32, _U64 = struct.Struct(">I"), struct.Struct(">Q")
 _TENSOR, _BLOB = 0, 1
-CHUNK_BITS = 63  # multiexp exponents are signed 64-bit words (|e| <= 2**63 - 1)
 
 
-def encode(meta: dict, tensors=(), blobs=()) -> bytes:
+def pack_message(meta: dict, tensors: Sequence[EncryptedTensor] = (), blobs: Sequence[bytes] = ()) -> bytes:
+    """A message body: ``meta`` as JSON, then the tensors, then the raw blobs (see the module docstring)."""
     mb = json.dumps(meta, separators=(",", ":")).encode()
     parts = [_U32.pack(len(mb)), mb]
     for kind, items in ((_TENSOR, [t.to_bytes() for t in tensors]), (_BLOB, blobs)):
@@ -40,8 +39,12 @@ def encode(meta: dict, tensors=(), blobs=()) -> bytes:
     return b"".join(parts)
 
 
-def decode_parts(body: bytes, pk) -> tuple[dict, list[EncryptedTensor], list[bytes]]:
-    """(meta, tensors, blobs); raises ``ValueError`` naming what is wrong with the body."""
+def unpack_message_parts(body: bytes, pk: PublicKey) -> tuple[dict, list[EncryptedTensor], list[bytes]]:
+    """``(meta, tensors, blobs)`` of a body from :func:`pack_message`; tensors must be under ``pk``.
+
+    Raises:
+        ValueError: naming what is wrong with the body.
+    """
     if len(body) < 4:
         raise ValueError("message truncated (no metadata length)")
     (n,) = _U32.unpack_from(body, 0)
@@ -76,15 +79,15 @@ def decode_parts(body: bytes, pk) -> tuple[dict, list[EncryptedTensor], list[byt
     return meta, tensors, blobs
 
 
-def decode(body: bytes, pk) -> tuple[dict, list[EncryptedTensor]]:
-    """(meta, tensors) of a body that carries no blobs."""
-    meta, tensors, blobs = decode_parts(body, pk)
+def unpack_message(body: bytes, pk: PublicKey) -> tuple[dict, list[EncryptedTensor]]:
+    """``(meta, tensors)`` of a body that carries no blobs (``ValueError`` if it does)."""
+    meta, tensors, blobs = unpack_message_parts(body, pk)
     if blobs:
         raise ValueError("unexpected raw blobs in this message")
     return meta, tensors
 
 
-def words(values, bits: int) -> bytes:
+def words(values: Iterable[int], bits: int) -> bytes:
     """Fixed-width little-endian encoding of integers in ``[0, 2**bits)``."""
     nb = -(-bits // 8)
     return b"".join(int(v).to_bytes(nb, "little") for v in values)
@@ -101,11 +104,13 @@ def unwords(blob: bytes, bits: int, count: int) -> list[int]:
     return out
 
 
-def hexs(values) -> list[str]:
+def hexs(values: Iterable[int]) -> list[str]:
+    """Integers as (signed) hexadecimal strings, for JSON metadata."""
     return [format(int(v), "x") if v >= 0 else "-" + format(-int(v), "x") for v in values]
 
 
-def unhex(values) -> list[int]:
+def unhex(values: list) -> list[int]:
+    """Inverse of :func:`hexs`; ``ValueError`` unless ``values`` is a list of hexadecimal strings."""
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ValueError("expected a list of hexadecimal strings")
     return [int(v, 16) for v in values]
@@ -113,7 +118,7 @@ def unhex(values) -> list[int]:
 
 # ----------------------------------------------------------------------------- packing
 
-def pack(values, width: int, slots: int) -> list[int]:
+def pack(values: Iterable[int], width: int, slots: int) -> list[int]:
     """Group ``values`` ``slots`` at a time: ``sum v_j << (width * j)``."""
     vals = [int(v) for v in values]
     out = []
@@ -125,7 +130,7 @@ def pack(values, width: int, slots: int) -> list[int]:
     return out
 
 
-def unpack(packed, width: int, slots: int, count: int) -> list[int]:
+def unpack(packed: Iterable[int], width: int, slots: int, count: int) -> list[int]:
     """Inverse of :func:`pack` for slots in ``[0, 2**width)``; the first ``count`` values."""
     mask = (1 << width) - 1
     out = []
@@ -152,61 +157,26 @@ def group_index(count: int, slots: int) -> np.ndarray:
     return idx.reshape(g, slots)
 
 
-def signed_mod(values, n: int) -> np.ndarray:
+def signed_mod(values: Iterable[int], n: int) -> np.ndarray:
     """Object array of ``v mod n`` in ``(-n/2, n/2]`` (a plaintext the encoder accepts)."""
     half = n // 2
     out = [int(v) % n for v in values]
     return np.array([v - n if v > half else v for v in out], dtype=object)
 
 
-# ----------------------------------------------------------------------------- multiexp
+# ----------------------------------------------------------------------------- randomness
 
-def mexp(pk, bases: np.ndarray, idx: np.ndarray, exps) -> np.ndarray:
-    """``out[m] = prod_t bases[idx[m,t]] ** exps[m][t] mod n**2`` for signed exponents of any size.
+def take_obfuscators(pk: PublicKey, pool: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """``k`` encryptions of zero ``hs**r`` from a precomputed ``pool``.
 
-    ``idx`` entries of -1 are skipped (exponent 0).  Exponents over 63 bits are split into
-    63-bit chunks; the chunk products are joined by Horner's rule (63 squarings per output).
-    """
-    idx = np.asarray(idx, dtype=np.int64)
-    e = np.asarray(exps, dtype=object).reshape(idx.shape)
-    e = np.where(idx < 0, 0, e)
-    idx = np.where(idx < 0, 0, idx)
-    mags = [abs(int(v)) for v in e.ravel()]
-    top = max(mags, default=0).bit_length()
-    nchunks = max(1, -(-top // CHUNK_BITS))
-    sign = np.array([1 if int(v) >= 0 else -1 for v in e.ravel()], dtype=np.int64)
-    mask = (1 << CHUNK_BITS) - 1
-    mod = pk.nsquare_modulus
-    acc = None
-    shift = int_to_limbs(1 << CHUNK_BITS, 2)[None, :]
-    for c in reversed(range(nchunks)):
-        chunk = np.array([(m >> (CHUNK_BITS * c)) & mask for m in mags], dtype=np.int64) * sign
-        part = combine(pk, bases, idx, chunk.reshape(idx.shape))
-        if acc is None:
-            acc = part
-        else:
-            acc = mulmod(powmod(acc, shift, mod), part, mod)
-    return acc
+    The pool (rows of :meth:`PublicKey.raw_obfuscators <pyimgenc.paillier.PublicKey.raw_obfuscators>`)
+    is drawn offline and spent from the front; if it runs dry the missing rows are drawn now.
 
-
-def take_obfuscators(pk, pool: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """``k`` values ``hs**r`` from a precomputed ``pool``: (them, the rest of the pool, how many were fresh).
-
-    The pool is drawn offline; if it runs dry the missing ones are computed now.
+    Returns:
+        ``(rows, rest of the pool, how many rows were drawn now)``.
     """
     take = min(k, len(pool))
     obf, rest = pool[:take], pool[take:]
     if take < k:
-        obf = np.concatenate([obf, pk._obfuscators(k - take)])
+        obf = np.concatenate([obf, pk.raw_obfuscators(k - take)])
     return obf, rest, k - take
-
-
-def residue_limbs(values, pk) -> np.ndarray:
-    """``(K, Ln)`` limbs of ``v mod n`` for any integers (the plaintext operand of ``_mul_plain``)."""
-    n = pk.n
-    return ints_to_limbs([int(v) % n for v in values], pk.n_modulus.nlimbs)
-
-
-def mul_plain(pk, c: np.ndarray, plain) -> np.ndarray:
-    """Ciphertext limbs times ``E(plain)`` with r = 1: ``c * (1 + plain*n)``."""
-    return pk._mul_plain(np.ascontiguousarray(c), residue_limbs(plain, pk))

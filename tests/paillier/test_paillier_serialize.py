@@ -146,3 +146,19 @@ def test_tensor_semantic_errors(keypair, other_keypair):
     forged = body[:4 + klen] + b"\xff" + body[4 + klen + 1:]
     with pytest.raises(ValueError, match="ndim 255"):
         EncryptedTensor.from_bytes(rewrap(3, forged))
+
+
+def test_the_format_module_is_a_leaf_over_primitives(keypair):
+    import ast
+    import inspect
+    tree = ast.parse(inspect.getsource(ser))
+    imported = {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"keys", "tensor"}, imported
+    pk, sk = keypair
+    assert ser.public_key_from_bytes(pk.to_bytes()) == (pk.n, pk.hs)
+    assert ser.secret_key_from_bytes(sk.to_bytes()) == (pk.n, pk.hs, sk.p, sk.q)
+    ct = pk.encrypt(np.arange(6).reshape(2, 3))
+    n, hs, limbs = ser.tensor_from_bytes(ct.to_bytes())
+    assert (n, hs) == (pk.n, pk.hs) and limbs.shape == (2, 3, pk.ct_limbs) and (limbs == ct.limbs).all()
+    assert ser.tensor_to_bytes(pk.n, pk.hs, limbs) == ct.to_bytes()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pyimgenc.math.limbs import limbs_to_ints
+from pyimgenc.paillier import EncryptedTensor, linalg
 from pyimgenc.twinserver import SecureClassifier, ot, wire
 from pyimgenc.twinserver import s2 as s2mod
 from pyimgenc.twinserver.graph import slots_for
@@ -66,15 +67,15 @@ def test_words_roundtrip_and_refusals():
 
 def test_blobs_travel_after_tensors_and_unknown_parts_are_refused(clf):
     ct = clf.public_key.encrypt(np.arange(3))
-    body = wire.encode({"a": 1}, [ct], [b"xyz", b""])
-    meta, tensors, blobs = wire.decode_parts(body, clf.public_key)
+    body = wire.pack_message({"a": 1}, [ct], [b"xyz", b""])
+    meta, tensors, blobs = wire.unpack_message_parts(body, clf.public_key)
     assert meta == {"a": 1} and tensors[0].shape == (3,) and blobs == [b"xyz", b""]
     with pytest.raises(ValueError, match="unexpected raw blobs"):
-        wire.decode(body, clf.public_key)
-    bad = bytearray(wire.encode({}, (), [b"q"]))
+        wire.unpack_message(body, clf.public_key)
+    bad = bytearray(wire.pack_message({}, (), [b"q"]))
     bad[bad.index(b"}") + 1] = 7
     with pytest.raises(ValueError, match="unknown part kind"):
-        wire.decode_parts(bytes(bad), clf.public_key)
+        wire.unpack_message_parts(bytes(bad), clf.public_key)
 
 
 def _relu_once(clf, values, vb):
@@ -114,21 +115,21 @@ def test_s2_refuses_out_of_order_or_repeated_transfers(clf):
     sign = clf.public_key.encrypt(np.array([1 << (width - 1)]))
 
     def relu2(j0):
-        return clf.s2.handle(s2mod.FAST_REQUEST, wire.encode(
+        return clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message(
             {"op": "relu2", "sid": sid, "src": "x", "width": width, "ot": j0}, [sign]))
     with pytest.raises(ValueError, match="not the next unused"):
         relu2(7)
     with pytest.raises(ValueError, match="relu3 without relu2"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.encode(
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message(
             {"op": "relu3", "sid": sid, "dst": "y", "shape": [5], "width": width}, (), [b"", b"", b""]))
     relu2(0)
     with pytest.raises(ValueError, match="awaits its relu3"):
         relu2(0)
     with pytest.raises(ValueError, match="takes no raw blobs"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.encode({"op": "relu1", "sid": sid, "src": "x", "width": width},
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "relu1", "sid": sid, "src": "x", "width": width},
                                                       (), [b"x"]))
     with pytest.raises(ValueError, match="three word blobs"):   # refused, and relu2's OTs are spent
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.encode(
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message(
             {"op": "relu3", "sid": sid, "dst": "y", "shape": [5], "width": width}, (), [b"", b""]))
     with pytest.raises(ValueError, match="not the next unused"):
         relu2(0)                                           # an OT is never used twice
@@ -137,7 +138,7 @@ def test_s2_refuses_out_of_order_or_repeated_transfers(clf):
 
 def test_s2_refuses_ot2_without_ot1(clf):
     with pytest.raises(ValueError, match="ot2 without ot1"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.encode({"op": "ot2", "sid": s2mod.new_session_id(), "m": 5},
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "ot2", "sid": s2mod.new_session_id(), "m": 5},
                                                       (), [b""]))
 
 
@@ -192,10 +193,9 @@ def test_s1_rerandomizes_so_s2_cannot_read_its_base_ot_choices(clf, monkeypatch)
     pk = clf.public_key
     bits = ot.random_bits(ot.KAPPA)
     sel = np.where(bits[:, None].astype(bool), ek1.limbs, ek0.limbs)
-    raw = wire.mexp(pk, sel, wire.group_index(ot.KAPPA, slots), np.ones(wire.group_index(ot.KAPPA, slots).shape,
-                                                                            dtype=object))
-    raw = wire.mul_plain(pk, raw, [12345] * raw.shape[0])
-    from pyimgenc.paillier import EncryptedTensor
-    assert _recover_choices(clf, r0, r1, EncryptedTensor(pk, raw), slots) == list(bits)
+    raw = linalg.multiexp(pk, sel, wire.group_index(ot.KAPPA, slots),
+                          np.ones(wire.group_index(ot.KAPPA, slots).shape, dtype=object))
+    raw = EncryptedTensor(pk, raw).add_mod([12345] * raw.shape[0])
+    assert _recover_choices(clf, r0, r1, raw, slots) == list(bits)
     # ... and finds nothing in what S1 really sent
     assert _recover_choices(clf, r0, r1, seen["y1"], slots) is None

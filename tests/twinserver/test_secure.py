@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pyimgenc import paillier
+from pyimgenc.paillier import linalg
 from pyimgenc.twinserver import (ChannelError, SecureClassifier, deploy, in_process_pair, scvl_literal,
                                  TwinKeyServer)
 from pyimgenc.twinserver import s2 as s2mod
@@ -146,7 +147,7 @@ def test_tape_is_one_time(clf, mnist_test):
 
 
 def test_tampered_and_truncated_messages_are_refused(clf):
-    body = wire.encode({"op": "relu2", "sid": "x" * 16, "width": 60, "src": "t1"},
+    body = wire.pack_message({"op": "relu2", "sid": "x" * 16, "width": 60, "src": "t1"},
                        [clf.public_key.encrypt(np.arange(3))])
     flipped = bytearray(body)
     flipped[-5] ^= 1
@@ -154,9 +155,9 @@ def test_tampered_and_truncated_messages_are_refused(clf):
         with pytest.raises(ValueError):
             clf.s2.handle(s2mod.FAST_REQUEST, bad)
     with pytest.raises(ValueError, match="unknown operation"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.encode({"op": "steal_key", "sid": "x" * 16}))
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "steal_key", "sid": "x" * 16}))
     with pytest.raises(ValueError, match="no tensor named"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.encode({"op": "relu1", "sid": "y" * 16, "src": "t9", "width": 60}))
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "relu1", "sid": "y" * 16, "src": "t9", "width": 60}))
 
 
 def test_a_peer_that_vanishes_gives_a_clear_error(mnist_test):
@@ -186,12 +187,12 @@ def test_packing_roundtrip_and_overflow():
         wire.unpack([-1], 50, 8, 8)
 
 
-def test_mexp_matches_powmod_for_big_signed_exponents():
+def test_multiexp_matches_powmod_for_big_signed_exponents():
     pk, sk = paillier.keygen(512, insecure=True)
     c = pk.encrypt(np.arange(1, 7))
     idx = np.array([[0, 1, 2], [3, 4, -1]])
     e = np.array([[secrets.randbits(130), -secrets.randbits(70), 1], [-1, secrets.randbits(62), 5]], dtype=object)
-    out = wire.mexp(pk, c.limbs, idx, e)
+    out = linalg.multiexp(pk, c.limbs, idx, e)
     got = sk.decrypt(paillier.EncryptedTensor(pk, out))
     m = np.arange(1, 7)
     n = pk.n
@@ -224,7 +225,7 @@ def test_tcp_servers_classify_exactly_and_survive_garbage(tmp_path, mnist_test, 
         assert (got == load_integer_model().logits(x)[0]).all()
         with pytest.raises(ChannelError, match="peer_error"):   # the user asks S2 for a session that never ran
             ch = deploy.TcpChannel.connect("127.0.0.1", r2.port)
-            deploy._request(ch, s2mod.FAST_REQUEST, wire.encode({"op": "fetch", "sid": "z" * 32, "timeout": 1}),
+            deploy._request(ch, s2mod.FAST_REQUEST, wire.pack_message({"op": "fetch", "sid": "z" * 32, "timeout": 1}),
                             s2mod.FAST_REPLY)
     finally:
         stop.set()
