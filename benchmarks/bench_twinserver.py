@@ -75,7 +75,7 @@ def test_secure_classify(benchmark, clf, mnist):
 
 def test_layer_literal(benchmark, clf, mnist):
     x = mnist[0][:1]
-    inp = layer_inputs(clf.model, clf.model.encode(x))[LAYER]
+    inp = layer_inputs(clf.model, clf.model.encode_images(x))[LAYER]
     ref = PlainOps(clf.model).conv(LAYER, inp, 0)
     pk, sk = paillier.keygen(2048)
     a, b = in_process_pair()

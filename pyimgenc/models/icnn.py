@@ -92,14 +92,14 @@ class IntegerICNN:
         s = max(p[1] for p in parts)
         return np.concatenate([p[0] * (1 << (s - p[1])) for p in parts], axis=1), s
 
-    def encode(self, images_u8: np.ndarray) -> np.ndarray:
+    def encode_images(self, images_u8: np.ndarray) -> np.ndarray:
         """The model input of uint8 images (N, H, W): ``fixed_point_images(images, 2**fx)`` as
         Python integers, shape (N, 1, H, W).  Not validated (see :func:`.preprocess.check_images`)."""
         return intops.fixed_point_images(images_u8, 1 << self.fx).astype(object)[:, None]
 
     def logits(self, images_u8: np.ndarray) -> tuple[np.ndarray, int]:
         """(integer logits (n, 10) object array, their scale in bits) of uint8 images (N, 28, 28)."""
-        x, s = self.encode(images_u8), self.fx
+        x, s = self.encode_images(images_u8), self.fx
         x, s = self.conv("stem7", x, s, 3)
         x = intops.max_pool2d(x, 2, 2, 0)
         x, s = self.conv("stem3", x, s, 1)

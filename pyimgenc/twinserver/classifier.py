@@ -64,7 +64,7 @@ class SecureClassifier:
         self.plan = s1_share.plan
         self.s1 = ComputeServer(s1_share)
         self.s2 = TwinKeyServer(sk, s2_share)
-        self.user = User(self.public_key, self.plan, model.encode)
+        self.user = User(self.public_key, self.plan, model.encode_images)
         self._ch, s2_end = in_process_pair()
         self._thread = threading.Thread(target=self.s2.serve, args=(s2_end,), daemon=True)
         self._thread.start()

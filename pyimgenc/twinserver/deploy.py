@@ -27,7 +27,8 @@ import numpy as np
 from ..paillier import PublicKey, SecretKey, keygen
 from . import wire
 from .channel import Channel, ChannelError, TcpChannel
-from .classifier import check_images, load_integer_model
+from ..models.preprocess import check_images
+from .classifier import load_integer_model
 from .owner import DataOwner, S1Share, S2Share, User
 from .s1 import ComputeServer
 from .s2 import FAST_REPLY, FAST_REQUEST, TwinKeyServer, new_session_id
@@ -144,7 +145,7 @@ def classify_remote(public_path: str | Path, images, s1: tuple[str, int], s2: tu
     pk = PublicKey.from_bytes(base64.b64decode(doc["public_key"]))
     images = check_images(images)
     integer = load_integer_model(doc["model"])          # public preprocessing (encode) only
-    user = User(pk, doc["plan"], integer.encode)
+    user = User(pk, doc["plan"], integer.encode_images)
     sid = new_session_id()
     ct = user.encrypt(images)
     with TcpChannel.connect(*s1, timeout_s=timeout_s) as c1:

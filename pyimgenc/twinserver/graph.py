@@ -29,7 +29,6 @@ import numpy as np
 
 from ..models.icnn import IntegerICNN
 from ..models.intops import conv2d, fixed_point_images, relu
-from ..models.intops import im2col  # noqa: F401  (the servers' packed layers take it from here)
 
 STAT_BITS = 40  # statistical masking parameter (bits beyond a value's bound)
 
@@ -112,12 +111,6 @@ def tap_index(rows: int, taps: int, groups: int) -> np.ndarray:
     return np.tile(np.arange(taps)[None, :] * groups + np.arange(groups)[:, None], (rows, 1))
 
 
-def conv_exact(x: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
-    """Exact same-size integer convolution without bias: :func:`pyimgenc.models.intops.conv2d`
-    with stride 1 (the servers' masked layers call it under this name)."""
-    return conv2d(x, w, pad)
-
-
 class PlainOps:
     """The ICNN on Python integers (handles are object arrays)."""
 
@@ -131,7 +124,7 @@ class PlainOps:
         if name == "fc":
             h = h.reshape(h.shape[0], -1, 1, 1)
         w = layer_weights(self.m, name).astype(object)
-        return conv_exact(h, w, pad) + self.m.int_bias(name)[None, :, None, None]
+        return conv2d(h, w, pad) + self.m.int_bias(name)[None, :, None, None]
 
     def relu(self, h):
         return relu(h)
@@ -259,5 +252,5 @@ def slots_for(width: int, key_bits: int) -> int:
 
 
 __all__ = ["STAT_BITS", "icnn_forward", "maxpool_2x2", "maxpool_3x3_s1", "maxpool_3x3_s3", "PlainOps",
-           "BoundOps", "Bound", "layer_weights", "layer_inputs", "conv_exact", "concat_shifted", "tap_index",
+           "BoundOps", "Bound", "layer_weights", "layer_inputs", "concat_shifted", "tap_index",
            "bits", "concat_bounds", "max2_bounds", "input_bound_bits", "make_plan", "slots_for"]

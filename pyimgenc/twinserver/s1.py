@@ -41,7 +41,8 @@ import numpy as np
 from ..paillier import EncryptedTensor, linalg
 from . import ot, wire
 from .channel import Channel, ChannelError
-from .graph import (STAT_BITS, concat_bounds, concat_shifted, conv_exact, icnn_forward, im2col, max2_bounds,
+from ..models.intops import conv2d, im2col
+from .graph import (STAT_BITS, concat_bounds, concat_shifted, icnn_forward, max2_bounds,
                     slots_for, tap_index)
 from .owner import S1Share, uniform_range
 from .s2 import FAST_REPLY, FAST_REQUEST, OT_W1, OT_W2, TAG_C, TAG_F
@@ -192,7 +193,7 @@ class _Ops:
             vb = lay["vb"]
             r_out = uniform_range(vb, vb + STAT_BITS, (n, o, hh, ww))
             m2 = self.srv.qterm(self, name, rx, pad)                       # (N, O, H, W)
-            corr = conv_exact(rx, wa, pad) - self.share.ba[name][None, :, None, None] + m2 + r_out
+            corr = conv2d(rx, wa, pad) - self.share.ba[name][None, :, None, None] + m2 + r_out
             corr = corr.transpose(1, 0, 2, 3).reshape(o, p)
             self.tape.s2_encryptions += (t + o) * g
             self.tape.sends += o * g

@@ -34,7 +34,8 @@ import numpy as np
 
 from ..paillier import EncryptedTensor
 from . import ot, wire
-from .graph import conv_exact, im2col, slots_for
+from ..models.intops import conv2d, im2col
+from .graph import slots_for
 from .owner import S2Share
 from .smp import KeyServer
 
@@ -239,7 +240,7 @@ class TwinKeyServer(KeyServer):
             raise ProtocolError(f"{layer}: no offline term for this input (run the offline phase first)")
         cols = im2col(x, k, pad)                                         # (C*k*k, N*H*W)
         packed_cols = [-v for col in cols for v in wire.pack(col, w, s)]   # E(-cols): S1's exponents stay >= 0
-        a = conv_exact(x, wb, pad) + self.share.bb[layer][None, :, None, None] + q   # (N, O, H, W)
+        a = conv2d(x, wb, pad) + self.share.bb[layer][None, :, None, None] + q   # (N, O, H, W)
         a = a.transpose(1, 0, 2, 3).reshape(o, -1)
         packed_a = [v for row in a for v in wire.pack(row, w, s)]
         g = -(-(n * h * wd) // s)

@@ -35,7 +35,7 @@ def fashion():
 
 def test_graph_equals_the_integer_model(clf, mnist_test):
     x = mnist_test[0][:4]
-    got = icnn_forward(PlainOps(clf.model), clf.model, clf.model.encode(x)).reshape(4, 10)
+    got = icnn_forward(PlainOps(clf.model), clf.model, clf.model.encode_images(x)).reshape(4, 10)
     assert (got == clf.model.logits(x)[0]).all()
 
 
@@ -89,7 +89,7 @@ def test_fast_layer_equals_literal_smp_path(clf, mnist_test, monkeypatch):
     finally:
         clf.s1.trace = None
     fast = snap[h.name] - h.mask                                   # (1, 4, 14, 14)
-    seen = layer_inputs(clf.model, clf.model.encode(x))          # the layer's input, plaintext graph
+    seen = layer_inputs(clf.model, clf.model.encode_images(x))          # the layer's input, plaintext graph
     ref = PlainOps(clf.model).conv("b1_3r", seen["b1_3r"], 0)
     assert (fast == ref).all()
     # literal path on a 3x3 crop (a 1x1 convolution: cropping commutes with it)
@@ -130,7 +130,7 @@ def test_bad_batch_size_is_refused(clf, mnist_test, batch):
 def test_ciphertext_from_another_key_is_refused(clf, mnist_test):
     other, _ = paillier.keygen(1024, insecure=True)
     from pyimgenc.twinserver import User
-    ct = User(other, clf.plan, clf.model.encode).encrypt(mnist_test[0][:1])
+    ct = User(other, clf.plan, clf.model.encode_images).encrypt(mnist_test[0][:1])
     tape = clf.s1.offline(clf._ch, 1, s2mod.new_session_id())
     with pytest.raises(ValueError, match="different public key"):
         clf.s1.online(clf._ch, tape, ct)
