@@ -9,7 +9,7 @@ Measured in one run (pytest-benchmark; medians over rounds):
     layer_fast        the online SCVL of layer b1_3r (16 -> 4 channels, 1x1, 14x14: 12,544
                       multiply-accumulates) inside that run
     layer_literal     the same full layer by the literal path of the twin-server Paillier CNN
-                      seed (seed 000): one SMP round per multiply-accumulate (``scvl_literal``),
+                      design: one SMP round per multiply-accumulate (``scvl_literal``),
                       on the same input, same key size
 
     python -m pytest benchmarks/bench_twinserver.py --benchmark-json=benchmarks/results/twinserver.json

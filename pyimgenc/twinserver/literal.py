@@ -1,5 +1,5 @@
-"""The literal per-element reference paths for SCVL and SCT, as the twin-server Paillier CNN
-seed (seed 000) words them.
+"""The literal per-element reference paths for SCVL and SCT, as the twin-server Paillier CNN design
+words them.
 
 ``scvl_literal`` computes ``E(d * K + b)`` from an encrypted input ``E(d)`` (N, C, H, W),
 encrypted kernels ``E(K)`` (O, C, k, k) and an encrypted bias ``E(b)`` (O,): every

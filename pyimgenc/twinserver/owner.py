@@ -1,4 +1,4 @@
-"""Model outsourcing and image outsourcing (claims 3 and 4 of the twin-server Paillier CNN seed, seed 000).
+"""Model outsourcing and image outsourcing (claims 3 and 4 of the twin-server Paillier CNN design).
 
 **DataOwner.** For every layer's integer weights ``W`` (|W| < 2**wbits) it draws a mask
 ``Wa`` uniform in ``[2**wbits, 2**(wbits + 40))`` and gives
@@ -8,7 +8,7 @@
 
 biases likewise (``ba`` to S1, ``bb = b + ba`` to S2).  ``W = Wb - Wa``: neither server
 alone holds anything that depends on the model beyond the public plan (shapes and
-per-layer bound bits).  This is the seed's masked-kernel outsourcing (``K' = K + M``
+per-layer bound bits).  This is the design's masked-kernel outsourcing (``K' = K + M``
 in additive form; ``E(b) = E(b') * E(-r)``), chosen additive so that S2 can compute
 with its share in plaintext.
 

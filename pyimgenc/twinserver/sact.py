@@ -1,4 +1,4 @@
-"""SACT, the secure activation (ReLU) of the twin-server Paillier CNN seed (seed 000), in one round.
+"""SACT, the secure activation (ReLU) of the twin-server Paillier CNN design, in one round.
 
 S1 learns E(relu(x)), S2 a coin flip.
 
@@ -11,7 +11,7 @@ Steps (``docs/twinserver-protocol.md``), element-wise, for ``|x| < 2**bound_bits
    Since ``a x + b`` has the sign of ``x`` (x = 0: non-negative), ``t' = [x >= 0]`` when s = +1
    and ``[x < 0]`` (or x = 0 with b = 0) when s = -1.
 3. S1 restores the order and computes ``E(x t') = E(z t') * E(t')^(-r)``; ``relu(x)`` is
-   ``x t'`` (s = +1) or ``x - x t'`` (s = -1).  The record matrix ``t`` of the seed is ``t'``
+   ``x t'`` (s = +1) or ``x - x t'`` (s = -1).  The record matrix ``t`` of the design is ``t'``
    corrected by ``s``; neither server sees it.
 
 S2 sees ``s (a x + b)`` — a fair coin for the sign, |x| hidden within a factor 2**40 and its

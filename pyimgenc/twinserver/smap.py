@@ -1,4 +1,4 @@
-"""SMAP, the secure max-pool of the twin-server Paillier CNN seed (seed 000), as SACT rounds.
+"""SMAP, the secure max-pool of the twin-server Paillier CNN design, as SACT rounds.
 
 A tournament: max(a, b) = b + relu(a - b).
 

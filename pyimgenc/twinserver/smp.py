@@ -1,9 +1,9 @@
-"""SMP, the secure multiplication of the twin-server Paillier CNN seed (seed 000).
+"""SMP, the secure multiplication of the twin-server Paillier CNN design.
 
 S1 holds E(a), E(b) and obtains E(a*b); S2, which holds the secret key, sees only
 a + r_a and b + r_b with uniform masks.
 
-Steps (as the seed words SMP; element-wise over tensors):
+Steps (as the design words SMP; element-wise over tensors):
 
 1. S1 draws ``r_a``, ``r_b`` uniform in ``(-n/2, n/2)`` and sends ``E(a + r_a)``,
    ``E(b + r_b)`` (homomorphic additions) to S2.
@@ -12,7 +12,7 @@ Steps (as the seed words SMP; element-wise over tensors):
 3. S1 computes ``E(a*b) = E(h) * E(a)^(-r_b) * E(b)^(-r_a) * E(-r_a * r_b)``, since
    ``(a + r_a)(b + r_b) = ab + a r_b + b r_a + r_a r_b (mod n)``.
 
-:func:`smp_literal` does this one element per round — the reference the seed
+:func:`smp_literal` does this one element per round — the reference the design
 describes; :func:`smp` does a whole tensor in one round (the same messages,
 batched).  Both give identical plaintexts (``tests/twinserver/test_smp.py``).
 The corrections use full-size exponents (uniform masks); the layer-level
