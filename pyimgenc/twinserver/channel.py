@@ -55,13 +55,18 @@ class Stats:
 
 
 class Channel:
-    """One end of a bidirectional, ordered, framed connection."""
+    """One end of a bidirectional, ordered, framed connection.
+
+    ``peer`` names the other end for a server's per-peer limits: the remote address of a
+    :class:`TcpChannel`, ``None`` in process (each such connection then counts as its own peer).
+    """
 
     def __init__(self, max_body: int = DEFAULT_MAX_BODY, timeout_s: float = DEFAULT_TIMEOUT_S):
         self.max_body, self.timeout_s = max_body, timeout_s
         self.stats = Stats()
         self._next_id = 1
         self._broken: ChannelError | None = None
+        self.peer: str | None = None
 
     # transport hooks --------------------------------------------------------
     def _write(self, data: bytes) -> None:
@@ -191,6 +196,10 @@ class TcpChannel(Channel):
         super().__init__(**kw)
         self.sock = sock
         sock.settimeout(self.timeout_s)
+        try:
+            self.peer = str(sock.getpeername()[0])
+        except (OSError, IndexError, TypeError):
+            self.peer = None
         self._lock = threading.Lock()
 
     @classmethod

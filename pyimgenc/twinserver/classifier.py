@@ -1,6 +1,7 @@
 """``SecureClassifier``: the four parties of System A wired together.
 
-S2 serves on a thread over an in-process :class:`Channel`; the same parties as
+S2 serves on threads over two in-process :class:`Channel` s (one to S1, one to the
+user, who opens the session and fetches the result with its secret); the same parties as
 separate TCP servers (``pyimgenc serve s1|s2``) and the user's client are in
 :mod:`.deploy`.  ``classify`` equals ``reference_logits`` exactly (tests; benchmark).
 Images are checked by :func:`pyimgenc.models.check_images`; the model comes from
@@ -21,7 +22,7 @@ from ..paillier import DEFAULT_KEY_BITS, keygen
 from .channel import in_process_pair
 from .owner import DataOwner, User
 from .s1 import ComputeServer
-from .s2 import TwinKeyServer, new_session_id
+from .s2 import TwinKeyServer, fetch_result, open_session
 
 
 def load_integer_model(name: str = "mnist-icnn") -> IntegerICNN:
@@ -65,9 +66,12 @@ class SecureClassifier:
         self.s1 = ComputeServer(s1_share)
         self.s2 = TwinKeyServer(sk, s2_share)
         self.user = User(self.public_key, self.plan, model.encode_images)
-        self._ch, s2_end = in_process_pair()
-        self._thread = threading.Thread(target=self.s2.serve, args=(s2_end,), daemon=True)
-        self._thread.start()
+        self._ch, s2_end = in_process_pair()               # S1 <-> S2
+        self._user_ch, s2_user_end = in_process_pair()     # user <-> S2: open, fetch
+        self._threads = [threading.Thread(target=self.s2.serve, args=(end,), daemon=True)
+                         for end in (s2_end, s2_user_end)]
+        for th in self._threads:
+            th.start()
         self.last = Timing()
 
     @classmethod
@@ -108,24 +112,25 @@ class SecureClassifier:
         return np.concatenate(out, axis=0)
 
     def _classify_batch(self, images: np.ndarray, t: Timing) -> np.ndarray:
-        ch = self._ch
-        sid = new_session_id()
+        ch, uch = self._ch, self._user_ch
+        sid, secret = open_session(uch, self.public_key)   # user <-> S2: S2 draws the sid, keeps SHA-256(secret)
+        u0 = uch.stats.bytes_sent + uch.stats.bytes_received
         b0, r0 = ch.stats.bytes_sent + ch.stats.bytes_received, ch.stats.rounds
         s2_before = dict(self.s2.stats)
-        tape = self.s1.offline(ch, len(images), sid)
+        tape = self.s1.offline(ch, len(images), sid)        # the user gave S1 the sid (never the secret)
         b1, r1 = ch.stats.bytes_sent + ch.stats.bytes_received, ch.stats.rounds
         t.offline_s += tape.seconds
         t0 = time.perf_counter()
         ct = self.user.encrypt(images)                      # user -> S1
         mask = self.s1.online(ch, tape, ct)                 # S1 <-> S2; S1 -> user: masks
-        blinded = self.s2.end(sid)                          # S2 -> user: logits + masks
-        if blinded is None:
-            raise RuntimeError("S2 holds no result for this session")
+        blinded = fetch_result(uch, self.public_key, sid, secret)   # S2 -> user: logits + masks
+        if blinded.size != mask.size:
+            raise RuntimeError(f"S2 returned {blinded.size} values for {mask.size} logits")
         logits = User.recover(blinded.reshape(mask.shape), mask)
         t.online_s += time.perf_counter() - t0
         b2, r2 = ch.stats.bytes_sent + ch.stats.bytes_received, ch.stats.rounds
         t.bytes_offline += b1 - b0
-        t.bytes_online += b2 - b1 + len(ct.to_bytes())
+        t.bytes_online += b2 - b1 + len(ct.to_bytes()) + uch.stats.bytes_sent + uch.stats.bytes_received - u0
         t.rounds_offline += r1 - r0
         t.rounds_online += r2 - r1
         for k, v in self.s2.stats.items():                  # this call's S2 work, not the server's total
@@ -134,3 +139,4 @@ class SecureClassifier:
 
     def close(self) -> None:
         self._ch.close()
+        self._user_ch.close()

@@ -7,9 +7,11 @@ Files written by :func:`setup` (``pyimgenc twinserver setup --out DIR``):
 * ``s1.share`` — S1's share: masks ``Wa, ba``, ``E(Wb)``, the public key and plan (S1 only);
 * ``public.json`` — public key and plan (the user).
 
-Topology: the user sends ``E(image)`` to S1 with a fresh random session id; S1 runs the
-offline and online phases with S2 over its own connection and returns its half (the
-masks) to the user; the user fetches ``logits + masks`` from S2 with the session id.
+Topology: the user opens a session at S2 (``open``: S2 draws the session id and keeps
+``SHA-256(secret)`` of the user's random secret), then sends ``E(image)`` and the
+session id to S1; S1 runs the offline and online phases with S2 over its own connection
+and returns its half (the masks) to the user; the user fetches ``logits + masks`` from
+S2 with the session id and the secret (``fetch``), which S1 never sees.
 Neither server ever holds both halves.  Each connection is served on its own thread;
 a peer that sends garbage gets an error reply, a peer that vanishes or stalls (timeout)
 only ends its own connection — the server keeps serving.
@@ -31,7 +33,7 @@ from ..models.preprocess import check_images
 from .classifier import load_integer_model
 from .owner import DataOwner, S1Share, S2Share, User
 from .s1 import ComputeServer
-from .s2 import FAST_REPLY, FAST_REQUEST, TwinKeyServer, new_session_id
+from .s2 import TwinKeyServer, fetch_result, open_session
 from .smp import ERROR_REPLY
 
 CLASSIFY_REQUEST, CLASSIFY_REPLY = 20, 21
@@ -81,10 +83,12 @@ def _guarded(fn, ch: Channel) -> None:
 
 
 def serve_s2(key_dir: str | Path, host: str = "127.0.0.1", port: int = 7002, ready=None, stop=None,
-             timeout_s: float = 300.0) -> None:
+             timeout_s: float = 300.0, **limits) -> None:
+    """Serve S2 from the files of :func:`setup`; ``limits`` go to :class:`TwinKeyServer`
+    (``session_ttl_s``, ``open_ttl_s``, ``max_sessions``, ``max_sessions_per_peer``, ``max_pool``)."""
     d = Path(key_dir)
     sk = SecretKey.from_bytes((d / "s2.key").read_bytes())
-    server = TwinKeyServer(sk, S2Share.from_bytes((d / "s2.share").read_bytes()))
+    server = TwinKeyServer(sk, S2Share.from_bytes((d / "s2.share").read_bytes()), **limits)
     _serve_forever(host, port, server.serve, ready, stop, timeout_s)
 
 
@@ -146,17 +150,18 @@ def classify_remote(public_path: str | Path, images, s1: tuple[str, int], s2: tu
     images = check_images(images)
     integer = load_integer_model(doc["model"])          # public preprocessing (encode) only
     user = User(pk, doc["plan"], integer.encode_images)
-    sid = new_session_id()
+    with TcpChannel.connect(*s2, timeout_s=timeout_s) as c2:
+        sid, secret = open_session(c2, pk)               # S2 draws the sid; the secret stays with the user
     ct = user.encrypt(images)
     with TcpChannel.connect(*s1, timeout_s=timeout_s) as c1:
         body = _request(c1, CLASSIFY_REQUEST, wire.pack_message({"sid": sid, "n": len(images)}, [ct]), CLASSIFY_REPLY)
     meta, _ = wire.unpack_message(body, pk)
     mask = np.array(wire.unhex(meta["r"]), dtype=object).reshape(meta["shape"])
     with TcpChannel.connect(*s2, timeout_s=timeout_s) as c2:
-        body = _request(c2, FAST_REQUEST, wire.pack_message({"op": "fetch", "sid": sid, "timeout": timeout_s}), FAST_REPLY)
-    meta, _ = wire.unpack_message(body, pk)
-    blinded = np.array(wire.unhex(meta["v"]), dtype=object).reshape(mask.shape)
-    return User.recover(blinded, mask)
+        blinded = fetch_result(c2, pk, sid, secret, timeout_s)
+    if blinded.size != mask.size:
+        raise ChannelError("bad_reply", f"S2 returned {blinded.size} values for {mask.size} logits")
+    return User.recover(blinded.reshape(mask.shape), mask)
 
 
 def _request(ch: Channel, mtype: int, body: bytes, reply: int) -> bytes:

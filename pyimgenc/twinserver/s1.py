@@ -45,7 +45,7 @@ from ..models.intops import conv2d, im2col
 from .graph import (STAT_BITS, concat_bounds, concat_shifted, icnn_forward, max2_bounds,
                     slots_for, tap_index)
 from .owner import S1Share, uniform_range
-from .s2 import FAST_REPLY, FAST_REQUEST, OT_W1, OT_W2, TAG_C, TAG_F
+from .s2 import FAST_REPLY, FAST_REQUEST, MAX_PREPARE, OT_W1, OT_W2, TAG_C, TAG_F
 from .smp import ERROR_REPLY
 
 
@@ -376,7 +376,7 @@ class ComputeServer:
         tape = ops.tape
         tape.s2_encryptions += 3 * ot.KAPPA           # S2's base-OT ciphertexts
         tape.obf = self.pk.raw_obfuscators(tape.sends)
-        ops.request("prepare", dict(count=tape.s2_encryptions))
+        ops.request("prepare", dict(count=min(tape.s2_encryptions, MAX_PREPARE)))   # the rest: drawn online
         self.ot_setup(ops, tape)
 
     def online(self, ch: Channel, tape: Tape, ct: EncryptedTensor) -> np.ndarray:

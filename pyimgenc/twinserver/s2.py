@@ -6,6 +6,7 @@ S2 keeps, per session, named tensors of **blinded** plaintexts ``z = x + r`` (th
 =========  ===================================================  ====================================
 op         S2 receives                                          S2 returns
 =========  ===================================================  ====================================
+open       (user) SHA-256 of a 32-byte secret (hex), no sid     a fresh session id (S2 draws it)
 prepare    a count                                              — (precomputes encryption randomness)
 qterm      E(conv(R, Wb) + M2), packed by output channel         — (stores Q = -(conv(R, Wb) + M2))
 load       E(d + R) packed (the user's image, re-masked by S1)  —
@@ -17,8 +18,22 @@ ot2        base-OT replies, S1's IKNP matrix (blob)              k_{s_i} + rho_i
 relu2      E(sigma (alpha y + beta) + 2**(w-1)) packed, OT index e = t' xor c (bits), y0, y1 (words)
 relu3      w0, w1, v (words)                                    — (stores relu(y) + m)
 result     the name of the logits' blinded tensor               — (keeps it for the user)
-fetch      (user) the session id                                v + r (hex)
+fetch      (user) the session id and the secret                 v + r (hex), once
 =========  ===================================================  ====================================
+
+**Sessions belong to the user.**  Only ``open`` creates one; every other op names a
+session S2 opened and has not dropped, or is refused ("session expired or unknown").
+``fetch`` releases the result only to the holder of the secret whose SHA-256 was given
+at ``open`` (compared with :func:`hmac.compare_digest`); a missing or wrong secret is
+refused and leaves the session as it was.
+
+**Bounded state.**  A session idle longer than ``session_ttl_s`` (one opened and never
+used: ``open_ttl_s``) is dropped before a new one is admitted; at most
+``max_sessions_per_peer`` live sessions per peer (the connection's ``peer``: the
+remote address over TCP, each in-process connection its own) and ``max_sessions`` in
+all; ``prepare`` asks for at most :data:`MAX_PREPARE` rows and the randomness pool
+never holds more than ``max_pool`` rows; ``concat`` shifts are at most
+:data:`MAX_SHIFT` bits and a ``pre`` list at most :data:`MAX_PRE` steps.
 
 Local steps (slice, concat with shifts, add, sub, free) ride in a request's ``pre`` list.
 Every decrypted value S2 sees is blinded by a mask of S1 (or is a sign-flipped,
@@ -26,6 +41,9 @@ multiplied comparison value); see ``docs/twinserver-protocol.md``.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import itertools
 import secrets
 import threading
 import time
@@ -34,13 +52,21 @@ import numpy as np
 
 from ..paillier import EncryptedTensor
 from . import ot, wire
+from .channel import Channel, ChannelError
 from ..models.intops import conv2d, im2col
 from .graph import slots_for
 from .owner import S2Share
-from .smp import KeyServer
+from .smp import ERROR_REPLY, KeyServer
 
 FAST_REQUEST, FAST_REPLY = 10, 11
-MAX_SESSIONS = 64
+MAX_SESSIONS = 64              # live sessions in all (default of ``max_sessions``)
+MAX_SESSIONS_PER_PEER = 8      # live sessions one peer may have opened (default of ``max_sessions_per_peer``)
+SESSION_TTL_S = 600.0          # a session idle this long is dropped
+OPEN_TTL_S = 60.0              # ... one opened and never used, this long
+MAX_PREPARE = 1 << 21          # pool rows one prepare may ask for (1 GiB at 2048 bits; S1 asks for no more)
+MAX_SHIFT = 256                # bits of a concat shift (the shipped plan uses 2*fw = 16)
+MAX_PRE = 256                  # local steps riding in one request
+SECRET_BYTES = 32              # the user's fetch secret
 MAX_ELEMENTS = 1 << 22
 MAX_OT = 1 << 23               # random OTs per session (64 images of the shipped ICNN need 4.4 million)
 OT_W1 = ot.KAPPA + 41          # slot width of S1's base OTs (k_s + rho, rho 40 bits wider than k)
@@ -57,23 +83,54 @@ class TwinKeyServer(KeyServer):
     """S2: the secret key, S2's model share, and per-session blinded tensors.
 
     Also answers the literal SMP/SACT requests of :mod:`.smp` (the reference paths).
+
+    Args:
+        secret_key: S2's Paillier secret key.
+        share: S2's model share (``None``: the literal paths only).
+        session_ttl_s: a session idle longer than this is dropped.
+        open_ttl_s: a session opened and never used by S1 is dropped after this long.
+        max_sessions: live sessions in all.
+        max_sessions_per_peer: live sessions one peer may have opened.
+        max_pool: most rows of precomputed encryption randomness held at once.
+        clock: monotonic seconds (tests inject one).
     """
 
-    def __init__(self, secret_key, share: S2Share | None = None):
+    def __init__(self, secret_key, share: S2Share | None = None, *, session_ttl_s: float = SESSION_TTL_S,
+                 open_ttl_s: float = OPEN_TTL_S, max_sessions: int = MAX_SESSIONS,
+                 max_sessions_per_peer: int = MAX_SESSIONS_PER_PEER, max_pool: int = MAX_PREPARE,
+                 clock=time.monotonic):
         super().__init__(secret_key)
         self.share = share
         self.sessions: dict[str, dict] = {}
+        self.session_ttl_s, self.open_ttl_s = float(session_ttl_s), float(open_ttl_s)
+        self.max_sessions, self.max_sessions_per_peer = int(max_sessions), int(max_sessions_per_peer)
+        self.max_pool = int(max_pool)
+        self._clock = clock
         self._lock = threading.Lock()
+        self._pool_lock = threading.Lock()
         self._pool = np.zeros((0, self.pk.ct_limbs), dtype=np.uint64)
+        self._peer = threading.local()
+        self._conn_ids = itertools.count(1)
         self.stats = dict(encryptions=0, pool_misses=0, decryptions=0)
 
     # ------------------------------------------------------------------ plumbing
+    def serve(self, ch: Channel) -> None:
+        """Answer requests on ``ch`` (as :meth:`KeyServer.serve`), as the peer ``ch.peer``.
+
+        A channel without a ``peer`` (in process) is a peer of its own.
+        """
+        peer = getattr(ch, "peer", None)
+        self._peer.name = peer if peer is not None else f"conn-{next(self._conn_ids)}"
+        super().serve(ch)
+
     def handle(self, mtype: int, body: bytes) -> tuple[int, bytes]:
         if mtype != FAST_REQUEST:
             return super().handle(mtype, body)
         meta, tensors, blobs = wire.unpack_message_parts(body, self.pk)
         op = meta.get("op")
-        fn = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
+        fn = getattr(self, f"_op_{op}", None) if isinstance(op, str) and op != "open" else None
+        if op == "open":
+            return FAST_REPLY, wire.pack_message(*self._open(meta))
         if fn is None:
             raise ProtocolError(f"unknown operation {op!r}")
         if blobs and op not in _BLOB_OPS:
@@ -87,16 +144,71 @@ class TwinKeyServer(KeyServer):
             return FAST_REPLY, wire.pack_message(*fn(sid, meta, tensors))
         if self.share is None:
             raise ProtocolError("this key server has no model share loaded")
+        pre = meta.get("pre", [])
+        if not isinstance(pre, list) or len(pre) > MAX_PRE:
+            raise ProtocolError(f"'pre' must be a list of at most {MAX_PRE} local steps")
         with self._lock:
-            sess = self.sessions.get(sid)
-            if sess is None:
-                if len(self.sessions) >= MAX_SESSIONS:
-                    raise ProtocolError("too many open sessions")
-                sess = self.sessions[sid] = {"t": {}, "q": {}, "result": None, "done": threading.Event(),
-                                             "t0": time.monotonic()}
-        for ins in meta.get("pre", []):
-            self._local(sess, ins)
-        return FAST_REPLY, wire.pack_message(*fn(sess, meta, tensors))
+            sess = self._live(sid)
+            if sess["result"] is not None:
+                raise ProtocolError("this session has its result already; only the user's fetch is left")
+            sess["busy"] += 1
+            sess["used"] = True
+            sess["last"] = self._clock()
+        try:
+            for ins in pre:
+                self._local(sess, ins)
+            return FAST_REPLY, wire.pack_message(*fn(sess, meta, tensors))
+        finally:
+            with self._lock:
+                sess["busy"] -= 1
+                sess["last"] = self._clock()
+
+    # ------------------------------------------------------------------ sessions
+    def _expired(self, sess, now: float) -> bool:
+        ttl = self.session_ttl_s if sess["used"] else self.open_ttl_s
+        return sess["busy"] == 0 and now - sess["last"] > ttl
+
+    def _sweep(self) -> None:
+        """Drop every expired session (caller holds ``self._lock``)."""
+        now = self._clock()
+        for sid in [k for k, v in self.sessions.items() if self._expired(v, now)]:
+            del self.sessions[sid]
+
+    def _live(self, sid: str) -> dict:
+        """The live session ``sid`` (caller holds ``self._lock``); an expired one is dropped here."""
+        sess = self.sessions.get(sid)
+        if sess is not None and self._expired(sess, self._clock()):
+            del self.sessions[sid]
+            sess = None
+        if sess is None:
+            raise ProtocolError("session expired or unknown (the user opens sessions with 'open')")
+        return sess
+
+    def _open(self, meta) -> tuple[dict, list]:
+        """The user's ``open``: store the verifier ``SHA-256(secret)``, return a fresh session id."""
+        ver = meta.get("verifier")
+        if not isinstance(ver, str) or len(ver) != 64:
+            raise ProtocolError("open needs 'verifier': the SHA-256 of the user's secret, 64 hex digits")
+        try:
+            digest = bytes.fromhex(ver)
+        except ValueError:
+            raise ProtocolError("open: 'verifier' is not hexadecimal") from None
+        if self.share is None:
+            raise ProtocolError("this key server has no model share loaded")
+        peer = getattr(self._peer, "name", "local")
+        with self._lock:
+            self._sweep()
+            mine = sum(1 for v in self.sessions.values() if v["peer"] == peer)
+            if mine >= self.max_sessions_per_peer:
+                raise ProtocolError(f"too many open sessions for this peer ({mine} of "
+                                    f"{self.max_sessions_per_peer}); finish or let some expire")
+            if len(self.sessions) >= self.max_sessions:
+                raise ProtocolError(f"too many open sessions ({len(self.sessions)} live); try again later")
+            sid = new_session_id()
+            self.sessions[sid] = {"t": {}, "q": {}, "result": None, "done": threading.Event(),
+                                  "verifier": digest, "peer": peer, "used": False, "busy": 0,
+                                  "last": self._clock()}
+        return {"sid": sid}, []
 
     def _decrypt(self, ct: EncryptedTensor) -> list[int]:
         self.stats["decryptions"] += ct.size
@@ -105,12 +217,21 @@ class TwinKeyServer(KeyServer):
     def _encrypt(self, values) -> EncryptedTensor:
         """``rho * (1 + m*n) mod n**2`` with ``rho = hs**r`` from the precomputed pool (fresh if it runs dry)."""
         k = len(values)
-        self.stats["encryptions"] += k
-        obf, self._pool, fresh = wire.take_obfuscators(self.pk, self._pool, k)
-        self.stats["pool_misses"] += fresh
+        obf = self._take(k)
         if k == 0:
             return EncryptedTensor(self.pk, np.zeros((0, self.pk.ct_limbs), dtype=np.uint64))
         return EncryptedTensor(self.pk, self.pk.raw_add_plain(obf, values))
+
+    def _take(self, k: int) -> np.ndarray:
+        """``k`` rows of the pool, each handed out once (rows missing from the pool are drawn now)."""
+        with self._pool_lock:
+            take = min(k, len(self._pool))
+            obf, self._pool = self._pool[:take], self._pool[take:]
+            self.stats["encryptions"] += k
+            self.stats["pool_misses"] += k - take
+        if take < k:
+            obf = np.concatenate([obf, self.pk.raw_obfuscators(k - take)])
+        return obf
 
     @staticmethod
     def _get(sess, name) -> np.ndarray:
@@ -151,7 +272,13 @@ class TwinKeyServer(KeyServer):
                 t[dst] = x[tuple(sl)]
             elif kind == "concat":
                 _, srcs, dst, axis, sh = ins
+                if (not isinstance(srcs, list) or not isinstance(sh, list) or len(sh) != len(srcs)
+                        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SHIFT
+                                   for v in sh)):
+                    raise ProtocolError(f"concat: one shift per part, each an integer in [0, {MAX_SHIFT}] bits")
                 parts = [self._get(sess, s) for s in srcs]
+                if sum(p.size for p in parts) > MAX_ELEMENTS:
+                    raise ProtocolError(f"concat: more than {MAX_ELEMENTS} elements")
                 t[dst] = np.concatenate([p * (1 << s) if s else p for p, s in zip(parts, sh)], axis=axis)
             elif kind in ("add", "sub"):
                 _, a, b, dst = ins
@@ -171,11 +298,17 @@ class TwinKeyServer(KeyServer):
 
     # ------------------------------------------------------------------ offline
     def _op_prepare(self, sess, meta, tensors):
-        count = self._int(meta, "count", 0, 1 << 24)
-        need = count - len(self._pool)
+        """Top the pool of encryption randomness up to ``count`` rows (at most ``max_pool`` in all)."""
+        count = self._int(meta, "count", 0, MAX_PREPARE)
+        with self._pool_lock:
+            need = min(count, self.max_pool) - len(self._pool)
         if need > 0:
-            self._pool = np.concatenate([self._pool, self.pk.raw_obfuscators(need)])
-        return {"pool": len(self._pool)}, []
+            rows = self.pk.raw_obfuscators(need)
+            with self._pool_lock:
+                room = max(self.max_pool - len(self._pool), 0)
+                self._pool = np.concatenate([self._pool, rows[:room]])
+        with self._pool_lock:
+            return {"pool": len(self._pool)}, []
 
     def _op_qterm(self, sess, meta, tensors):
         layer = meta.get("layer")
@@ -376,32 +509,97 @@ class TwinKeyServer(KeyServer):
         return {}, []
 
     def _op_result(self, sess, meta, tensors):
-        sess["result"] = self._get(sess, meta.get("src")).reshape(-1)
+        result = self._get(sess, meta.get("src")).reshape(-1)
         sess["t"].clear()
         sess["q"].clear()
         sess.pop("ot", None)
+        sess["result"] = result
         sess["done"].set()
         return {}, []
 
     def _op_fetch(self, sid, meta, tensors):
-        """The user's request: wait (bounded) for the session's result, hand it over once."""
-        timeout = min(float(meta.get("timeout", 60.0)), 600.0)
+        """The user's request: check the secret, wait (bounded) for the result, hand it over once.
+
+        A missing or wrong secret is refused before anything else and leaves the session untouched.
+        """
+        secret = meta.get("secret")
+        if not isinstance(secret, str) or len(secret) != 2 * SECRET_BYTES:
+            raise ProtocolError(f"fetch needs the session's secret ({SECRET_BYTES} bytes, hex)")
+        try:
+            digest = hashlib.sha256(bytes.fromhex(secret)).digest()
+        except ValueError:
+            raise ProtocolError("fetch: the secret is not hexadecimal") from None
+        timeout = meta.get("timeout", 60.0)
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
+            raise ProtocolError(f"fetch: 'timeout' must be a number of seconds, got {timeout!r}")
         with self._lock:
-            sess = self.sessions.get(sid)
-        if sess is None:
-            raise ProtocolError("unknown session")
-        if not sess["done"].wait(timeout):
+            sess = self._live(sid)
+            if not hmac.compare_digest(digest, sess["verifier"]):
+                raise ProtocolError("fetch: wrong secret for this session")
+        if not sess["done"].wait(min(float(timeout), 600.0)):
             raise ProtocolError("the session has no result yet (timed out)")
         with self._lock:
-            self.sessions.pop(sid, None)
+            if self.sessions.get(sid) is not sess:
+                raise ProtocolError("session expired or unknown (its result was already fetched)")
+            del self.sessions[sid]
         return {"v": wire.hexs(sess["result"])}, []
-
-    def end(self, sid: str) -> np.ndarray | None:
-        """In-process user: take the session's result and close it."""
-        with self._lock:
-            sess = self.sessions.pop(sid, None)
-        return None if sess is None else sess["result"]
 
 
 def new_session_id() -> str:
+    """A fresh, unguessable session id (128 random bits, hex)."""
     return secrets.token_hex(16)
+
+
+def new_secret() -> tuple[str, str]:
+    """The user's fetch secret and its verifier: ``(secret hex, SHA-256(secret) hex)``."""
+    secret = secrets.token_bytes(SECRET_BYTES)
+    return secret.hex(), hashlib.sha256(secret).hexdigest()
+
+
+def _user_call(ch: Channel, pk, meta: dict) -> dict:
+    msg_id = ch.send(FAST_REQUEST, wire.pack_message(meta))
+    ch.stats.rounds += 1
+    rtype, _, data = ch.recv(expect_id=msg_id)
+    if rtype == ERROR_REPLY:
+        raise ChannelError("peer_error", f"S2 refused {meta['op']}: " + data.decode(errors="replace"))
+    if rtype != FAST_REPLY:
+        raise ChannelError("unexpected_type", f"got {rtype}, expected {FAST_REPLY}")
+    try:
+        reply, _ = wire.unpack_message(data, pk)
+    except ValueError as exc:
+        raise ChannelError("bad_reply", str(exc)) from None
+    return reply
+
+
+def open_session(ch: Channel, pk) -> tuple[str, str]:
+    """The user opens a session at S2 over ``ch``.
+
+    Args:
+        ch: the user's channel to S2.
+        pk: S2's public key.
+
+    Returns:
+        ``(sid, secret)``: the id S2 drew (the user gives it to S1) and the secret that
+        alone fetches the result (the user keeps it).
+
+    Raises:
+        ChannelError: S2 refused (``peer_error``, e.g. too many sessions) or the channel broke.
+    """
+    secret, verifier = new_secret()
+    sid = _user_call(ch, pk, {"op": "open", "verifier": verifier}).get("sid")
+    if not isinstance(sid, str) or not 8 <= len(sid) <= 64:
+        raise ChannelError("bad_reply", "open: S2 returned no session id")
+    return sid, secret
+
+
+def fetch_result(ch: Channel, pk, sid: str, secret: str, timeout_s: float = 60.0) -> np.ndarray:
+    """The user fetches ``logits + r`` (flat object array of ints) from S2 with the session's secret.
+
+    Raises:
+        ChannelError: S2 refused (wrong secret, unknown or expired session, no result in time).
+    """
+    reply = _user_call(ch, pk, {"op": "fetch", "sid": sid, "secret": secret, "timeout": float(timeout_s)})
+    try:
+        return np.array(wire.unhex(reply["v"]), dtype=object)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ChannelError("bad_reply", f"fetch: {exc}") from None

@@ -81,7 +81,7 @@ def test_blobs_travel_after_tensors_and_unknown_parts_are_refused(clf):
 def _relu_once(clf, values, vb):
     """Drive S1 and S2 through one load and one SACT on ``values`` (|v| < 2**vb <= input bound)."""
     s1 = clf.s1
-    sid = s2mod.new_session_id()
+    sid, secret = s2mod.open_session(clf._user_ch, clf.public_key)
     shape = (1, 1, 1, len(values))
     tape = Tape(sid, 1)
     off = _Ops(s1, clf._ch, tape, "offline")
@@ -93,7 +93,7 @@ def _relu_once(clf, values, vb):
     on = _Ops(s1, clf._ch, tape, "online")
     h = on.relu(on.load(shape, ct))
     on.result(h)
-    blinded = clf.s2.end(sid)
+    blinded = s2mod.fetch_result(clf._user_ch, clf.public_key, sid, secret)
     return [int(b) - int(m) for b, m in zip(blinded, h.mask.ravel())]
 
 
@@ -106,7 +106,7 @@ def test_fast_sact_is_relu_on_the_edges(clf):
 
 
 def test_s2_refuses_out_of_order_or_repeated_transfers(clf):
-    sid = s2mod.new_session_id()
+    sid, _ = s2mod.open_session(clf._user_ch, clf.public_key)
     tape = clf.s1.offline(clf._ch, 1, sid)
     assert len(tape.ot_f) > 60000 and len(tape.ot_keys[0]) == len(tape.ot_f)
     sess = clf.s2.sessions[sid]
@@ -133,13 +133,14 @@ def test_s2_refuses_out_of_order_or_repeated_transfers(clf):
             {"op": "relu3", "sid": sid, "dst": "y", "shape": [5], "width": width}, (), [b"", b""]))
     with pytest.raises(ValueError, match="not the next unused"):
         relu2(0)                                           # an OT is never used twice
-    clf.s2.end(sid)
+    clf.s2.sessions.pop(sid)
 
 
 def test_s2_refuses_ot2_without_ot1(clf):
+    sid, _ = s2mod.open_session(clf._user_ch, clf.public_key)
     with pytest.raises(ValueError, match="ot2 without ot1"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "ot2", "sid": s2mod.new_session_id(), "m": 5},
-                                                      (), [b""]))
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "ot2", "sid": sid, "m": 5}, (), [b""]))
+    clf.s2.sessions.pop(sid)
 
 
 def _randomness(clf, ct):
@@ -183,9 +184,9 @@ def test_s1_rerandomizes_so_s2_cannot_read_its_base_ot_choices(clf, monkeypatch)
         return ot2(sess, meta, parts)
     monkeypatch.setattr(clf.s2, "_op_ot1", spy1)
     monkeypatch.setattr(clf.s2, "_op_ot2", spy2)
-    sid = s2mod.new_session_id()
+    sid, _ = s2mod.open_session(clf._user_ch, clf.public_key)
     clf.s1.offline(clf._ch, 1, sid)
-    clf.s2.end(sid)
+    clf.s2.sessions.pop(sid)
     ek0, ek1, _ = seen["ek"]
     r0, r1 = _randomness(clf, ek0), _randomness(clf, ek1)
     slots = slots_for(s2mod.OT_W1, clf.public_key.bits)

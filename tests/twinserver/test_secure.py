@@ -131,19 +131,21 @@ def test_ciphertext_from_another_key_is_refused(clf, mnist_test):
     other, _ = paillier.keygen(1024, insecure=True)
     from pyimgenc.twinserver import User
     ct = User(other, clf.plan, clf.model.encode_images).encrypt(mnist_test[0][:1])
-    tape = clf.s1.offline(clf._ch, 1, s2mod.new_session_id())
+    sid, _ = s2mod.open_session(clf._user_ch, clf.public_key)
+    tape = clf.s1.offline(clf._ch, 1, sid)
     with pytest.raises(ValueError, match="different public key"):
         clf.s1.online(clf._ch, tape, ct)
+    clf.s2.sessions.pop(sid)
 
 
 def test_tape_is_one_time(clf, mnist_test):
-    sid = s2mod.new_session_id()
+    sid, secret = s2mod.open_session(clf._user_ch, clf.public_key)
     tape = clf.s1.offline(clf._ch, 1, sid)
     ct = clf.user.encrypt(mnist_test[0][:1])
     clf.s1.online(clf._ch, tape, ct)
     with pytest.raises(ValueError, match="already used"):
         clf.s1.online(clf._ch, tape, ct)
-    clf.s2.end(sid)
+    s2mod.fetch_result(clf._user_ch, clf.public_key, sid, secret)
 
 
 def test_tampered_and_truncated_messages_are_refused(clf):
@@ -156,8 +158,12 @@ def test_tampered_and_truncated_messages_are_refused(clf):
             clf.s2.handle(s2mod.FAST_REQUEST, bad)
     with pytest.raises(ValueError, match="unknown operation"):
         clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "steal_key", "sid": "x" * 16}))
-    with pytest.raises(ValueError, match="no tensor named"):
+    with pytest.raises(ValueError, match="session expired or unknown"):
         clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "relu1", "sid": "y" * 16, "src": "t9", "width": 60}))
+    sid, _ = s2mod.open_session(clf._user_ch, clf.public_key)
+    with pytest.raises(ValueError, match="no tensor named"):
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "relu1", "sid": sid, "src": "t9", "width": 60}))
+    clf.s2.sessions.pop(sid)
 
 
 def test_a_peer_that_vanishes_gives_a_clear_error(mnist_test):

@@ -1,0 +1,206 @@
+"""S2's sessions: owned by the user (open, fetch with a secret), bounded (expiry, caps, pool)."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from pyimgenc import paillier
+from pyimgenc.twinserver import ChannelError, SecureClassifier, TwinKeyServer, User, in_process_pair, wire
+from pyimgenc.twinserver import s2 as s2mod
+from pyimgenc.twinserver.owner import S2Share
+from pyimgenc.twinserver.s1 import ComputeServer
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return paillier.keygen(256, insecure=True)
+
+
+def _server(keys, **kw) -> TwinKeyServer:
+    """An S2 with an empty model share: enough for sessions, the pool and local steps."""
+    return TwinKeyServer(keys[1], S2Share({}), **kw)
+
+
+def _req(s2, meta, tensors=()):
+    return wire.unpack_message(s2.handle(s2mod.FAST_REQUEST, wire.pack_message(meta, tensors))[1], s2.pk)[0]
+
+
+def _open(s2) -> tuple[str, str]:
+    secret, verifier = s2mod.new_secret()
+    return _req(s2, {"op": "open", "verifier": verifier})["sid"], secret
+
+
+def _serve(s2):
+    """A fresh in-process connection to ``s2`` (its own peer)."""
+    a, b = in_process_pair(timeout_s=10)
+    threading.Thread(target=s2.serve, args=(b,), daemon=True).start()
+    return a
+
+
+def _finish(s2, sid, values):
+    """What S1 does at the end: S2 holds ``values`` as the session's result."""
+    s2.sessions[sid]["t"]["out"] = np.array(values, dtype=object)
+    _req(s2, {"op": "result", "sid": sid, "src": "out"})
+
+
+def test_fetch_needs_the_secret_and_a_wrong_one_changes_nothing(keys):
+    s2 = _server(keys)
+    sid, secret = _open(s2)
+    assert len(sid) == 32 and sid in s2.sessions
+    _finish(s2, sid, [5, -7, 1 << 80])
+    before = dict(s2.sessions[sid])
+    for meta, err in (({}, "needs the session's secret"),
+                      ({"secret": s2mod.new_secret()[0]}, "wrong secret"),
+                      ({"secret": "zz" * 32}, "not hexadecimal")):
+        with pytest.raises(s2mod.ProtocolError, match=err):
+            _req(s2, {"op": "fetch", "sid": sid, "timeout": 0, **meta})
+        assert s2.sessions[sid] == before                  # not consumed, not touched
+    with pytest.raises(s2mod.ProtocolError, match="only the user's fetch"):
+        _req(s2, {"op": "result", "sid": sid, "src": "out"})
+    got = _req(s2, {"op": "fetch", "sid": sid, "secret": secret, "timeout": 0})
+    assert wire.unhex(got["v"]) == [5, -7, 1 << 80]
+    with pytest.raises(s2mod.ProtocolError, match="expired or unknown"):   # released once
+        _req(s2, {"op": "fetch", "sid": sid, "secret": secret, "timeout": 0})
+
+
+def test_ops_on_a_session_s2_never_opened_are_refused(keys):
+    s2 = _server(keys)
+    sid = s2mod.new_session_id()                 # S1 makes up its own id: S2 creates nothing
+    for meta in ({"op": "prepare", "count": 1}, {"op": "result", "src": "x"},
+                 {"op": "relu1", "src": "x", "width": 60},
+                 {"op": "fetch", "secret": s2mod.new_secret()[0], "timeout": 0}):
+        with pytest.raises(s2mod.ProtocolError, match="session expired or unknown"):
+            _req(s2, dict(meta, sid=sid))
+    assert s2.sessions == {}
+    for bad in ({}, {"verifier": "ab"}, {"verifier": "g" * 64}):
+        with pytest.raises(s2mod.ProtocolError, match="verifier"):
+            _req(s2, {"op": "open", **bad})
+
+
+def test_idle_sessions_expire(keys):
+    clock = Clock()
+    s2 = _server(keys, session_ttl_s=10, open_ttl_s=2, clock=clock)
+    unused, _ = _open(s2)
+    used, _ = _open(s2)
+    _req(s2, {"op": "prepare", "sid": used, "count": 0})
+    clock.t += 3                                             # past the open TTL, within the session TTL
+    with pytest.raises(s2mod.ProtocolError, match="session expired or unknown"):
+        _req(s2, {"op": "prepare", "sid": unused, "count": 0})
+    _req(s2, {"op": "prepare", "sid": used, "count": 0})    # activity renews it
+    clock.t += 9
+    _req(s2, {"op": "prepare", "sid": used, "count": 0})
+    clock.t += 11
+    _open(s2)                                                # admitting a session sweeps the expired ones
+    assert used not in s2.sessions and unused not in s2.sessions and len(s2.sessions) == 1
+
+
+def test_per_peer_and_global_caps_count_only_live_sessions(keys):
+    clock = Clock()
+    s2 = _server(keys, max_sessions=14, max_sessions_per_peer=4, open_ttl_s=5, clock=clock)
+    pk = s2.pk
+    flood = [_serve(s2) for _ in range(3)]
+    for ch in flood:
+        for _ in range(4):
+            s2mod.open_session(ch, pk)
+        with pytest.raises(ChannelError, match="too many open sessions for this peer"):
+            s2mod.open_session(ch, pk)
+    user = _serve(s2)
+    s2mod.open_session(user, pk)                             # 12 by the flood, 2 by the user: full ...
+    s2mod.open_session(user, pk)
+    with pytest.raises(ChannelError, match=r"too many open sessions \(14 live\)"):
+        s2mod.open_session(user, pk)
+    clock.t += 6                                             # ... until the flood's unused sessions expire
+    sid, secret = s2mod.open_session(user, pk)
+    assert len(s2.sessions) == 1 and sid in s2.sessions
+
+
+def test_oversize_prepare_and_shift_are_refused_and_s2_keeps_serving(keys):
+    s2 = _server(keys, max_pool=50)
+    ch = _serve(s2)
+    sid, _ = s2mod.open_session(ch, s2.pk)
+    s2.sessions[sid]["t"]["x"] = np.arange(4, dtype=object)
+
+    def call(meta):
+        msg_id = ch.send(s2mod.FAST_REQUEST, wire.pack_message(dict(meta, sid=sid)))
+        rtype, _, data = ch.recv(expect_id=msg_id)
+        return rtype, data
+    for meta, err in (({"op": "prepare", "count": 1 << 24}, "'count' must be an integer in"),
+                      ({"op": "prepare", "count": s2mod.MAX_PREPARE + 1}, "'count' must be an integer in"),
+                      ({"op": "relu1", "src": "y", "width": 60,
+                        "pre": [["concat", ["x", "x"], "y", 0, [0, 100000]]]}, "concat: one shift per part"),
+                      ({"op": "relu1", "src": "y", "width": 60,
+                        "pre": [["concat", ["x", "x"], "y", 0, [0, -1]]]}, "concat: one shift per part"),
+                      ({"op": "relu1", "src": "y", "width": 60,
+                        "pre": [["free", []]] * (s2mod.MAX_PRE + 1)}, "at most 256 local steps")):
+        rtype, data = call(meta)
+        assert rtype == s2mod.ERROR_REPLY and err in data.decode(), data
+    rtype, data = call({"op": "relu1", "src": "y", "width": 60,
+                        "pre": [["concat", ["x", "x"], "y", 0, [0, s2mod.MAX_SHIFT]]]})
+    assert rtype == s2mod.FAST_REPLY
+    rtype, data = call({"op": "prepare", "count": 80})      # the pool stops at max_pool
+    assert rtype == s2mod.FAST_REPLY and wire.unpack_message(data, s2.pk)[0]["pool"] == 50
+
+
+def test_concurrent_pool_takes_never_share_a_row(keys):
+    s2 = _server(keys, max_pool=4000)
+    sid, _ = _open(s2)
+    assert _req(s2, {"op": "prepare", "sid": sid, "count": 4000})["pool"] == 4000
+    pool = {r.tobytes() for r in s2._pool}
+    got: list[list[bytes]] = [[] for _ in range(8)]
+
+    def worker(i):
+        for k in (1, 7, 30, 2, 60, 13) * 4:
+            got[i].extend(r.tobytes() for r in s2._take(k))
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    rows = [r for g in got for r in g]
+    assert len(rows) == 8 * 4 * 113 == len(set(rows))       # no row handed out twice
+    assert set(rows) <= pool and len(s2._pool) == 4000 - len(rows)
+    assert s2.stats["encryptions"] == len(rows) and s2.stats["pool_misses"] == 0
+
+
+def test_s1_cannot_fetch_and_a_flood_does_not_stop_the_user(mnist_test):
+    """A real 512-bit classification while one peer floods S2 and S1 tries to take the result."""
+    clf = SecureClassifier.pretrained(key_bits=512, insecure=True)
+    try:
+        pk = clf.public_key
+        junk = _serve(clf.s2)
+        opened, refused = 0, 0
+        for _ in range(70):
+            try:
+                s2mod.open_session(junk, pk)
+                opened += 1
+            except ChannelError as exc:
+                assert "too many open sessions for this peer" in str(exc)
+                refused += 1
+        assert (opened, refused) == (s2mod.MAX_SESSIONS_PER_PEER, 70 - s2mod.MAX_SESSIONS_PER_PEER)
+        x = mnist_test[0][3:4]
+        sid, secret = s2mod.open_session(clf._user_ch, pk)           # the user opens, gives S1 the sid
+        tape = clf.s1.offline(clf._ch, 1, sid)
+        mask = clf.s1.online(clf._ch, tape, clf.user.encrypt(x))
+        for meta in ({"op": "fetch", "sid": sid, "timeout": 1},        # S1, over its own connection
+                     {"op": "fetch", "sid": sid, "timeout": 1, "secret": s2mod.new_secret()[0]}):
+            with pytest.raises(ChannelError, match="peer_error"):
+                ComputeServer.call(clf.s1, clf._ch, meta)
+        with pytest.raises(ChannelError, match="only the user's fetch"):
+            ComputeServer.call(clf.s1, clf._ch, {"op": "result", "sid": sid, "src": "t1"})
+        blinded = s2mod.fetch_result(clf._user_ch, pk, sid, secret)
+        assert (User.recover(blinded.reshape(mask.shape), mask) == clf.reference_logits(x)).all()
+        assert (clf.classify(mnist_test[0][4:5]) == clf.reference_logits(mnist_test[0][4:5])).all()
+    finally:
+        clf.close()
