@@ -33,6 +33,9 @@ from .limits import DEFAULT_KEY_BITS, MAX_KEY_BITS, MIN_INSECURE_KEY_BITS, MIN_S
 from .tensor import EncryptedTensor
 
 
+STATISTICAL_R_EXTRA = 128  # bits of r beyond |n| for statistically hiding obfuscators (distance 2**-128)
+
+
 def _fixed_base_window(n_bits: int) -> int:
     # 8-bit windows for n up to 2048 bits; 7 above keeps the table under ~10 MiB.
     return 8 if n_bits <= 2048 else 7
@@ -71,6 +74,8 @@ class PublicKey:
         hs = _as_int(hs, "hs")
         if not 0 < hs < self.nsquare or math.gcd(hs, n) != 1:
             raise ValueError("hs must be a unit in [1, n^2)")
+        if hs * hs % self.nsquare == 1:  # hs = +-1 (or another square root of 1): hs**r takes <= 2 values
+            raise ValueError("hs has order 1 or 2 modulo n^2: encryptions under it would not be randomised")
         self.hs = hs
         self._fixed_bases: dict[tuple, FixedBase] = {}
 
@@ -101,22 +106,24 @@ class PublicKey:
             f"PublicKey({self.bits} bits, n=0x{self.n:x}"[:40] + "...)"
 
     # -- internal batched helpers ----------------------------------------------------
-    def _fixed_base(self) -> FixedBase:
+    def _fixed_base(self, exp_bits: int | None = None) -> FixedBase:
+        exp_bits = exp_bits or self.r_bits
         be = backend.get_backend()
-        key = (be, backend.get_cpu_path() if be == "cpu" else None)
+        key = (be, backend.get_cpu_path() if be == "cpu" else None, exp_bits)
         fb = self._fixed_bases.get(key)
         if fb is None:
-            fb = FixedBase(self.hs, self.nsquare_modulus, exp_bits=self.r_bits,
+            fb = FixedBase(self.hs, self.nsquare_modulus, exp_bits=exp_bits,
                            window=_fixed_base_window(self.bits))
             self._fixed_bases[key] = fb
         return fb
 
-    def _random_r(self, count: int) -> np.ndarray:
-        """``(count, E)`` limbs of uniform ``r_bits``-bit exponents from ``secrets``."""
-        e = nlimbs_for((1 << self.r_bits) - 1)
+    def _random_r(self, count: int, bits: int | None = None) -> np.ndarray:
+        """``(count, E)`` limbs of uniform ``bits``-bit exponents (default ``r_bits``) from ``secrets``."""
+        bits = bits or self.r_bits
+        e = nlimbs_for((1 << bits) - 1)
         r = np.frombuffer(secrets.token_bytes(8 * e * count), dtype="<u8").astype(np.uint64)
         r = r.reshape(count, e).copy()
-        top = self.r_bits - 64 * (e - 1)
+        top = bits - 64 * (e - 1)
         if top < 64:
             r[:, -1] &= np.uint64((1 << top) - 1)
         return r
@@ -132,17 +139,28 @@ class PublicKey:
         return self.raw_add_plain(ones, m.ravel())
 
     # -- raw layer for protocols -----------------------------------------------------
-    def raw_obfuscators(self, count: int) -> np.ndarray:
+    def raw_obfuscators(self, count: int, *, statistical: bool = False) -> np.ndarray:
         """Fresh encryptions of zero ``hs**r mod n**2``, as limbs (python-paillier's ``obfuscate``).
 
-        ``r`` is uniform of :attr:`r_bits` bits from :mod:`secrets`, a new one per
-        row, and the power comes from the cached fixed-base table.  Multiplying a
-        ciphertext by one row re-randomises it: same plaintext, unlinkable
-        ciphertext (:meth:`EncryptedTensor.rerandomize` does this, and accepts rows
-        drawn here in advance, e.g. in an offline phase).  Use each row once.
+        ``r`` is uniform from :mod:`secrets`, a new one per row, and the power comes
+        from a cached fixed-base table.  Multiplying a ciphertext by one row
+        re-randomises it: same plaintext, unlinkable ciphertext
+        (:meth:`EncryptedTensor.rerandomize` does this, and accepts rows drawn here
+        in advance, e.g. in an offline phase).  Use each row once.
+
+        By default ``r`` has :attr:`r_bits` (``|n|/2``) bits, DJN's short randomness:
+        hiding rests on the DJN assumption, i.e. towards whoever knows the
+        factorisation of n on a discrete logarithm in ``<hs>``.  With
+        ``statistical=True`` ``r`` has ``|n| + 128`` bits (:data:`STATISTICAL_R_EXTRA`),
+        more than the order of ``<hs>`` (which divides ``phi(n)``) by 128 bits, so
+        ``hs**r`` is within statistical distance ``2**-128`` of uniform in ``<hs>``:
+        the randomness of a re-randomised ciphertext then reveals nothing about the
+        ciphertext it came from, even to the holder of the secret key.  It costs
+        about twice as much per row.
 
         Args:
             count: number of values (>= 0).
+            statistical: draw full-size exponents (see above).
 
         Returns:
             A ``(count, L)`` uint64 array, ``L`` = :attr:`ct_limbs`.
@@ -157,7 +175,8 @@ class PublicKey:
             raise ValueError(f"count must be non-negative, got {count}")
         if count == 0:
             return np.zeros((0, self.ct_limbs), dtype=np.uint64)
-        return self._fixed_base().pow(self._random_r(int(count)))
+        bits = self.bits + STATISTICAL_R_EXTRA if statistical else self.r_bits
+        return self._fixed_base(bits).pow(self._random_r(int(count), bits))
 
     def raw_add_plain(self, c: np.ndarray, m: Any) -> np.ndarray:
         """Add plaintexts to raw ciphertexts: ``c[i] * (1 + m[i]*n) mod n**2``, row by row.
@@ -310,6 +329,14 @@ class SecretKey:
         p, q = _as_int(p, "p"), _as_int(q, "q")
         if p * q != public_key.n or p == q or min(p, q) < 3:
             raise ValueError("p and q must be distinct odd factors with p * q == n")
+        for prime in (p, q):
+            # hs must be an n-th residue mod n^2, i.e. a prime-th residue mod prime^2 for both
+            # factors: otherwise E(m) = (1 + m n) hs^r would not decrypt to m.  One half-size
+            # exponentiation each; only the holder of p and q can check this.
+            sq = prime * prime
+            if int(gmpy2.powmod(public_key.hs % sq, prime - 1, sq)) != 1:
+                raise ValueError("the public key's hs is not an n-th residue modulo n^2: encryptions "
+                                 "under it would decrypt wrongly (corrupted or forged key)")
         self.public_key = public_key
         self.p, self.q = p, q
         self._half = {}

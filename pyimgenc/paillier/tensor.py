@@ -220,7 +220,8 @@ class EncryptedTensor:
 
     __rmul__ = __mul__
 
-    def rerandomize(self, obfuscators: np.ndarray | None = None) -> "EncryptedTensor":
+    def rerandomize(self, obfuscators: np.ndarray | None = None, *, statistical: bool = False
+                    ) -> "EncryptedTensor":
         """Multiply every ciphertext by an encryption of zero ``hs**r``: same plaintexts, unlinkable ciphertexts.
 
         Args:
@@ -229,6 +230,9 @@ class EncryptedTensor:
                 :meth:`PublicKey.raw_obfuscators <pyimgenc.paillier.PublicKey.raw_obfuscators>`,
                 e.g. a pool drawn in an offline phase), one row per ciphertext in
                 row-major order.  Exactly these rows are used; never reuse a row.
+            statistical: when drawing fresh ones, use full-size exponents
+                (``raw_obfuscators(..., statistical=True)``): the result's randomness
+                then hides the input's even from the secret-key holder.
 
         Returns:
             A new EncryptedTensor of the same shape.
@@ -240,7 +244,7 @@ class EncryptedTensor:
         pk = self.public_key
         L = pk.ct_limbs
         if obfuscators is None:
-            obfuscators = pk.raw_obfuscators(self.size)
+            obfuscators = pk.raw_obfuscators(self.size, statistical=statistical)
         else:
             if not isinstance(obfuscators, np.ndarray) or obfuscators.dtype != np.uint64:
                 raise TypeError("obfuscators must be a uint64 numpy array of limbs (PublicKey.raw_obfuscators)")
@@ -343,24 +347,27 @@ class EncryptedTensor:
         return serialize.tensor_to_bytes(self.public_key.n, self.public_key.hs, self._data)
 
     @classmethod
-    def from_bytes(cls, data: bytes, public_key: "PublicKey | None" = None) -> "EncryptedTensor":
-        """Load and validate a tensor written by :meth:`to_bytes`.
+    def from_bytes(cls, data: bytes, public_key: "PublicKey") -> "EncryptedTensor":
+        """Load and validate a tensor written by :meth:`to_bytes` under ``public_key``.
+
+        The key is required: the bytes carry the key they were written under, but a
+        tensor from anyone else could carry any key, so that copy is only compared
+        with the one the caller trusts, never used.
 
         Args:
             data: the bytes.
-            public_key: if given, the tensor must have been written under this key.
+            public_key: the key the tensor must have been written under.
 
         Raises:
             TypeError: if ``data`` is not bytes or ``public_key`` is not a PublicKey.
             ValueError: on corruption, inconsistency or a different public key.
         """
-        if public_key is not None and not isinstance(public_key, cls._key_type):
-            raise TypeError(f"public_key must be a PublicKey or None, got {type(public_key).__name__}")
-        n, hs, limbs = serialize.tensor_from_bytes(data)
-        embedded = cls._key_type._loaded(n, hs, "EncryptedTensor public key")
-        if public_key is not None and public_key != embedded:
+        if not isinstance(public_key, cls._key_type):
+            raise TypeError(f"public_key must be a PublicKey, got {type(public_key).__name__}")
+        n, _, limbs = serialize.tensor_from_bytes(data)
+        if n != public_key.n:
             raise ValueError("EncryptedTensor: serialised under a different public key than the one given")
-        return cls(public_key if public_key is not None else embedded, limbs)
+        return cls(public_key, limbs)
 
 
 def _in_range(m: np.ndarray, n: int) -> np.ndarray:

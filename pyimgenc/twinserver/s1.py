@@ -112,10 +112,10 @@ class _Ops:
 
     def _fresh(self, t: EncryptedTensor) -> EncryptedTensor:
         if self.phase == "offline":
-            return t.rerandomize()
+            return t.rerandomize(statistical=True)
         tp = self.tape                      # online: randomness drawn offline (Tape.obf)
         pool = tp.obf if tp.obf is not None else np.zeros((0, self.pk.ct_limbs), dtype=np.uint64)
-        obf, tp.obf, _ = wire.take_obfuscators(self.pk, pool, t.size)
+        obf, tp.obf, _ = wire.take_obfuscators(self.pk, pool, t.size, statistical=True)
         return t.rerandomize(obf)
 
     def _local(self, ins) -> None:
@@ -375,7 +375,9 @@ class ComputeServer:
         """After the graph's masks are drawn: S1's send randomness, S2's pool, the random OTs."""
         tape = ops.tape
         tape.s2_encryptions += 3 * ot.KAPPA           # S2's base-OT ciphertexts
-        tape.obf = self.pk.raw_obfuscators(tape.sends)
+        # Full-size r: S2 holds p and q and can read a ciphertext's randomness, so only a
+        # statistically uniform hs**r hides S1's exponents from it (not DJN's short r).
+        tape.obf = self.pk.raw_obfuscators(tape.sends, statistical=True)
         ops.request("prepare", dict(count=min(tape.s2_encryptions, MAX_PREPARE)))   # the rest: drawn online
         self.ot_setup(ops, tape)
 

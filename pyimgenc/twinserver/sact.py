@@ -53,7 +53,8 @@ def sact(ch: Channel, x: EncryptedTensor, bound_bits: int) -> EncryptedTensor:
     perm = np.array(sorted(range(size), key=lambda _: secrets.randbits(64)), dtype=np.int64)
     y = flat * (sign * alpha) + sign * beta
     z = flat + r
-    t, zt = _call(ch, pk, SACT_REQUEST, _pack(_take(y, perm).rerandomize(), _take(z, perm).rerandomize()), SACT_REPLY, 2)
+    t, zt = _call(ch, pk, SACT_REQUEST, _pack(_take(y, perm).rerandomize(statistical=True),
+                                         _take(z, perm).rerandomize(statistical=True)), SACT_REPLY, 2)
     inv = np.empty_like(perm)
     inv[perm] = np.arange(size)
     t, zt = _take(t, inv), _take(zt, inv)

@@ -129,7 +129,8 @@ def smp(ch: Channel, a: EncryptedTensor, b: EncryptedTensor) -> EncryptedTensor:
     pk = a.public_key
     ra, rb = uniform_masks(pk.n, a.shape), uniform_masks(pk.n, a.shape)
     # re-randomized: S2 holds the key and could read the randomness of a + ra (a function of S1's inputs)
-    (h,) = _call(ch, pk, SMP_REQUEST, _pack((a + ra).rerandomize(), (b + rb).rerandomize()), SMP_REPLY, 1)
+    (h,) = _call(ch, pk, SMP_REQUEST, _pack((a + ra).rerandomize(statistical=True),
+                                         (b + rb).rerandomize(statistical=True)), SMP_REPLY, 1)
     cross = (ra * rb) % pk.n
     cross = np.where(cross > pk.n // 2, cross - pk.n, cross)
     return h - a * rb - b * ra - cross

@@ -166,11 +166,13 @@ def signed_mod(values: Iterable[int], n: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- randomness
 
-def take_obfuscators(pk: PublicKey, pool: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+def take_obfuscators(pk: PublicKey, pool: np.ndarray, k: int, *, statistical: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray, int]:
     """``k`` encryptions of zero ``hs**r`` from a precomputed ``pool``.
 
     The pool (rows of :meth:`PublicKey.raw_obfuscators <pyimgenc.paillier.PublicKey.raw_obfuscators>`)
-    is drawn offline and spent from the front; if it runs dry the missing rows are drawn now.
+    is drawn offline and spent from the front; if it runs dry the missing rows are drawn now,
+    with full-size exponents if ``statistical`` (S1's pool: see ``raw_obfuscators``).
 
     Returns:
         ``(rows, rest of the pool, how many rows were drawn now)``.
@@ -178,5 +180,5 @@ def take_obfuscators(pk: PublicKey, pool: np.ndarray, k: int) -> tuple[np.ndarra
     take = min(k, len(pool))
     obf, rest = pool[:take], pool[take:]
     if take < k:
-        obf = np.concatenate([obf, pk.raw_obfuscators(k - take)])
+        obf = np.concatenate([obf, pk.raw_obfuscators(k - take, statistical=statistical)])
     return obf, rest, k - take

@@ -86,6 +86,30 @@ def test_raw_obfuscators_are_fresh_encryptions_of_zero(on_backend, keypair):
     assert list(sk.decrypt(enc)) == [3, -4, 2**70, 0, 1, -1]
 
 
+def test_statistical_obfuscators_use_full_size_exponents(keypair, monkeypatch):
+    """statistical=True draws r of |n| + 128 bits (checked by recomputing hs**r from the
+    exponents drawn), and the rows are still encryptions of zero."""
+    from pyimgenc.paillier import keys as keys_mod
+    pk, sk = keypair
+    drawn = []
+    real = keys_mod.PublicKey._random_r
+
+    def spy(self, count, bits=None):
+        r = real(self, count, bits)
+        drawn.append((bits, limbs_to_ints(r)))
+        return r
+
+    monkeypatch.setattr(keys_mod.PublicKey, "_random_r", spy)
+    obf = pk.raw_obfuscators(64, statistical=True)
+    bits, rs = drawn[-1]
+    assert bits == pk.bits + keys_mod.STATISTICAL_R_EXTRA
+    assert max(rs).bit_length() > pk.bits + 100            # full size, not DJN's |n|/2 bits
+    assert limbs_to_ints(obf) == [pow(pk.hs, r, pk.nsquare) for r in rs]
+    assert list(sk.decrypt(EncryptedTensor(pk, obf))) == [0] * 64
+    pk.raw_obfuscators(8)
+    assert drawn[-1][0] == pk.r_bits and max(drawn[-1][1]).bit_length() <= pk.r_bits
+
+
 @pytest.mark.parametrize("count, exc", [(-1, ValueError), (2.0, TypeError), (True, TypeError), ("3", TypeError)])
 def test_raw_obfuscators_refuses_bad_counts(keypair, count, exc):
     pk, _ = keypair

@@ -29,7 +29,7 @@ def test_round_trips(keypair, exact):
     for x in [np.arange(-6, 6).reshape(2, 3, 2), np.array(7), np.zeros((0, 4), np.int64)]:
         ct = pk.encrypt(x)
         data = ct.to_bytes()
-        t1 = EncryptedTensor.from_bytes(data)  # key taken from the bytes
+        t1 = EncryptedTensor.from_bytes(data, pk2)  # an equal key loaded from bytes
         t2 = EncryptedTensor.from_bytes(bytearray(data), pk)
         assert t1.to_ints() == t2.to_ints() == ct.to_ints() and t2.shape == x.shape
         exact(sk.decrypt(t1), x)
@@ -54,7 +54,8 @@ def _samples(keypair):
     pk, sk = keypair
     return {"pk": (pk.to_bytes(), PublicKey.from_bytes),
             "sk": (sk.to_bytes(), SecretKey.from_bytes),
-            "ct": (pk.encrypt(np.arange(4).reshape(2, 2)).to_bytes(), EncryptedTensor.from_bytes)}
+            "ct": (pk.encrypt(np.arange(4).reshape(2, 2)).to_bytes(),
+                   lambda data: EncryptedTensor.from_bytes(data, pk))}
 
 
 @pytest.mark.parametrize("which", ["pk", "sk", "ct"])
@@ -88,7 +89,7 @@ def test_specific_header_errors(keypair):
     with pytest.raises(ValueError, match="wrong kind 2"):
         PublicKey.from_bytes(sk.to_bytes())
     with pytest.raises(ValueError, match="wrong kind 1"):
-        EncryptedTensor.from_bytes(data)
+        EncryptedTensor.from_bytes(data, pk)
     with pytest.raises(ValueError, match="checksum mismatch"):
         PublicKey.from_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(TypeError, match="data must be bytes"):
@@ -130,22 +131,24 @@ def test_tensor_semantic_errors(keypair, other_keypair):
         EncryptedTensor.from_bytes(data, other_keypair[0])
     with pytest.raises(TypeError, match="public_key"):
         EncryptedTensor.from_bytes(data, pk.n)
+    with pytest.raises(TypeError, match="public_key"):   # the embedded key is never trusted on its own
+        EncryptedTensor.from_bytes(data)
     body = body_of(data)
     width = 8 * pk.ct_limbs
     head = body[:-2 * width]
     for bad_ct, why in [(0, "not in"), (pk.nsquare, "not in"), (2**(8 * width) - 1, "not in")]:
         forged = head + bad_ct.to_bytes(width, "little") + body[-width:]
         with pytest.raises(ValueError, match=why):
-            EncryptedTensor.from_bytes(rewrap(3, forged))
+            EncryptedTensor.from_bytes(rewrap(3, forged), pk)
     # shape says 3 ciphertexts, body has 2
     klen = struct.unpack_from("<I", body)[0]
     dims_at = 4 + klen + 1
     forged = body[:dims_at] + struct.pack("<Q", 3) + body[dims_at + 8:]
     with pytest.raises(ValueError, match="needs .* bytes of ciphertexts"):
-        EncryptedTensor.from_bytes(rewrap(3, forged))
+        EncryptedTensor.from_bytes(rewrap(3, forged), pk)
     forged = body[:4 + klen] + b"\xff" + body[4 + klen + 1:]
     with pytest.raises(ValueError, match="ndim 255"):
-        EncryptedTensor.from_bytes(rewrap(3, forged))
+        EncryptedTensor.from_bytes(rewrap(3, forged), pk)
 
 
 def test_the_format_module_is_a_leaf_over_primitives(keypair):
@@ -162,3 +165,26 @@ def test_the_format_module_is_a_leaf_over_primitives(keypair):
     n, hs, limbs = ser.tensor_from_bytes(ct.to_bytes())
     assert (n, hs) == (pk.n, pk.hs) and limbs.shape == (2, 3, pk.ct_limbs) and (limbs == ct.limbs).all()
     assert ser.tensor_to_bytes(pk.n, pk.hs, limbs) == ct.to_bytes()
+
+
+def test_a_secret_key_with_a_bad_hs_is_refused(keypair):
+    """An hs that is not an n-th residue passes the checksum (recomputed) but would make the
+    key decrypt its own encryptions wrongly: loading refuses it, naming the problem."""
+    pk, sk = keypair
+    bad_hs = pk.hs * (1 + pk.n) % pk.nsquare          # a unit, but E(1)-shifted: not an n-th residue
+    bad_pk = PublicKey(pk.n, bad_hs)
+    assert sk.decrypt(bad_pk.encrypt([5]))[0] != 5   # what the check prevents
+    forged = ser.secret_key_to_bytes(pk.n, bad_hs, sk.p, sk.q)
+    with pytest.raises(ValueError, match="not an n-th residue"):
+        SecretKey.from_bytes(forged)
+    with pytest.raises(ValueError, match="not an n-th residue"):
+        SecretKey(bad_pk, sk.p, sk.q)
+
+
+@pytest.mark.parametrize("hs", [1, -1])
+def test_a_public_key_whose_hs_has_order_two_is_refused(keypair, hs):
+    pk, _ = keypair
+    with pytest.raises(ValueError, match="order 1 or 2"):
+        PublicKey(pk.n, hs % pk.nsquare)
+    with pytest.raises(ValueError, match="order 1 or 2"):
+        PublicKey.from_bytes(ser.public_key_to_bytes(pk.n, hs % pk.nsquare))
