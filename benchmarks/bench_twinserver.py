@@ -79,7 +79,7 @@ def test_layer_literal(benchmark, clf, mnist):
     ref = PlainOps(clf.model).conv(LAYER, inp, 0)
     pk, sk = paillier.keygen(2048)
     a, b = in_process_pair()
-    threading.Thread(target=TwinKeyServer(sk).serve, args=(b,), daemon=True).start()
+    threading.Thread(target=TwinKeyServer(sk, allow_literal=True).serve, args=(b,), daemon=True).start()
     ex, ew = pk.encrypt(inp), pk.encrypt(clf.model.w[LAYER].astype(object))
     eb = pk.encrypt(clf.model.int_bias(LAYER))
     out = benchmark.pedantic(lambda: scvl_literal(a, ex, ew, eb), rounds=1, iterations=1)

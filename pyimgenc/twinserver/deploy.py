@@ -39,6 +39,9 @@ from .smp import ERROR_REPLY
 CLASSIFY_REQUEST, CLASSIFY_REPLY = 20, 21
 
 
+MAX_CONNECTIONS = 64      # concurrent connections a server accepts; more are closed at once
+IDLE_TIMEOUT_S = 900.0    # S2 drops a connection silent this long (a dead or parked peer)
+
 def setup(out: str | Path, key_bits: int = 2048, model: str = "mnist-icnn", insecure: bool = False) -> dict:
     """Make S2's key, split the model (the data owner's step) and write the four files."""
     out = Path(out)
@@ -57,6 +60,7 @@ def setup(out: str | Path, key_bits: int = 2048, model: str = "mnist-icnn", inse
 def _serve_forever(host: str, port: int, handle_conn, ready: threading.Event | None = None,
                    stop: threading.Event | None = None, timeout_s: float = 300.0) -> None:
     srv = socket.create_server((host, port))
+    slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
     srv.settimeout(0.5)
     if ready is not None:
         ready.port = srv.getsockname()[1]
@@ -67,28 +71,36 @@ def _serve_forever(host: str, port: int, handle_conn, ready: threading.Event | N
                 sock, _ = srv.accept()
             except TimeoutError:
                 continue
+            if not slots.acquire(blocking=False):     # at most MAX_CONNECTIONS at once: refuse the rest
+                sock.close()
+                continue
             ch = TcpChannel(sock, timeout_s=timeout_s)
-            threading.Thread(target=_guarded, args=(handle_conn, ch), daemon=True).start()
+            threading.Thread(target=_guarded, args=(handle_conn, ch, slots), daemon=True).start()
     finally:
         srv.close()
 
 
-def _guarded(fn, ch: Channel) -> None:
+def _guarded(fn, ch: Channel, slots: threading.BoundedSemaphore | None = None) -> None:
     try:
         fn(ch)
     except ChannelError:
         pass
     finally:
         ch.close()
+        if slots is not None:
+            slots.release()
 
 
 def serve_s2(key_dir: str | Path, host: str = "127.0.0.1", port: int = 7002, ready=None, stop=None,
-             timeout_s: float = 300.0, **limits) -> None:
+             timeout_s: float = 300.0, idle_timeout_s: float = IDLE_TIMEOUT_S, **limits) -> None:
     """Serve S2 from the files of :func:`setup`; ``limits`` go to :class:`TwinKeyServer`
-    (``session_ttl_s``, ``open_ttl_s``, ``max_sessions``, ``max_sessions_per_peer``, ``max_pool``)."""
+    (``session_ttl_s``, ``open_ttl_s``, ``max_session_s``, ``max_sessions``,
+    ``max_sessions_per_peer``, ``max_pool``).  The literal SMP/SACT message types are off;
+    a connection silent for ``idle_timeout_s`` is closed."""
     d = Path(key_dir)
     sk = SecretKey.from_bytes((d / "s2.key").read_bytes())
     server = TwinKeyServer(sk, S2Share.from_bytes((d / "s2.share").read_bytes()), **limits)
+    server.idle_timeout_s = idle_timeout_s
     _serve_forever(host, port, server.serve, ready, stop, timeout_s)
 
 

@@ -68,6 +68,9 @@ MAX_SHIFT = 256                # bits of a concat shift (the shipped plan uses 2
 MAX_PRE = 256                  # local steps riding in one request
 SECRET_BYTES = 32              # the user's fetch secret
 MAX_ELEMENTS = 1 << 22
+MAX_SESSION_ELEMENTS = 1 << 24  # values one session may hold at once, over all its named tensors
+MAX_NAMES = 4096               # named tensors one session may hold
+MAX_SESSION_S = 3600.0         # a session's whole life, however busy (default of ``max_session_s``)
 MAX_OT = 1 << 23               # random OTs per session (64 images of the shipped ICNN need 4.4 million)
 OT_W1 = ot.KAPPA + 41          # slot width of S1's base OTs (k_s + rho, rho 40 bits wider than k)
 OT_W2 = ot.KAPPA + 1           # slot width of S2's base OTs (k_s)
@@ -98,6 +101,7 @@ class TwinKeyServer(KeyServer):
     def __init__(self, secret_key, share: S2Share | None = None, *, session_ttl_s: float = SESSION_TTL_S,
                  open_ttl_s: float = OPEN_TTL_S, max_sessions: int = MAX_SESSIONS,
                  max_sessions_per_peer: int = MAX_SESSIONS_PER_PEER, max_pool: int = MAX_PREPARE,
+                 max_session_s: float = MAX_SESSION_S, allow_literal: bool = False,
                  clock=time.monotonic):
         super().__init__(secret_key)
         self.share = share
@@ -105,6 +109,10 @@ class TwinKeyServer(KeyServer):
         self.session_ttl_s, self.open_ttl_s = float(session_ttl_s), float(open_ttl_s)
         self.max_sessions, self.max_sessions_per_peer = int(max_sessions), int(max_sessions_per_peer)
         self.max_pool = int(max_pool)
+        self.max_session_s = float(max_session_s)
+        self.max_value_bits = 2 * self.pk.bits     # a blinded value is below n; shifted ones far below n**2
+        self.allow_literal = bool(allow_literal)
+        self._pending = 0                      # pool rows being drawn by prepare calls now
         self._clock = clock
         self._lock = threading.Lock()
         self._pool_lock = threading.Lock()
@@ -125,6 +133,8 @@ class TwinKeyServer(KeyServer):
 
     def handle(self, mtype: int, body: bytes) -> tuple[int, bytes]:
         if mtype != FAST_REQUEST:
+            if not self.allow_literal:   # the literal paths decrypt whatever they are sent
+                raise ProtocolError(f"message type {mtype} (literal SMP/SACT) is disabled on this key server")
             return super().handle(mtype, body)
         meta, tensors, blobs = wire.unpack_message_parts(body, self.pk)
         op = meta.get("op")
@@ -132,7 +142,7 @@ class TwinKeyServer(KeyServer):
         if op == "open":
             return FAST_REPLY, wire.pack_message(*self._open(meta))
         if fn is None:
-            raise ProtocolError(f"unknown operation {op!r}")
+            raise ProtocolError(f"unknown operation {_short(op)}")
         if blobs and op not in _BLOB_OPS:
             raise ProtocolError(f"{op} takes no raw blobs")
         if op in _BLOB_OPS:
@@ -147,17 +157,26 @@ class TwinKeyServer(KeyServer):
         pre = meta.get("pre", [])
         if not isinstance(pre, list) or len(pre) > MAX_PRE:
             raise ProtocolError(f"'pre' must be a list of at most {MAX_PRE} local steps")
+        peer = getattr(self._peer, "name", "local")
         with self._lock:
             sess = self._live(sid)
             if sess["result"] is not None:
                 raise ProtocolError("this session has its result already; only the user's fetch is left")
+            if sess["s1"] is None:
+                sess["s1"] = peer            # the compute server is whoever runs the first operation
+            elif sess["s1"] != peer:
+                raise ProtocolError("this session is bound to another compute-server connection")
             sess["busy"] += 1
             sess["used"] = True
             sess["last"] = self._clock()
         try:
-            for ins in pre:
-                self._local(sess, ins)
-            return FAST_REPLY, wire.pack_message(*fn(sess, meta, tensors))
+            with sess["lock"]:                   # one operation at a time per session
+                for ins in pre:
+                    self._local(sess, ins)
+                    self._check_budget(sess)
+                reply = fn(sess, meta, tensors)
+                self._check_budget(sess)
+                return FAST_REPLY, wire.pack_message(*reply)
         finally:
             with self._lock:
                 sess["busy"] -= 1
@@ -166,7 +185,17 @@ class TwinKeyServer(KeyServer):
     # ------------------------------------------------------------------ sessions
     def _expired(self, sess, now: float) -> bool:
         ttl = self.session_ttl_s if sess["used"] else self.open_ttl_s
-        return sess["busy"] == 0 and now - sess["last"] > ttl
+        too_old = now - sess["opened"] > self.max_session_s
+        return sess["busy"] == 0 and (now - sess["last"] > ttl or too_old)
+
+    def _check_budget(self, sess) -> None:
+        """Refuse a session that holds too many tensors, values or too-long values."""
+        t = sess["t"]
+        if len(t) > MAX_NAMES:
+            raise ProtocolError(f"session holds more than {MAX_NAMES} named tensors")
+        total = sum(v.size for v in t.values())
+        if total > MAX_SESSION_ELEMENTS:
+            raise ProtocolError(f"session holds {total} values, more than {MAX_SESSION_ELEMENTS}")
 
     def _sweep(self) -> None:
         """Drop every expired session (caller holds ``self._lock``)."""
@@ -207,7 +236,8 @@ class TwinKeyServer(KeyServer):
             sid = new_session_id()
             self.sessions[sid] = {"t": {}, "q": {}, "result": None, "done": threading.Event(),
                                   "verifier": digest, "peer": peer, "used": False, "busy": 0,
-                                  "last": self._clock()}
+                                  "last": self._clock(), "opened": self._clock(), "s1": None,
+                                  "lock": threading.Lock()}
         return {"sid": sid}, []
 
     def _decrypt(self, ct: EncryptedTensor) -> list[int]:
@@ -237,20 +267,20 @@ class TwinKeyServer(KeyServer):
     def _get(sess, name) -> np.ndarray:
         t = sess["t"].get(name) if isinstance(name, str) else None
         if t is None:
-            raise ProtocolError(f"no tensor named {name!r} in this session")
+            raise ProtocolError(f"no tensor named {_short(name)} in this session")
         return t
 
     @staticmethod
     def _int(meta, key, lo=0, hi=1 << 30) -> int:
         v = meta.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise ProtocolError(f"parameter {key!r} must be an integer in [{lo}, {hi}], got {v!r}")
+            raise ProtocolError(f"parameter {_short(key)} must be an integer in [{lo}, {hi}], got {_short(v)}")
         return v
 
     def _shape(self, meta, key="shape") -> tuple:
         s = meta.get(key)
         if not isinstance(s, list) or not 1 <= len(s) <= 4 or not all(isinstance(d, int) and 0 < d <= 1 << 16 for d in s):
-            raise ProtocolError(f"bad shape {s!r}")
+            raise ProtocolError(f"bad shape {_short(s)}")
         if int(np.prod(s)) > MAX_ELEMENTS:
             raise ProtocolError(f"shape {s} is too large")
         return tuple(s)
@@ -261,7 +291,7 @@ class TwinKeyServer(KeyServer):
 
     def _local(self, sess, ins) -> None:
         if not isinstance(ins, list) or not ins:
-            raise ProtocolError(f"bad local instruction {ins!r}")
+            raise ProtocolError(f"bad local instruction {_short(ins)}")
         t, kind = sess["t"], ins[0]
         try:
             if kind == "slice":
@@ -279,7 +309,10 @@ class TwinKeyServer(KeyServer):
                 parts = [self._get(sess, s) for s in srcs]
                 if sum(p.size for p in parts) > MAX_ELEMENTS:
                     raise ProtocolError(f"concat: more than {MAX_ELEMENTS} elements")
-                t[dst] = np.concatenate([p * (1 << s) if s else p for p, s in zip(parts, sh)], axis=axis)
+                out = np.concatenate([p * (1 << s) if s else p for p, s in zip(parts, sh)], axis=axis)
+                if out.size and int(np.max(np.abs(out))).bit_length() > self.max_value_bits:
+                    raise ProtocolError(f"concat: values over {self.max_value_bits} bits (shifts too large)")
+                t[dst] = out
             elif kind in ("add", "sub"):
                 _, a, b, dst = ins
                 x, y = self._get(sess, a), self._get(sess, b)
@@ -290,20 +323,26 @@ class TwinKeyServer(KeyServer):
                 for name in ins[1]:
                     t.pop(name, None)
             else:
-                raise ProtocolError(f"unknown local instruction {kind!r}")
+                raise ProtocolError(f"unknown local instruction {_short(kind)}")
         except (TypeError, IndexError, ValueError) as exc:
             if isinstance(exc, ProtocolError):
                 raise
-            raise ProtocolError(f"bad local instruction {ins!r}: {exc}") from None
+            raise ProtocolError(f"bad local instruction {_short(ins)}: {exc}") from None
 
     # ------------------------------------------------------------------ offline
     def _op_prepare(self, sess, meta, tensors):
         """Top the pool of encryption randomness up to ``count`` rows (at most ``max_pool`` in all)."""
         count = self._int(meta, "count", 0, MAX_PREPARE)
-        with self._pool_lock:
-            need = min(count, self.max_pool) - len(self._pool)
+        with self._pool_lock:   # reserve the rows first, so concurrent prepares never overshoot max_pool
+            need = min(count, self.max_pool) - len(self._pool) - self._pending
+            need = max(need, 0)
+            self._pending += need
         if need > 0:
-            rows = self.pk.raw_obfuscators(need)
+            try:
+                rows = self.pk.raw_obfuscators(need)
+            finally:
+                with self._pool_lock:
+                    self._pending -= need
             with self._pool_lock:
                 room = max(self.max_pool - len(self._pool), 0)
                 self._pool = np.concatenate([self._pool, rows[:room]])
@@ -313,7 +352,7 @@ class TwinKeyServer(KeyServer):
     def _op_qterm(self, sess, meta, tensors):
         layer = meta.get("layer")
         if layer not in (self.share.wb if self.share else {}):
-            raise ProtocolError(f"unknown layer {layer!r}")
+            raise ProtocolError(f"unknown layer {_short(layer)}")
         shape = self._shape(meta)                    # (N, O, H, W)
         w, s = self._width(meta)
         o = self.share.wb[layer].shape[0]
@@ -351,7 +390,7 @@ class TwinKeyServer(KeyServer):
     def _layer_input(self, sess, meta):
         layer = meta.get("layer")
         if layer not in self.share.wb:
-            raise ProtocolError(f"unknown layer {layer!r}")
+            raise ProtocolError(f"unknown layer {_short(layer)}")
         x = self._get(sess, meta.get("src"))
         wb = self.share.wb[layer]
         if layer == "fc":
@@ -531,7 +570,7 @@ class TwinKeyServer(KeyServer):
             raise ProtocolError("fetch: the secret is not hexadecimal") from None
         timeout = meta.get("timeout", 60.0)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
-            raise ProtocolError(f"fetch: 'timeout' must be a number of seconds, got {timeout!r}")
+            raise ProtocolError(f"fetch: 'timeout' must be a number of seconds, got {_short(timeout)}")
         with self._lock:
             sess = self._live(sid)
             if not hmac.compare_digest(digest, sess["verifier"]):
@@ -543,6 +582,12 @@ class TwinKeyServer(KeyServer):
                 raise ProtocolError("session expired or unknown (its result was already fetched)")
             del self.sessions[sid]
         return {"v": wire.hexs(sess["result"])}, []
+
+
+def _short(x) -> str:
+    """``repr(x)`` cut to 80 characters: errors echo what a peer sent, one short line."""
+    r = repr(x)
+    return r if len(r) <= 80 else r[:77] + "..."
 
 
 def new_session_id() -> str:

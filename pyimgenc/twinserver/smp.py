@@ -68,6 +68,7 @@ class KeyServer:
     def __init__(self, secret_key):
         self.sk = secret_key
         self.pk = secret_key.public_key
+        self.idle_timeout_s: float | None = None   # a peer silent this long is dropped (None: wait forever)
 
     def handle(self, mtype: int, body: bytes) -> tuple[int, bytes]:
         if mtype == SMP_REQUEST:
@@ -93,7 +94,7 @@ class KeyServer:
         """Answer requests on ``ch``; a bad request gets an error reply, a broken channel ends the loop."""
         while True:
             try:
-                mtype, msg_id, body = ch.recv(idle_timeout_s=None)
+                mtype, msg_id, body = ch.recv(idle_timeout_s=self.idle_timeout_s)
             except ChannelError:
                 return
             try:

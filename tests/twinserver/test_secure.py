@@ -95,7 +95,7 @@ def test_fast_layer_equals_literal_smp_path(clf, mnist_test, monkeypatch):
     # literal path on a 3x3 crop (a 1x1 convolution: cropping commutes with it)
     pk, sk = paillier.keygen(512, insecure=True)
     a, b = in_process_pair()
-    threading.Thread(target=TwinKeyServer(sk).serve, args=(b,), daemon=True).start()
+    threading.Thread(target=TwinKeyServer(sk, allow_literal=True).serve, args=(b,), daemon=True).start()
     inp = seen["b1_3r"][:, :, 5:8, 5:8]
     w = clf.model.w["b1_3r"].astype(object)
     lit = scvl_literal(a, pk.encrypt(inp), pk.encrypt(w), pk.encrypt(clf.model.int_bias("b1_3r")))
@@ -241,7 +241,7 @@ def test_key_server_waits_out_an_idle_client_but_not_a_stalled_frame():
     import time
     pk, sk = paillier.keygen(512, insecure=True)
     a, b = in_process_pair(timeout_s=0.5)
-    t = threading.Thread(target=TwinKeyServer(sk).serve, args=(b,), daemon=True)
+    t = threading.Thread(target=TwinKeyServer(sk, allow_literal=True).serve, args=(b,), daemon=True)
     t.start()
     time.sleep(1.2)                                  # idle for longer than the frame timeout
     from pyimgenc.twinserver import smp

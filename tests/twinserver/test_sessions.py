@@ -204,3 +204,71 @@ def test_s1_cannot_fetch_and_a_flood_does_not_stop_the_user(mnist_test):
         assert (clf.classify(mnist_test[0][4:5]) == clf.reference_logits(mnist_test[0][4:5])).all()
     finally:
         clf.close()
+
+
+# ---------------------------------------------------------------- after the attack review
+
+def _as_peer(s2, name):
+    s2._peer.name = name            # what serve() sets for each connection
+
+
+def test_a_session_is_bound_to_the_first_compute_server_connection(keys):
+    s2 = _server(keys)
+    sid, _ = _open(s2)
+    _as_peer(s2, "s1-host")
+    _req(s2, {"op": "prepare", "sid": sid, "count": 0})                  # S1's first operation binds
+    _as_peer(s2, "someone-else")
+    with pytest.raises(s2mod.ProtocolError, match="bound to another compute-server"):
+        _req(s2, {"op": "prepare", "sid": sid, "count": 0,
+                  "pre": [["concat", [], "t1", 0, []]]})
+    assert "t1" not in s2.sessions[sid]["t"]                           # nothing of it ran
+    _as_peer(s2, "s1-host")
+    _req(s2, {"op": "prepare", "sid": sid, "count": 0})                  # S1 carries on
+
+
+def test_literal_message_types_are_off_unless_asked_for(keys):
+    pk, _ = keys
+    body = wire.pack_message({}, [pk.encrypt([1]), pk.encrypt([2])])
+    with pytest.raises(s2mod.ProtocolError, match="literal SMP/SACT.*disabled"):
+        _server(keys).handle(1, body)
+
+
+def test_session_memory_is_bounded(keys, monkeypatch):
+    s2 = _server(keys)
+    sid, _ = _open(s2)
+    s2.sessions[sid]["t"]["x"] = np.array([3] * 8, dtype=object)
+    chain = [["concat", ["x" if i == 0 else f"c{i - 1}"], f"c{i}", 0, [s2mod.MAX_SHIFT]] for i in range(8)]
+    with pytest.raises(s2mod.ProtocolError, match="values over"):      # shifts piled up past 2|n| bits
+        _req(s2, {"op": "prepare", "sid": sid, "count": 0, "pre": chain})
+    monkeypatch.setattr(s2mod, "MAX_NAMES", 4)
+    many = [["slice", "x", f"n{i}", 0, 0, 1, 1] for i in range(6)]
+    with pytest.raises(s2mod.ProtocolError, match="more than 4 named tensors"):
+        _req(s2, {"op": "prepare", "sid": sid, "count": 0, "pre": many})
+    monkeypatch.setattr(s2mod, "MAX_NAMES", 4096)
+    monkeypatch.setattr(s2mod, "MAX_SESSION_ELEMENTS", 20)
+    big = [["concat", ["x", "x"], f"b{i}", 0, [0, 0]] for i in range(3)]  # 16 values each
+    with pytest.raises(s2mod.ProtocolError, match="more than 20"):
+        _req(s2, {"op": "prepare", "sid": sid, "count": 0, "pre": big})
+
+
+def test_errors_echo_at_most_a_short_line(keys):
+    s2 = _server(keys)
+    sid, _ = _open(s2)
+    with pytest.raises(s2mod.ProtocolError) as err:
+        _req(s2, {"op": "prepare", "sid": sid, "count": 0, "pre": [["x" * 100_000]]})
+    assert len(str(err.value)) < 200
+    with pytest.raises(s2mod.ProtocolError) as err:
+        _req(s2, {"op": "y" * 100_000, "sid": sid})
+    assert len(str(err.value)) < 200
+
+
+def test_a_session_ends_after_its_lifetime_however_busy(keys):
+    clock = Clock()
+    s2 = _server(keys, clock=clock, max_session_s=100.0, session_ttl_s=60.0)
+    sid, _ = _open(s2)
+    for _ in range(2):                      # pinged every 50 s: never idle for the ttl
+        clock.t += 50
+        _req(s2, {"op": "prepare", "sid": sid, "count": 0})
+    clock.t += 50                           # 150 s after open, 50 s after the last use
+    with pytest.raises(s2mod.ProtocolError, match="expired or unknown"):
+        _req(s2, {"op": "prepare", "sid": sid, "count": 0})
