@@ -110,6 +110,7 @@ def test_s2_refuses_out_of_order_or_repeated_transfers(clf):
     tape = clf.s1.offline(clf._ch, 1, sid)
     assert len(tape.ot_f) > 60000 and len(tape.ot_keys[0]) == len(tape.ot_f)
     sess = clf.s2.sessions[sid]
+    clf.s2._peer.name = sess["s1"]           # speak to S2 as the session's compute server
     sess["t"]["x"] = np.arange(5, dtype=object) + 1000
     width = 60
     sign = clf.public_key.encrypt(np.array([1 << (width - 1)]))
