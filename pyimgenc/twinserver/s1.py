@@ -45,8 +45,7 @@ from ..models.intops import conv2d, im2col
 from .graph import (STAT_BITS, concat_bounds, concat_shifted, icnn_forward, max2_bounds,
                     slots_for, tap_index)
 from .owner import S1Share, uniform_range
-from .s2 import FAST_REPLY, FAST_REQUEST, MAX_PREPARE, OT_W1, OT_W2, TAG_C, TAG_F
-from .smp import ERROR_REPLY
+from .s2 import MAX_PREPARE, OT_W1, OT_W2, TAG_C, TAG_F, fast_request
 
 
 @dataclass
@@ -289,17 +288,7 @@ class ComputeServer:
         self.layer_seconds: dict[str, float] = {}   # online seconds of each SCVL/SCT (S1 + S2), last run
 
     def call(self, ch: Channel, meta: dict, tensors=(), blobs=(), reply=(0, 0)) -> list:
-        msg_id = ch.send(FAST_REQUEST, wire.pack_message(meta, tensors, blobs))
-        ch.stats.rounds += 1
-        rtype, _, data = ch.recv(expect_id=msg_id)
-        if rtype == ERROR_REPLY:
-            raise ChannelError("peer_error", f"S2 refused {meta.get('op')}: " + data.decode(errors="replace"))
-        if rtype != FAST_REPLY:
-            raise ChannelError("unexpected_type", f"got {rtype}, expected {FAST_REPLY}")
-        try:
-            _, tensors, blobs = wire.unpack_message_parts(data, self.pk)
-        except ValueError as exc:
-            raise ChannelError("bad_reply", str(exc)) from None
+        _, tensors, blobs = fast_request(ch, self.pk, meta, tensors, blobs)
         if (len(tensors), len(blobs)) != tuple(reply):
             raise ChannelError("bad_reply", f"{meta.get('op')}: expected {reply[0]} tensors and {reply[1]} blobs, "
                                             f"got {len(tensors)} and {len(blobs)}")

@@ -310,7 +310,7 @@ class TwinKeyServer(KeyServer):
                 if sum(p.size for p in parts) > MAX_ELEMENTS:
                     raise ProtocolError(f"concat: more than {MAX_ELEMENTS} elements")
                 out = np.concatenate([p * (1 << s) if s else p for p, s in zip(parts, sh)], axis=axis)
-                if out.size and int(np.max(np.abs(out))).bit_length() > self.max_value_bits:
+                if any(sh) and out.size and int(np.max(np.abs(out))).bit_length() > self.max_value_bits:
                     raise ProtocolError(f"concat: values over {self.max_value_bits} bits (shifts too large)")
                 t[dst] = out
             elif kind in ("add", "sub"):
@@ -601,19 +601,31 @@ def new_secret() -> tuple[str, str]:
     return secret.hex(), hashlib.sha256(secret).hexdigest()
 
 
-def _user_call(ch: Channel, pk, meta: dict) -> dict:
-    msg_id = ch.send(FAST_REQUEST, wire.pack_message(meta))
+def fast_request(ch: Channel, pk, meta: dict, tensors=(), blobs=()) -> tuple[dict, list, list]:
+    """One round trip of the fast protocol to S2, for S1 and the user alike.
+
+    Returns:
+        ``(meta, tensors, blobs)`` of S2's reply.
+
+    Raises:
+        ChannelError: S2 refused (``peer_error``), answered with another message type or a
+            malformed body (``bad_reply``), or the channel broke.
+    """
+    msg_id = ch.send(FAST_REQUEST, wire.pack_message(meta, tensors, blobs))
     ch.stats.rounds += 1
     rtype, _, data = ch.recv(expect_id=msg_id)
     if rtype == ERROR_REPLY:
-        raise ChannelError("peer_error", f"S2 refused {meta['op']}: " + data.decode(errors="replace"))
+        raise ChannelError("peer_error", f"S2 refused {meta.get('op')}: " + data.decode(errors="replace"))
     if rtype != FAST_REPLY:
         raise ChannelError("unexpected_type", f"got {rtype}, expected {FAST_REPLY}")
     try:
-        reply, _ = wire.unpack_message(data, pk)
+        return wire.unpack_message_parts(data, pk)
     except ValueError as exc:
         raise ChannelError("bad_reply", str(exc)) from None
-    return reply
+
+
+def _user_call(ch: Channel, pk, meta: dict) -> dict:
+    return fast_request(ch, pk, meta)[0]
 
 
 def open_session(ch: Channel, pk) -> tuple[str, str]:
