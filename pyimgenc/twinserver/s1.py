@@ -39,13 +39,13 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..paillier import EncryptedTensor, linalg
-from . import ot, wire
+from . import compare, ot, wire
 from .channel import Channel, ChannelError
 from ..models.intops import conv2d, im2col
 from .graph import (STAT_BITS, concat_bounds, concat_shifted, icnn_forward, max2_bounds,
                     slots_for, tap_index)
 from .owner import S1Share, uniform_range
-from .s2 import MAX_PREPARE, OT_W1, OT_W2, TAG_C, TAG_F, fast_request
+from .s2 import MAX_PREPARE, OT_W1, OT_W2, fast_request
 
 
 @dataclass
@@ -64,8 +64,9 @@ class Tape:
     n_images: int
     entries: list = field(default_factory=list)
     s2_encryptions: int = 0
-    ot_f: list = field(default_factory=list)     # S1's choice bits (the sign flips), one per ReLU element
-    ot_keys: tuple = ()                          # (Kc_0, Kc_1, K2_f) after :meth:`ComputeServer.ot_setup`
+    layout: compare.Layout = field(default_factory=compare.Layout)   # the session's OT material, counted
+    choices: list = field(default_factory=list)  # S1's f-instance choices per SACT: (f, leaf bits, triple bits)
+    ot: SimpleNamespace | None = None            # S1's OT keys after :meth:`ComputeServer.ot_setup`
     sends: int = 0                               # ciphertexts S1 sends online (each re-randomized)
     obf: np.ndarray | None = None                # their fresh randomness hs**r, drawn offline; spent from the front
     spent: bool = False
@@ -217,64 +218,68 @@ class _Ops:
 
     # -------------------------------------------------------------- SACT
     def relu(self, h):
+        """SACT: ``[y >= 0]`` by the comparison of :mod:`.compare`, then the OT selection."""
         vb = h.vb
         width = vb + STAT_BITS + 3
-        s = slots_for(width, self.pk.bits)
         shape = h.mask.shape
         size = h.mask.size
-        g = -(-size // s)
         mod = (1 << width) - 1
         if width > ot.KEY_BITS:
             raise ValueError(f"SACT words of {width} bits exceed the {ot.KEY_BITS}-bit OT keys that mask them")
 
         def make():
             r = [int(v) for v in h.mask.ravel()]
-            sigma = [1 if b else -1 for b in (secrets.randbits(1) for _ in range(size))]
-            alpha = [int(a) for a in uniform_range(STAT_BITS - 1, STAT_BITS, size)]
-            beta = [secrets.randbelow(a) for a in alpha]
+            msb, x = compare.s1_inputs(r, vb)
+            cur = self.tape.layout.add(size, vb)
+            f = ot.random_bits(size)                           # S1's selection share, its f-instance choice
+            a1 = ot.random_bits(x.shape[0] * (x.shape[1] - 1))  # S1's triple bits, its f-instance choices
+            self.tape.choices.append((f, compare.leaf_choices(x), a1))
             m = [secrets.randbits(vb + STAT_BITS) for _ in range(size)]
-            f = [1 if sg < 0 else 0 for sg in sigma]
-            a1 = [sg * a for sg, a in zip(sigma, alpha)]
-            half = 1 << (width - 1)
-            j0 = len(self.tape.ot_f)
-            self.tape.ot_f.extend(f)
-            self.tape.s2_encryptions += size
-            self.tape.sends += g
             mu = [secrets.randbits(width) for _ in range(size)]
-            return dict(m=np.array(m, dtype=object).reshape(shape), a1=a1, j0=j0, f=f,
-                        plain_sign=wire.pack([-x * ri + sg * b + half for x, ri, sg, b in zip(a1, r, sigma, beta)],
-                                             width, s),
-                        x0=[(u + fi * ri) & mod for u, fi, ri in zip(mu, f, r)],         # mu + (0 xor f) r
-                        x1=[(u + (1 - fi) * ri) & mod for u, fi, ri in zip(mu, f, r)],   # mu + (1 xor f) r
+            return dict(m=np.array(m, dtype=object).reshape(shape), msb=msb, x=x, cur=cur, f=f, a1=a1,
+                        x0=[(u + int(fi) * ri) & mod for u, fi, ri in zip(mu, f, r)],         # mu + (0 xor f) r
+                        x1=[(u + (1 - int(fi)) * ri) & mod for u, fi, ri in zip(mu, f, r)],   # mu + (1 xor f) r
                         mm=[(u + mi) & mod for u, mi in zip(mu, m)])
         e = self._entry(make)
         out = self._name()
         if self.phase == "online":
-            (ez,) = self.request("relu1", dict(src=h.name, width=width), reply=(1, 0))
-            if ez.shape != (size,):
-                raise ChannelError("bad_reply", f"relu1: expected {size} ciphertexts, got {ez.shape}")
-            gidx = wire.group_index(size, s)
-            a1 = np.array(e["a1"] + [0] * (g * s - size), dtype=object).reshape(g, s)
-            sign = EncryptedTensor(self.pk, linalg.multiexp(self.pk, ez.limbs, gidx, a1)).add_mod(e["plain_sign"])
-            eb, y0, y1 = self.request("relu2", dict(src=h.name, width=width, ot=e["j0"]), [sign], reply=(0, 3))
-            try:
-                bits = np.unpackbits(np.frombuffer(eb, dtype=np.uint8), count=size) if len(eb) == -(-size // 8) \
-                    else None
-                y0, y1 = wire.unwords(y0, width, size), wire.unwords(y1, width, size)
-            except ValueError as exc:
-                raise ChannelError("bad_reply", f"relu2: {exc}") from None
-            if bits is None:
-                raise ChannelError("bad_reply", "relu2: wrong number of OT bits")
-            kc0, kc1, k2f = (k[e["j0"]:e["j0"] + size] for k in self.tape.ot_keys)
-            w0, w1, v = [], [], []
-            for i, (fi, bi) in enumerate(zip(e["f"], bits)):
-                a = (y1[i] if fi else y0[i]) - k2f[i]                      # nu + t z
-                w0.append((e["x0"][i] - (kc1[i] if bi else kc0[i])) & mod)
-                w1.append((e["x1"][i] - (kc0[i] if bi else kc1[i])) & mod)
-                v.append((a + e["mm"][i]) & mod)
-            self.request("relu3", dict(dst=out, shape=list(shape), width=width),
-                         blobs=[wire.words(w0, width), wire.words(w1, width), wire.words(v, width)])
+            self._relu_online(h, e, out, width, size, shape)
         return Blinded(out, e["m"], vb, vb + STAT_BITS)
+
+    def _relu_online(self, h, e, out, width, size, shape):
+        mod = (1 << width) - 1
+        mat = self.tape.ot
+        js, jl, jt = e["cur"]
+        x = e["x"]
+        nl, nt = x.size, x.shape[0] * (x.shape[1] - 1)
+        try:
+            table, *theirs = self.request("cmp1", dict(src=h.name, width=width, ot=[js, jl, jt]), reply=(0, None))
+            lt1, eq1 = compare.s1_read_table(table, x, mat.pads[jl:jl + nl])
+            tree = compare.AndTree(lt1, eq1, compare.s1_triples(e["a1"], mat.u[jt:jt + nt], mat.h0[jt:jt + nt],
+                                                                mat.h1[jt:jt + nt]), adds_ef=True)
+            mine = compare.exchange(tree, theirs)
+            while not tree.done:
+                mine = compare.exchange(tree, self.request("cmp2", {}, blobs=mine, reply=(0, None)))
+        except ValueError as exc:
+            raise ChannelError("bad_reply", f"comparison: {exc}") from None
+        delta = ot.pack_bits(e["msb"] ^ tree.root ^ e["f"]).tobytes()        # t1 xor f: S2 turns t2 into t'
+        eb, y0, y1 = self.request("relu2", dict(width=width), blobs=[*mine, delta], reply=(0, 3))
+        try:
+            bits = ot.unpack_bits(eb, size) if len(eb) == -(-size // 8) else None
+            y0, y1 = wire.unwords(y0, width, size), wire.unwords(y1, width, size)
+        except ValueError as exc:
+            raise ChannelError("bad_reply", f"relu2: {exc}") from None
+        if bits is None:
+            raise ChannelError("bad_reply", "relu2: wrong number of OT bits")
+        kc0, kc1, k2f = (k[js:js + size] for k in (mat.kc0, mat.kc1, mat.k2f))
+        w0, w1, v = [], [], []
+        for i, (fi, bi) in enumerate(zip(e["f"], bits)):
+            a = (y1[i] if fi else y0[i]) - k2f[i]                      # nu + t z
+            w0.append((e["x0"][i] - (kc1[i] if bi else kc0[i])) & mod)
+            w1.append((e["x1"][i] - (kc0[i] if bi else kc1[i])) & mod)
+            v.append((a + e["mm"][i]) & mod)
+        self.request("relu3", dict(dst=out, shape=list(shape), width=width),
+                     blobs=[wire.words(w0, width), wire.words(w1, width), wire.words(v, width)])
 
 
 class ComputeServer:
@@ -289,22 +294,23 @@ class ComputeServer:
 
     def call(self, ch: Channel, meta: dict, tensors=(), blobs=(), reply=(0, 0)) -> list:
         _, tensors, blobs = fast_request(ch, self.pk, meta, tensors, blobs)
-        if (len(tensors), len(blobs)) != tuple(reply):
+        if len(tensors) != reply[0] or (reply[1] is not None and len(blobs) != reply[1]):
             raise ChannelError("bad_reply", f"{meta.get('op')}: expected {reply[0]} tensors and {reply[1]} blobs, "
                                             f"got {len(tensors)} and {len(blobs)}")
         return tensors + blobs
 
     def ot_setup(self, ops: _Ops, tape: Tape) -> None:
-        """Offline: ``len(tape.ot_f)`` random OTs each way (IKNP), base OTs over S2's Paillier key.
+        """Offline: the session's random OTs (IKNP), base OTs over S2's Paillier key.
 
-        c-instance (S2 receives with random c): S2 sends E(k0_i), E(k1_i) slotted; S1, base
-        receiver with random s, returns E(k_{s_i} + rho_i) packed and reads k_{s_i} back.
-        f-instance (S1 receives with its flips f): S2 sends E(s2_i) slotted; S1 returns
-        E(l0_i + s2_i (l1_i - l0_i)) packed, which S2 decrypts.
+        c-instance (S2 receives with random choices): S2 sends E(k0_i), E(k1_i) slotted; S1,
+        base receiver with random s, returns E(k_{s_i} + rho_i) packed and reads k_{s_i} back.
+        f-instance (S1 receives with its choices: selection shares, leaf nibbles' bits,
+        triple bits): S2 sends E(s2_i) slotted; S1 returns E(l0_i + s2_i (l1_i - l0_i))
+        packed, which S2 decrypts.
         """
-        m = len(tape.ot_f)
+        lay = tape.layout
         pk = self.pk
-        ek0, ek1, es2 = ops.request("ot1", dict(m=m), reply=(3, 0))
+        ek0, ek1, es2 = ops.request("ot1", dict(sel=lay.sel, leaf=lay.leaf, tri=lay.tri), reply=(3, 0))
         slots1, slots2 = slots_for(OT_W1, pk.bits), slots_for(OT_W2, pk.bits)
         if ek0.shape != (ot.KAPPA,) or ek1.shape != (ot.KAPPA,) or es2.shape != (ot.KAPPA,):
             raise ChannelError("bad_reply", "ot1: expected 3 x 128 ciphertexts")
@@ -319,16 +325,27 @@ class ComputeServer:
         d = np.array([b - a for a, b in zip(l0, l1)] + [0] * (idx2.size - ot.KAPPA), dtype=object)
         y2 = EncryptedTensor(pk, linalg.multiexp(pk, es2.limbs, idx2, d.reshape(idx2.shape)))
         y2 = y2.add_mod(wire.pack(l0, OT_W2, slots2))
-        u2, k2f = ot.receiver(TAG_F, l0, l1, np.array(tape.ot_f, dtype=np.uint8))
-        masked, u1 = ops.request("ot2", dict(m=m), [y1, y2], [u2], reply=(0, 2))
+        parts = list(zip(*tape.choices)) or [(), (), ()]
+        f_sel, f_leaf, f_tri = (np.concatenate(p) if p else np.zeros(0, np.uint8) for p in parts)
+        u2, t_f = ot.receiver(l0, l1, np.concatenate([f_sel, f_leaf, f_tri]))
+        masked, u1 = ops.request("ot2", dict(sel=lay.sel, leaf=lay.leaf, tri=lay.tri), [y1, y2], [u2], reply=(0, 2))
         try:
             ks = [v - int(r) for v, r in zip(wire.unwords(masked, OT_W1, ot.KAPPA), rho)]
             if any(not 0 <= k < 1 << ot.KAPPA for k in ks):
                 raise ValueError("a base-OT seed is out of range")
-            kc0, kc1 = ot.sender(TAG_C, ks, s, u1, m)
+            q_c, srow = ot.sender(ks, s, u1, lay.m_c)
         except ValueError as exc:
             raise ChannelError("bad_reply", f"ot2: {exc}") from None
-        tape.ot_keys = (kc0, kc1, k2f)
+        ns, nl = lay.sel, lay.leaf
+        leaf_x = np.concatenate([x.reshape(-1) for x in (e["x"] for e in tape.entries if "x" in e)] or
+                                [np.zeros(0, np.uint8)])
+        kc0, kc1 = ot.sender_keys(q_c[:ns], srow, compare.DOMAIN_C)
+        h0, h1 = (ot.low_bits(k, 2) for k in ot.sender_keys(q_c[ns:], srow, compare.DOMAIN_C, ns))
+        tape.ot = SimpleNamespace(
+            k2f=ot.key_ints(ot.receiver_keys(t_f[:ns], compare.DOMAIN_F)),
+            pads=compare.s1_leaf_pads(t_f[ns:ns + compare.BLOCK * nl], leaf_x, ns),
+            u=ot.low_bits(ot.receiver_keys(t_f[ns + compare.BLOCK * nl:], compare.DOMAIN_F, ns + compare.BLOCK * nl), 2),
+            kc0=ot.key_ints(kc0), kc1=ot.key_ints(kc1), h0=h0, h1=h1)
 
     def qterm(self, ops: _Ops, name: str, rx: np.ndarray, pad: int) -> np.ndarray:
         """Offline cross term: S2 learns conv(R, Wb) + M2 (blinded); S1 returns M2 as (N, O, H, W)."""

@@ -51,10 +51,10 @@ import time
 import numpy as np
 
 from ..paillier import EncryptedTensor
-from . import ot, wire
+from . import compare, ot, wire
 from .channel import Channel, ChannelError
 from ..models.intops import conv2d, im2col
-from .graph import slots_for
+from .graph import STAT_BITS, slots_for
 from .owner import S2Share
 from .smp import ERROR_REPLY, KeyServer
 
@@ -71,11 +71,11 @@ MAX_ELEMENTS = 1 << 22
 MAX_SESSION_ELEMENTS = 1 << 24  # values one session may hold at once, over all its named tensors
 MAX_NAMES = 4096               # named tensors one session may hold
 MAX_SESSION_S = 3600.0         # a session's whole life, however busy (default of ``max_session_s``)
-MAX_OT = 1 << 23               # random OTs per session (64 images of the shipped ICNN need 4.4 million)
+MAX_OT = 3 << 24               # f-instance OTs per session (one image of the shipped ICNN needs 4.8 million;
+                               # the IKNP matrix of the cap, 16 bytes an OT, is 768 MiB)
 OT_W1 = ot.KAPPA + 41          # slot width of S1's base OTs (k_s + rho, rho 40 bits wider than k)
 OT_W2 = ot.KAPPA + 1           # slot width of S2's base OTs (k_s)
-TAG_C, TAG_F = b"c", b"f"      # IKNP instances: S2 receives with random c; S1 receives with its flips f
-_BLOB_OPS = ("ot2", "relu3")
+_BLOB_OPS = ("ot2", "cmp2", "relu2", "relu3")
 
 
 class ProtocolError(ValueError):
@@ -443,10 +443,17 @@ class TwinKeyServer(KeyServer):
         return dst
 
     # ------------------------------------------------------------------ oblivious transfer (offline)
+    def _layout(self, meta) -> compare.Layout:
+        lay = compare.Layout(self._int(meta, "sel", 0, MAX_OT), self._int(meta, "leaf", 0, MAX_OT),
+                             self._int(meta, "tri", 0, MAX_OT))
+        if not 1 <= lay.m_f <= MAX_OT:
+            raise ProtocolError(f"between 1 and {MAX_OT} oblivious transfers a session, not {lay.m_f}")
+        return lay
+
     def _op_ot1(self, sess, meta, tensors):
         """Base OTs, step 1: S2's seed pairs for the c-instance, S2's choices for the f-instance."""
-        m = self._int(meta, "m", 1, MAX_OT)
-        base = dict(m=m, k0=ot.random_seeds(), k1=ot.random_seeds(), s=ot.random_bits(ot.KAPPA))
+        lay = self._layout(meta)
+        base = dict(lay=lay, k0=ot.random_seeds(), k1=ot.random_seeds(), s=ot.random_bits(ot.KAPPA))
         sess["ot_base"] = base
         sh1 = wire.shifts(ot.KAPPA, OT_W1, slots_for(OT_W1, self.pk.bits))
         sh2 = wire.shifts(ot.KAPPA, OT_W2, slots_for(OT_W2, self.pk.bits))
@@ -455,11 +462,14 @@ class TwinKeyServer(KeyServer):
                     self._encrypt([int(b) * f for b, f in zip(base["s"], sh2)])]
 
     def _op_ot2(self, sess, meta, parts):
-        """Base OTs, step 2, and both IKNP extensions: S2 ends with c, K_c (c-instance), K0, K1 (f-instance)."""
+        """Base OTs, step 2, both IKNP extensions, and S2's comparison and selection material."""
         tensors, blobs = parts
         base = sess.pop("ot_base", None)
         if base is None:
             raise ProtocolError("ot2 without ot1")
+        lay = base["lay"]
+        if self._layout(meta) != lay:
+            raise ProtocolError("ot2: the counts differ from ot1's")
         slots1, slots2 = slots_for(OT_W1, self.pk.bits), slots_for(OT_W2, self.pk.bits)
         shapes = ((-(-ot.KAPPA // slots1),), (-(-ot.KAPPA // slots2),))
         if len(tensors) != 2 or len(blobs) != 1 or tuple(t.shape for t in tensors) != shapes:
@@ -468,14 +478,20 @@ class TwinKeyServer(KeyServer):
         ls = wire.unpack(self._decrypt(tensors[1]), OT_W2, slots2, ot.KAPPA)
         if any(v >> ot.KAPPA for v in ls):
             raise ProtocolError("ot2: a base-OT seed is out of range")
-        m = base["m"]
         try:
-            k2 = ot.sender(TAG_F, ls, base["s"], blobs[0], m)
+            q_f, srow = ot.sender(ls, base["s"], blobs[0], lay.m_f)
         except ValueError as exc:
             raise ProtocolError(f"ot2: {exc}") from None
-        c = ot.random_bits(m)
-        u, kc = ot.receiver(TAG_C, base["k0"], base["k1"], c)
-        sess["ot"] = dict(m=m, c=c, kc=kc, k2=k2, cursor=0, pending=None)
+        c = ot.random_bits(lay.m_c)
+        u, t_c = ot.receiver(base["k0"], base["k1"], c)
+        ns, lo = lay.sel, lay.sel + compare.BLOCK * lay.leaf
+        k2_0, k2_1 = ot.sender_keys(q_f[:ns], srow, compare.DOMAIN_F)
+        g0, g1 = (ot.low_bits(k, 2) for k in ot.sender_keys(q_f[lo:], srow, compare.DOMAIN_F, lo))
+        ha = ot.low_bits(ot.receiver_keys(t_c[ns:], compare.DOMAIN_C, ns), 2)
+        sess["ot"] = dict(lay=lay, c=c[:ns], kc=ot.key_ints(ot.receiver_keys(t_c[:ns], compare.DOMAIN_C)),
+                          k2=(ot.key_ints(k2_0), ot.key_ints(k2_1)),
+                          pads=compare.s2_leaf_pads(q_f[ns:lo], srow, ns),
+                          tri=compare.s2_triples(c[ns:], g0, g1, ha), cursor=(0, 0, 0), pending=None)
         return {}, [], [wire.words(masked, OT_W1), u]
 
     def _ot(self, sess):
@@ -485,41 +501,82 @@ class TwinKeyServer(KeyServer):
         return st
 
     # ------------------------------------------------------------------ SACT
-    def _op_relu1(self, sess, meta, tensors):
-        z = self._get(sess, meta.get("src")).ravel()
-        w, s = self._width(meta)
-        sh = wire.shifts(len(z), w, s)
-        return {}, [self._encrypt([int(v) * f for v, f in zip(z, sh)])]
-
-    def _op_relu2(self, sess, meta, tensors):
-        """Decrypt the flipped comparisons t'; answer the two OT selections (see :mod:`.s1`)."""
-        src = meta.get("src")
-        zt = self._get(sess, src)
+    def _op_cmp1(self, sess, meta, tensors):
+        """Start the comparisons ``[y >= 0]`` of a tensor: S2's leaf tables and first openings."""
+        zt = self._get(sess, meta.get("src"))
         z = zt.ravel()
-        w, s = self._width(meta)
+        w, _ = self._width(meta)
         st = self._ot(sess)
         size = len(z)
-        if w > ot.KEY_BITS:
-            raise ProtocolError(f"relu2: words of {w} bits exceed the {ot.KEY_BITS}-bit OT keys")
+        vb = w - STAT_BITS - 3
+        if not 1 <= vb or w > ot.KEY_BITS:
+            raise ProtocolError(f"cmp1: words of {w} bits: need {STAT_BITS + 4}..{ot.KEY_BITS}")
         if st["pending"] is not None:
-            raise ProtocolError("relu2 while the previous relu2 still awaits its relu3")
-        j0 = self._int(meta, "ot", 0, MAX_OT)
-        if j0 != st["cursor"] or j0 + size > st["m"]:
-            raise ProtocolError(f"relu2: oblivious transfers {j0}..{j0 + size} are not the next unused ones")
-        if len(tensors) != 1 or tensors[0].size != -(-size // s):
-            raise ProtocolError(f"relu2: expected {-(-size // s)} packed ciphertexts")
-        u = wire.unpack(self._decrypt(tensors[0].reshape(-1)), w, s, size)
-        half, mask = 1 << (w - 1), (1 << w) - 1
-        tp = np.array([1 if v >= half else 0 for v in u], dtype=np.uint8)
-        e = tp ^ st["c"][j0:j0 + size]
+            raise ProtocolError("cmp1 while the previous comparison is unfinished")
+        cur = meta.get("ot")
+        if cur != list(st["cursor"]):
+            raise ProtocolError("cmp1: the oblivious transfers named are not the next unused ones")
+        lay, q = st["lay"], compare.leaves(vb)
+        js, jl, jt = cur
+        end = (js + size, jl + size * q, jt + size * (q - 1))
+        if end[0] > lay.sel or end[1] > lay.leaf or end[2] > lay.tri:
+            raise ProtocolError("cmp1: not enough oblivious transfers left in this session")
+        st["cursor"] = end                                # spent, whatever happens next
+        msb, a = compare.s2_inputs(z, vb)
+        lt2, eq2 = (ot.random_bits(size * q).reshape(size, q) for _ in range(2))
+        table = compare.s2_table(a, st["pads"][jl:end[1]], lt2, eq2)
+        tree = compare.AndTree(lt2, eq2, (t[jt:end[2]] for t in st["tri"]), adds_ef=False)
+        st["pending"] = dict(kind="cmp", tree=tree, msb=msb, z=z, shape=zt.shape, w=w, js=js, size=size)
+        return {}, [], [table, *compare.exchange(tree, [])]
+
+    def _awaiting(self, st, kind: str, op: str) -> dict:
+        p = st["pending"]
+        if p is None or p["kind"] != kind:
+            st["pending"] = None
+            raise ProtocolError(f"{op} out of order")
+        return p
+
+    def _op_cmp2(self, sess, meta, parts):
+        """One step of the comparison tree: S1's openings in, S2's out."""
+        tensors, blobs = parts
+        st = self._ot(sess)
+        p = self._awaiting(st, "cmp", "cmp2")
+        try:
+            if tensors or p["tree"].done:
+                raise ValueError("no comparison level is waiting")
+            return {}, [], compare.exchange(p["tree"], blobs)
+        except (ValueError, RuntimeError) as exc:
+            st["pending"] = None
+            raise ProtocolError(f"cmp2: {exc}") from None
+
+    def _op_relu2(self, sess, meta, parts):
+        """Finish the comparisons (t' = t2 xor delta); answer the two OT selections (see :mod:`.s1`)."""
+        tensors, blobs = parts
+        st = self._ot(sess)
+        p = self._awaiting(st, "cmp", "relu2")
+        st["pending"] = None
+        w, _ = self._width(meta)
+        size, tree = p["size"], p["tree"]
+        try:
+            if tensors or not blobs or w != p["w"]:
+                raise ValueError(f"expected openings and the shares' bits at width {p['w']}")
+            if compare.exchange(tree, blobs[:-1]) or not tree.done:
+                raise ValueError("the comparison is unfinished")
+            if len(blobs[-1]) != -(-size // 8):
+                raise ValueError(f"expected {-(-size // 8)} bytes of share bits")
+            tp = p["msb"] ^ tree.root ^ np.uint8(1) ^ ot.unpack_bits(blobs[-1], size)
+        except (ValueError, RuntimeError) as exc:
+            raise ProtocolError(f"relu2: {exc}") from None
+        js = p["js"]
+        e = tp ^ st["c"][js:js + size]
+        mask = (1 << w) - 1
         nu = [secrets.randbits(w) for _ in range(size)]
-        k0, k1 = st["k2"][0][j0:j0 + size], st["k2"][1][j0:j0 + size]
-        zi = [int(v) for v in z]
+        k0, k1 = st["k2"][0][js:js + size], st["k2"][1][js:js + size]
+        zi = [int(v) for v in p["z"]]
         y0 = [(n + (v if t else 0) + k) & mask for n, v, t, k in zip(nu, zi, tp, k0)]
         y1 = [(n + (0 if t else v) + k) & mask for n, v, t, k in zip(nu, zi, tp, k1)]
-        st["cursor"] = j0 + size
-        st["pending"] = dict(j0=j0, size=size, w=w, tp=tp, nu=nu, shape=zt.shape)
-        return {}, [], [np.packbits(e).tobytes(), wire.words(y0, w), wire.words(y1, w)]
+        st["pending"] = dict(kind="sel", j0=js, size=size, w=w, tp=tp, nu=nu, shape=p["shape"])
+        return {}, [], [ot.pack_bits(e).tobytes(), wire.words(y0, w), wire.words(y1, w)]
 
     def _op_relu3(self, sess, meta, parts):
         """S2's value of relu(y) + m from S1's three words per element.
@@ -528,9 +585,8 @@ class TwinKeyServer(KeyServer):
         """
         tensors, blobs = parts
         st = self._ot(sess)
-        p, st["pending"] = st["pending"], None
-        if p is None:
-            raise ProtocolError("relu3 without relu2")
+        p = self._awaiting(st, "sel", "relu3")
+        st["pending"] = None
         shape = self._shape(meta)
         w, _ = self._width(meta)
         if tensors or len(blobs) != 3 or w != p["w"] or shape != p["shape"]:

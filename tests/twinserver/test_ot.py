@@ -1,4 +1,4 @@
-"""Oblivious transfer (IKNP) and the OT-based SACT selection of the fast protocol."""
+"""Oblivious transfer (IKNP, fixed-key AES hash) and the OT-based SACT of the fast protocol."""
 from __future__ import annotations
 
 import itertools
@@ -8,7 +8,7 @@ import pytest
 
 from pyimgenc.math.limbs import limbs_to_ints
 from pyimgenc.paillier import EncryptedTensor, linalg
-from pyimgenc.twinserver import SecureClassifier, ot, wire
+from pyimgenc.twinserver import SecureClassifier, compare, ot, wire
 from pyimgenc.twinserver import s2 as s2mod
 from pyimgenc.twinserver.graph import slots_for
 from pyimgenc.twinserver.s1 import Tape, _Ops
@@ -27,33 +27,69 @@ def _base(kappa=ot.KAPPA):
     return k0, k1, s, [b if si else a for a, b, si in zip(k0, k1, s)]
 
 
-@pytest.mark.parametrize("m", [1, 7, 8, 9, 1000, 4099])
+def _keys(rows, dom, j0=0, *, q=None, srow=None):
+    if q is None:
+        return ot.receiver_keys(rows, dom, j0)
+    return ot.sender_keys(q, srow, dom, j0)
+
+
+@pytest.mark.parametrize("m", [1, 7, 8, 9, 1000, 4099, 300_001])
 def test_iknp_receiver_gets_exactly_its_chosen_key(m):
     k0, k1, s, ks = _base()
     c = ot.random_bits(m)
-    u, kc = ot.receiver(b"t", k0, k1, c)
-    K0, K1 = ot.sender(b"t", ks, s, u, m)
-    assert len(kc) == len(K0) == len(K1) == m
-    assert all(kc[j] == (K1[j] if c[j] else K0[j]) for j in range(m))
-    assert not any(kc[j] == (K0[j] if c[j] else K1[j]) for j in range(m))
-    assert len(set(K0) | set(K1)) == 2 * m                      # fresh 256-bit keys, no repeats
+    u, t = ot.receiver(k0, k1, c)
+    q, srow = ot.sender(ks, s, u, m)
+    kc = ot.receiver_keys(t, 2)
+    K0, K1 = ot.sender_keys(q, srow, 2)
+    assert kc.shape == K0.shape == K1.shape == (m, 16)
+    chosen = np.where(c[:, None].astype(bool), K1, K0)
+    other = np.where(c[:, None].astype(bool), K0, K1)
+    assert (kc == chosen).all()
+    assert not (kc == other).all(axis=1).any()
+    assert len({bytes(r) for r in K0} | {bytes(r) for r in K1}) == 2 * m   # fresh 128-bit keys, no repeats
     if m >= 1000:                                             # choices are fair coins
         assert 0.4 < c.mean() < 0.6
 
 
-def test_iknp_instances_are_separated_by_tag_and_index():
+def test_bit_transpose_matches_a_bit_by_bit_reference():
+    rng = np.random.default_rng(5)
+    for m in (1, 8, 13, 1000, ot.CHUNK + 77):
+        mat = ot.expand(ot.random_seeds(), m)
+        bits = np.unpackbits(mat, axis=1, count=m, bitorder="little")
+        assert np.array_equal(ot.transpose(mat, m), np.packbits(bits.T.copy(), axis=1, bitorder="little"))
+        j = int(rng.integers(m))
+        assert [(ot.transpose(mat, m)[j, i // 8] >> (i % 8)) & 1 for i in range(128)] == list(bits[:, j])
+
+
+def test_tccr_is_aes_based_and_tweak_separated():
+    x = np.frombuffer(bytes(range(32)), dtype=np.uint8).reshape(2, 16)
+    tw = ot.tweaks(3, np.array([0, 1]))
+    h = ot.tccr(x, tw)
+    assert h.shape == (2, 16) and not (h == ot.tccr(x, ot.tweaks(4, np.array([0, 1])))).all(axis=1).any()
+    assert not (h == ot.tccr(x, ot.tweaks(3, np.array([0, 1]), 5))).all(axis=1).any()
+    # H(x, i) = pi(pi(x) ^ i) ^ pi(x), pi = AES-128 under the fixed key: recompute with cryptography
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    enc = Cipher(algorithms.AES(ot._FIXED_KEY), modes.ECB()).encryptor()
+    p = np.frombuffer(enc.update(x.tobytes()), dtype=np.uint8).reshape(2, 16)
+    want = np.frombuffer(enc.update((p ^ tw).tobytes()), dtype=np.uint8).reshape(2, 16) ^ p
+    assert (h == want).all()
+
+
+def test_iknp_instances_are_separated_by_domain_and_index():
     k0, k1, s, ks = _base()
     c = np.zeros(16, dtype=np.uint8)
-    u, kc = ot.receiver(b"a", k0, k1, c)
-    K0, _ = ot.sender(b"b", ks, s, u, 16)                     # wrong tag: keys do not match
-    assert not any(a == b for a, b in zip(kc, K0))
-    assert len(set(kc)) == 16                                   # same choice, different index: different key
+    u, t = ot.receiver(k0, k1, c)
+    q, srow = ot.sender(ks, s, u, 16)
+    kc = ot.receiver_keys(t, 1)
+    K0, _ = ot.sender_keys(q, srow, 2)                        # wrong domain: keys do not match
+    assert not (kc == K0).all(axis=1).any()
+    assert len({bytes(r) for r in kc}) == 16                    # same choice, different index: different key
 
 
 def test_iknp_matrix_of_wrong_size_is_refused():
     _, _, s, ks = _base()
     with pytest.raises(ValueError, match="matrix must be"):
-        ot.sender(b"t", ks, s, b"\x00" * 100, 64)
+        ot.sender(ks, s, b"\x00" * 100, 64)
 
 
 def test_words_roundtrip_and_refusals():
@@ -108,39 +144,46 @@ def test_fast_sact_is_relu_on_the_edges(clf):
 def test_s2_refuses_out_of_order_or_repeated_transfers(clf):
     sid, _ = s2mod.open_session(clf._user_ch, clf.public_key)
     tape = clf.s1.offline(clf._ch, 1, sid)
-    assert len(tape.ot_f) > 60000 and len(tape.ot_keys[0]) == len(tape.ot_f)
+    lay = tape.layout
+    assert lay.sel > 60000 and lay.leaf > 10 * lay.sel and lay.tri == lay.leaf - lay.sel
+    assert len(tape.ot.k2f) == len(tape.ot.kc0) == lay.sel and len(tape.ot.pads) == lay.leaf
     sess = clf.s2.sessions[sid]
     clf.s2._peer.name = sess["s1"]           # speak to S2 as the session's compute server
     sess["t"]["x"] = np.arange(5, dtype=object) + 1000
     width = 60
-    sign = clf.public_key.encrypt(np.array([1 << (width - 1)]))
 
-    def relu2(j0):
-        return clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message(
-            {"op": "relu2", "sid": sid, "src": "x", "width": width, "ot": j0}, [sign]))
+    def op(name, blobs=(), **meta):
+        return clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message(dict(meta, op=name, sid=sid), (), list(blobs)))
+
+    def cmp1(cur):
+        return op("cmp1", src="x", width=width, ot=cur)
     with pytest.raises(ValueError, match="not the next unused"):
-        relu2(7)
-    with pytest.raises(ValueError, match="relu3 without relu2"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message(
-            {"op": "relu3", "sid": sid, "dst": "y", "shape": [5], "width": width}, (), [b"", b"", b""]))
-    relu2(0)
-    with pytest.raises(ValueError, match="awaits its relu3"):
-        relu2(0)
+        cmp1([7, 0, 0])
+    with pytest.raises(ValueError, match="relu3 out of order"):
+        op("relu3", [b"", b"", b""], dst="y", shape=[5], width=width)
+    with pytest.raises(ValueError, match="relu2 out of order"):
+        op("relu2", [b"\x00"], width=width)
+    cmp1([0, 0, 0])
+    with pytest.raises(ValueError, match="previous comparison is unfinished"):
+        cmp1([0, 0, 0])
     with pytest.raises(ValueError, match="takes no raw blobs"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "relu1", "sid": sid, "src": "x", "width": width},
-                                                      (), [b"x"]))
-    with pytest.raises(ValueError, match="three word blobs"):   # refused, and relu2's OTs are spent
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message(
-            {"op": "relu3", "sid": sid, "dst": "y", "shape": [5], "width": width}, (), [b"", b""]))
+        op("cmp1", [b"x"], src="x", width=width, ot=[0, 0, 0])
+    with pytest.raises(ValueError, match="openings must be"):      # refused, and the comparison is dropped
+        op("cmp2", [b"\x00"])
+    with pytest.raises(ValueError, match="cmp2 out of order"):
+        op("cmp2", [b"\x00"])
     with pytest.raises(ValueError, match="not the next unused"):
-        relu2(0)                                           # an OT is never used twice
+        cmp1([0, 0, 0])                                    # an OT is never used twice
+    q = compare.leaves(width - 43)
+    cmp1([5, 5 * q, 5 * (q - 1)])                          # the next unused ones are accepted
     clf.s2.sessions.pop(sid)
 
 
 def test_s2_refuses_ot2_without_ot1(clf):
     sid, _ = s2mod.open_session(clf._user_ch, clf.public_key)
     with pytest.raises(ValueError, match="ot2 without ot1"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "ot2", "sid": sid, "m": 5}, (), [b""]))
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "ot2", "sid": sid, "sel": 5, "leaf": 0, "tri": 0},
+                                                            (), [b""]))
     clf.s2.sessions.pop(sid)
 
 

@@ -149,7 +149,7 @@ def test_tape_is_one_time(clf, mnist_test):
 
 
 def test_tampered_and_truncated_messages_are_refused(clf):
-    body = wire.pack_message({"op": "relu2", "sid": "x" * 16, "width": 60, "src": "t1"},
+    body = wire.pack_message({"op": "lin2", "sid": "x" * 16, "width": 60, "dst": "t1", "shape": [3]},
                        [clf.public_key.encrypt(np.arange(3))])
     flipped = bytearray(body)
     flipped[-5] ^= 1
@@ -159,10 +159,10 @@ def test_tampered_and_truncated_messages_are_refused(clf):
     with pytest.raises(ValueError, match="unknown operation"):
         clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "steal_key", "sid": "x" * 16}))
     with pytest.raises(ValueError, match="session expired or unknown"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "relu1", "sid": "y" * 16, "src": "t9", "width": 60}))
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "cmp1", "sid": "y" * 16, "src": "t9", "width": 60}))
     sid, _ = s2mod.open_session(clf._user_ch, clf.public_key)
     with pytest.raises(ValueError, match="no tensor named"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "relu1", "sid": sid, "src": "t9", "width": 60}))
+        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "cmp1", "sid": sid, "src": "t9", "width": 60}))
     clf.s2.sessions.pop(sid)
 
 

@@ -79,7 +79,7 @@ def test_ops_on_a_session_s2_never_opened_are_refused(keys):
     s2 = _server(keys)
     sid = s2mod.new_session_id()                 # S1 makes up its own id: S2 creates nothing
     for meta in ({"op": "prepare", "count": 1}, {"op": "result", "src": "x"},
-                 {"op": "relu1", "src": "x", "width": 60},
+                 {"op": "cmp1", "src": "x", "width": 60},
                  {"op": "fetch", "secret": s2mod.new_secret()[0], "timeout": 0}):
         with pytest.raises(s2mod.ProtocolError, match="session expired or unknown"):
             _req(s2, dict(meta, sid=sid))
@@ -138,15 +138,15 @@ def test_oversize_prepare_and_shift_are_refused_and_s2_keeps_serving(keys):
         return rtype, data
     for meta, err in (({"op": "prepare", "count": 1 << 24}, "'count' must be an integer in"),
                       ({"op": "prepare", "count": s2mod.MAX_PREPARE + 1}, "'count' must be an integer in"),
-                      ({"op": "relu1", "src": "y", "width": 60,
+                      ({"op": "prepare", "count": 0,
                         "pre": [["concat", ["x", "x"], "y", 0, [0, 100000]]]}, "concat: one shift per part"),
-                      ({"op": "relu1", "src": "y", "width": 60,
+                      ({"op": "prepare", "count": 0,
                         "pre": [["concat", ["x", "x"], "y", 0, [0, -1]]]}, "concat: one shift per part"),
-                      ({"op": "relu1", "src": "y", "width": 60,
+                      ({"op": "prepare", "count": 0,
                         "pre": [["free", []]] * (s2mod.MAX_PRE + 1)}, "at most 256 local steps")):
         rtype, data = call(meta)
         assert rtype == s2mod.ERROR_REPLY and err in data.decode(), data
-    rtype, data = call({"op": "relu1", "src": "y", "width": 60,
+    rtype, data = call({"op": "prepare", "count": 0,
                         "pre": [["concat", ["x", "x"], "y", 0, [0, s2mod.MAX_SHIFT]]]})
     assert rtype == s2mod.FAST_REPLY
     rtype, data = call({"op": "prepare", "count": 80})      # the pool stops at max_pool
