@@ -103,8 +103,8 @@ def test_s2s_view_of_the_openings_is_independent_of_y():
 def test_nibbles_and_inputs():
     assert C.nibbles([0x1234, 0xF], 4).tolist() == [[4, 3, 2, 1], [15, 0, 0, 0]]
     assert C.nibbles([0xABC], 3).tolist() == [[12, 11, 10]]
-    msb, x = C.s1_inputs([5], 8)                  # B = -5 mod 512 = 507: msb 0, B' = 251, X = 255 - 251
-    assert msb.tolist() == [0] and x.tolist() == [[4, 0]]
+    msb, x = C.s1_inputs([5], 8)                  # B = -5 mod 512 = 507: msb 1, B' = 251, X = 255 - 251
+    assert msb.tolist() == [1] and x.tolist() == [[4, 0]]
 
 
 def test_bad_messages_are_refused():
