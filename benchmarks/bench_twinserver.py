@@ -6,6 +6,8 @@ Measured in one run (pytest-benchmark; medians over rounds):
                       offline phase (masks, cross terms, S2's encryption randomness) and
                       online phase (user encrypts -> S1 <-> S2 -> user decodes) are timed
                       separately in ``extra_info``, with bytes and rounds of each phase
+    secure_classify_batch8   eight images in one batch (one session, one offline tape):
+                      per-image offline, online and total seconds (throughput), exact
     layer_fast        the online SCVL of layer b1_3r (16 -> 4 channels, 1x1, 14x14: 12,544
                       multiply-accumulates) inside that run
     layer_literal     the same full layer by the literal path of the twin-server Paillier CNN
@@ -71,6 +73,22 @@ def test_secure_classify(benchmark, clf, mnist):
         rounds_offline=med(lambda v: v.rounds_offline), rounds_online=med(lambda v: v.rounds_online),
         s2_encryptions=t[-1].s2.get("encryptions"), s2_decryptions=t[-1].s2.get("decryptions"), layer_fast_s=RUNS["layer_fast_s"],
         per_layer_online_s=runs[-1][1], exact=True)
+
+
+@pytest.mark.skipif(os.environ.get("PYIMGENC_BENCH_BATCH", "1") == "0", reason="batch benchmark turned off")
+def test_secure_classify_batch8(benchmark, clf, mnist):
+    x = mnist[0][:8]
+
+    def one():
+        got = clf.classify(x, batch=8)
+        assert (got == clf.reference_logits(x)).all()
+        return clf.last
+    t = benchmark.pedantic(one, rounds=1, iterations=1)
+    benchmark.extra_info.update(
+        key_bits=2048, images=8, offline_s=t.offline_s, online_s=t.online_s, total_s=t.offline_s + t.online_s,
+        per_image_offline_s=t.offline_s / 8, per_image_online_s=t.online_s / 8,
+        per_image_total_s=(t.offline_s + t.online_s) / 8, bytes_offline=t.bytes_offline,
+        bytes_online=t.bytes_online, rounds_offline=t.rounds_offline, rounds_online=t.rounds_online, exact=True)
 
 
 def test_layer_literal(benchmark, clf, mnist):

@@ -18,6 +18,13 @@ if e:
           f"rounds offline {e['rounds_offline']}, online {e['rounds_online']}")
     print("  online seconds per SCVL/SCT layer: " +
           ", ".join(f"{k} {v:.3f}" for k, v in e["per_layer_online_s"].items()))
+b8 = by.get("test_secure_classify_batch8")
+if b8:
+    print(f"batch of {b8['images']}, {b8['key_bits']}-bit keys: offline {b8['offline_s']:.1f} s, online "
+          f"{b8['online_s']:.1f} s; per image offline {b8['per_image_offline_s']:.2f} s, online "
+          f"{b8['per_image_online_s']:.2f} s, total {b8['per_image_total_s']:.2f} s (exact)")
+    print(f"  bytes offline {b8['bytes_offline'] / 2**20:.1f} MiB, online {b8['bytes_online'] / 2**20:.1f} MiB; "
+          f"rounds offline {b8['rounds_offline']}, online {b8['rounds_online']}")
 lit = by.get("test_layer_literal")
 if lit and e:
     fast = e["layer_fast_s"]

@@ -209,15 +209,25 @@ def _hostport(s: str) -> tuple[str, int]:
 
 def cmd_twin_setup(args) -> int:
     from .twinserver import deploy
-    info = deploy.setup(args.out, key_bits=args.bits, insecure=args.bits < 2048)
-    print(f"wrote s2.key, s2.share (S2 only), s1.share (S1 only), public.json (users) to {info['dir']}")
+    info = deploy.setup(args.out, key_bits=args.bits, insecure=args.bits < 2048,
+                        s1_names=args.s1_name or ("localhost", "127.0.0.1"),
+                        s2_names=args.s2_name or ("localhost", "127.0.0.1"))
+    print(f"wrote to {info['dir']}: s2.key, s2.share, s2.crt, s2-tls.key (S2 only); s1.share, s1.crt, "
+          f"s1-tls.key (S1 only); public.json, ca.crt (everyone). Secret files are mode 0600.")
     return 0
+
+
+def _plaintext_warning(args) -> bool:
+    if args.insecure_plaintext:
+        print("warning: --insecure-plaintext: no TLS, no server authentication (loopback tests only)",
+              file=sys.stderr, flush=True)
+    return args.insecure_plaintext
 
 
 def cmd_serve_s2(args) -> int:
     from .twinserver import deploy
     print(f"S2 (key server) on {args.host}:{args.port}", flush=True)
-    deploy.serve_s2(args.dir, args.host, args.port, timeout_s=args.timeout)
+    deploy.serve_s2(args.dir, args.host, args.port, timeout_s=args.timeout, plaintext=_plaintext_warning(args))
     return 0
 
 
@@ -225,7 +235,8 @@ def cmd_serve_s1(args) -> int:
     from .twinserver import deploy
     h, p = _hostport(args.s2)
     print(f"S1 (compute server) on {args.host}:{args.port}, S2 at {h}:{p}", flush=True)
-    deploy.serve_s1(Path(args.dir) / "s1.share", h, p, args.host, args.port, timeout_s=args.timeout)
+    deploy.serve_s1(Path(args.dir) / "s1.share", h, p, args.host, args.port, timeout_s=args.timeout,
+                    plaintext=_plaintext_warning(args))
     return 0
 
 
@@ -238,7 +249,8 @@ def cmd_classify(args) -> int:
         imgs = np.stack([np.asarray(Image.open(f).convert("L").resize((28, 28)), dtype=np.uint8) for f in args.image])
     else:
         imgs = np.load(_find_mnist(args.data))["x_test"][args.index:args.index + args.n]
-    logits = deploy.classify_remote(Path(args.dir) / "public.json", imgs, _hostport(args.s1), _hostport(args.s2))
+    logits = deploy.classify_remote(Path(args.dir) / "public.json", imgs, _hostport(args.s1), _hostport(args.s2),
+                                    plaintext=_plaintext_warning(args))
     for i, row in enumerate(logits):
         print(f"image {i}: class {int(np.argmax([int(v) for v in row]))}  logits {[int(v) for v in row]}")
     return 0
@@ -273,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--host", default="127.0.0.1")
     q.add_argument("--port", type=int, default=7002)
     q.add_argument("--timeout", type=float, default=300.0, help="seconds a peer may stay silent mid-message")
+    q.add_argument("--insecure-plaintext", action="store_true",
+                   help="plain TCP without TLS (loopback tests only: no encryption, no authentication)")
     q.set_defaults(func=cmd_serve_s2)
     q = ssub.add_parser("s1", help="System A compute server (needs s1.share; connects to S2)")
     q.add_argument("--dir", required=True, help="directory written by 'pyimgenc twinserver setup'")
@@ -280,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--host", default="127.0.0.1")
     q.add_argument("--port", type=int, default=7001)
     q.add_argument("--timeout", type=float, default=300.0)
+    q.add_argument("--insecure-plaintext", action="store_true",
+                   help="plain TCP without TLS (loopback tests only: no encryption, no authentication)")
     q.set_defaults(func=cmd_serve_s1)
 
     p = sub.add_parser("twinserver", help="System A: twin-server Paillier ICNN (setup files for the servers)")
@@ -287,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     q = tsub.add_parser("setup", help="S2's key and both model shares (the data owner's outsourcing)")
     q.add_argument("--out", required=True)
     q.add_argument("--bits", type=int, default=2048, help="Paillier key size (default 2048)")
+    q.add_argument("--s1-name", action="append", help="host name or address users dial S1 at (repeatable; "
+                                                       "default localhost and 127.0.0.1): goes into S1's certificate")
+    q.add_argument("--s2-name", action="append", help="the same for S2")
     q.set_defaults(func=cmd_twin_setup)
 
     p = sub.add_parser("classify", help="System A user: classify images via the S1/S2 servers")
@@ -297,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="directory with mnist/mnist.npz when no image is given")
     p.add_argument("--index", type=int, default=0)
     p.add_argument("-n", type=int, default=1)
+    p.add_argument("--insecure-plaintext", action="store_true",
+                   help="plain TCP without TLS (loopback tests only: no encryption, no authentication)")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("factor", help="System C: image-derived security factor")

@@ -23,7 +23,9 @@ caller drops the connection — a server keeps serving other peers.
 from __future__ import annotations
 
 import queue
+import select
 import socket
+import ssl
 import struct
 import threading
 from dataclasses import dataclass
@@ -133,6 +135,10 @@ class Channel:
         self.stats.frames_received += 1
         return mtype, msg_id, body
 
+    def alive(self) -> bool:
+        """False once the channel is known to be broken."""
+        return self._broken is None
+
     def _wait_data(self, timeout: float | None) -> None:
         """Block until at least one byte can be read (``ChannelError('idle')`` after ``timeout``)."""
 
@@ -200,15 +206,54 @@ class TcpChannel(Channel):
             self.peer = str(sock.getpeername()[0])
         except (OSError, IndexError, TypeError):
             self.peer = None
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        self.role = _peer_role(sock) if self.tls else None     # "s1": the peer showed S1's certificate
         self._lock = threading.Lock()
 
     @classmethod
-    def connect(cls, host: str, port: int, **kw) -> "TcpChannel":
+    def connect(cls, host: str, port: int, ssl_context: ssl.SSLContext | None = None, **kw) -> "TcpChannel":
+        """Connect to ``host:port``; with ``ssl_context``, over TLS checking the server's certificate."""
         try:
             sock = socket.create_connection((host, port), timeout=kw.get("timeout_s", DEFAULT_TIMEOUT_S))
         except OSError as exc:
             raise ChannelError("unreachable", f"{host}:{port}: {exc}") from None
+        if ssl_context is not None:
+            try:
+                sock = ssl_context.wrap_socket(sock, server_hostname=host)
+            except (ssl.SSLError, OSError) as exc:
+                sock.close()
+                raise ChannelError("tls", f"{host}:{port}: {getattr(exc, 'verify_message', None) or exc}") from None
         return cls(sock, **kw)
+
+    def alive(self) -> bool:
+        """False when the peer has closed the connection (checked without blocking)."""
+        if self._broken is not None:
+            return False
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        if not readable:
+            return True
+        if self.tls:                 # a server sends nothing unasked: readable while idle means closed
+            return False
+        try:
+            return bool(self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+
+    @classmethod
+    def accept_tls(cls, sock: socket.socket, ssl_context: ssl.SSLContext, **kw) -> "TcpChannel":
+        """The server side of a TLS connection (handshake within the channel's timeout)."""
+        sock.settimeout(kw.get("timeout_s", DEFAULT_TIMEOUT_S))
+        try:
+            tls_sock = ssl_context.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            sock.close()
+            raise ChannelError("tls", f"handshake failed: {getattr(exc, 'verify_message', None) or exc}") from None
+        return cls(tls_sock, **kw)
 
     def _write(self, data: bytes) -> None:
         try:
@@ -219,6 +264,17 @@ class TcpChannel(Channel):
             raise self._broken from None
 
     def _wait_data(self, timeout: float | None) -> None:
+        if self.tls:                     # no MSG_PEEK under TLS: wait for bytes; a close shows in _read
+            if self.sock.pending():
+                return
+            try:
+                ready, _, _ = select.select([self.sock], [], [], timeout)
+            except (OSError, ValueError) as exc:
+                self._broken = ChannelError("closed", str(exc))
+                raise self._broken from None
+            if not ready:
+                raise ChannelError("idle", f"no request within {timeout:g} s")
+            return
         try:
             self.sock.settimeout(timeout)
             data = self.sock.recv(1, socket.MSG_PEEK)
@@ -243,7 +299,7 @@ class TcpChannel(Channel):
                 chunk = self.sock.recv(min(n - len(buf), 1 << 20))
             except TimeoutError:
                 raise ChannelError("timeout", f"no data within {self.timeout_s:g} s") from None
-            except OSError as exc:
+            except (OSError, ssl.SSLError) as exc:
                 raise ChannelError("closed", str(exc)) from None
             if not chunk:
                 raise ChannelError("closed", f"peer closed the connection after {len(buf)} of {n} bytes")
@@ -255,3 +311,8 @@ class TcpChannel(Channel):
             self.sock.close()
         except OSError:
             pass
+
+
+def _peer_role(sock) -> str | None:
+    from .tls import peer_role          # cryptography is loaded only where TLS is used
+    return peer_role(sock)

@@ -95,13 +95,15 @@ class SecureClassifier:
 
         Args:
             images: uint8 (N, 28, 28), or one image (28, 28) (:func:`pyimgenc.models.check_images`).
-            batch: images sharing one session (one offline tape), 1..64.
+            batch: images sharing one session (one offline tape), 1..64; batches beyond what
+                one session can hold (``s1.max_batch``, 10 for the shipped model) are split.
             progress: show a bar per image.
         """
         from tqdm import tqdm
         images = check_images(images)
         if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 64:
             raise ValueError(f"batch must be an integer in [1, 64], got {batch!r}")
+        batch = min(batch, self.s1.max_batch)
         out = []
         t = Timing()
         with tqdm(total=len(images), desc="secure classify", unit="image", disable=not progress) as bar:

@@ -89,6 +89,40 @@ class Layout:
     def m_c(self) -> int:          # c-instance: S1 sends, S2 chooses at random
         return self.sel + self.tri
 
+    def covers(self, other: "Layout") -> bool:
+        return other.sel <= self.sel and other.leaf <= self.leaf and other.tri <= self.tri
+
+
+def plan_layout(plan: dict, out_channels: dict, n_images: int) -> Layout:
+    """The OT material of ``n_images`` images of the planned ICNN, from public data only.
+
+    ``out_channels[name]`` is each linear layer's output channels (both servers know it
+    from their model shares).  S1 checks a batch against the per-session cap before any
+    offline work; S2 refuses ``ot1`` counts beyond this.
+    """
+    from .graph import Bound, BoundOps, icnn_forward, max2_bounds, STAT_BITS
+
+    class _Count(BoundOps):
+        def __init__(self):
+            self.layout = Layout()
+
+        def conv(self, name, h, pad):
+            shape = h.shape if name != "fc" else (h.shape[0], int(np.prod(h.shape[1:])), 1, 1)
+            vb = plan["layers"][name]["vb"]
+            return Bound((shape[0], int(out_channels[name]), shape[2], shape[3]), vb, vb + STAT_BITS)
+
+        def relu(self, h):
+            self.layout.add(int(np.prod(h.shape)), h.vb)
+            return super().relu(h)
+
+        def max2(self, a, b):
+            self.layout.add(int(np.prod(a.shape)), max2_bounds((a.vb, a.mb), (b.vb, b.mb))[0][0])
+            return super().max2(a, b)
+    ops = _Count()
+    vb0 = plan["input_vb"]
+    icnn_forward(ops, type("Arch", (), {"fw": plan["fw"]}), Bound((n_images, 1, 28, 28), vb0, vb0 + STAT_BITS))
+    return ops.layout
+
 
 def nibbles(values, q: int) -> np.ndarray:
     """(N, q) uint8: the low ``4q`` bits of non-negative integers, least significant nibble first."""

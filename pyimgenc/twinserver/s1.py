@@ -16,18 +16,21 @@ SCVL on ``X`` (S2: X' = X + R), weights ``W = Wb - Wa``, bias ``b = bb - ba``::
                        = E(Y + R'),  C = conv(R, Wa) - ba + M2 + R'
     offline  S1 -> S2  E(conv(R, Wb) + M2) packed by output channel; S2 keeps Q = -(...)
 
-SACT on ``y`` (S2: z = y + r), per element sigma in {+-1}, alpha in [2^39, 2^40), 0 <= beta < alpha,
-f = [sigma = -1]; words are taken mod 2^L (L = the slot width); t = f xor t' makes relu(y) = t*y::
+SACT on ``y`` (S2: z = y + r): the comparison of :mod:`.compare` gives XOR shares
+``t1`` (S1) and ``t2`` (S2) of ``t = [y >= 0]``; S1 sends ``delta = t1 xor f`` for its
+offline selection bit f, S2 sets ``t' = t2 xor delta`` (so ``t = f xor t'``), and words
+are taken mod 2^L (L = the slot width)::
 
-    S2 -> S1  E(z_j 2^(w s_j))                        (s_j the slot of j)
-    S1 -> S2  prod_j E(z_j 2^(w s_j))^(sigma_j alpha_j) * E(sum_j 2^(w s_j)(-sigma_j alpha_j r_j + sigma_j beta_j + 2^(w-1)))
-              S2 reads t'_j = [sigma_j (alpha_j y_j + beta_j) >= 0]
+    S1 -> S2  cmp1 (the name of z)      S2 -> S1  leaf tables, S2's openings of tree level 1
+    S1 <-> S2 cmp2: openings of the next tree levels, one level completed per message
+    S1 -> S2  relu2: S1's last openings, delta
     S2 -> S1  e = t' xor c,  y_b = nu + (b xor t') z + K2_b           (OT: S1 opens y_f = nu + t z + K2_f)
     S1 -> S2  w_b = mu + (b xor f) r - Kc_(b xor e),  v = nu + t z + m + mu
               S2: x = w_t' + Kc_c = mu + t r;  v - nu - x = t (z - r) + m = relu(y) + m
 
 ``c, Kc`` and ``K2`` are random OTs made offline (:mod:`.ot`, IKNP over Paillier base OTs):
-S2 holds c and Kc_c, S1 both Kc; S1 holds f and K2_f, S2 both K2.
+S2 holds c and Kc_c, S1 both Kc; S1 holds f and K2_f, S2 both K2.  The same two IKNP
+instances carry the comparison's leaf OTs and triples (:class:`.compare.Layout`).
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ from ..models.intops import conv2d, im2col
 from .graph import (STAT_BITS, concat_bounds, concat_shifted, icnn_forward, max2_bounds,
                     slots_for, tap_index)
 from .owner import S1Share, uniform_range
-from .s2 import MAX_PREPARE, OT_W1, OT_W2, fast_request
+from .s2 import MAX_OT, MAX_PREPARE, OT_W1, OT_W2, fast_request
 
 
 @dataclass
@@ -368,7 +371,16 @@ class ComputeServer:
         ops.request("qterm", dict(layer=name, shape=[n, o, hh, ww], width=qw), [y])
         return m2.reshape(n, hh, ww, o).transpose(0, 3, 1, 2)
 
+    @property
+    def max_batch(self) -> int:
+        """Most images one session can hold: S2 keeps at most ``MAX_OT`` f-instance OTs a session."""
+        per = compare.plan_layout(self.share.plan, {k: v.shape[0] for k, v in self.share.wa.items()}, 1).m_f
+        return max(1, MAX_OT // per)
+
     def offline(self, ch: Channel, n_images: int, sid: str) -> Tape:
+        if not 1 <= n_images <= self.max_batch:
+            raise ValueError(f"a session holds 1 to {self.max_batch} images (the key server's cap of {MAX_OT} "
+                             f"oblivious transfers), not {n_images}: classify in smaller batches")
         t0 = time.perf_counter()
         tape = Tape(sid, n_images)
         ops = _Ops(self, ch, tape, "offline")

@@ -12,10 +12,11 @@ qterm      E(conv(R, Wb) + M2), packed by output channel         — (stores Q =
 load       E(d + R) packed (the user's image, re-masked by S1)  —
 lin1       the name of X' = X + R                               E(cols of X'), E(conv(X', Wb) + bb + Q)
 lin2       E(Y + R'), packed by position                        — (stores Y + R')
-relu1      the name of z                                        E(z_j * 2**(w*slot_j)) per element
-ot1        the number m of ReLU elements                        base OTs: E(k0_i), E(k1_i), E(s2_i)
+ot1        counts of selection OTs, leaves and triples            base OTs: E(k0_i), E(k1_i), E(s2_i)
 ot2        base-OT replies, S1's IKNP matrix (blob)              k_{s_i} + rho_i (words), S2's IKNP matrix
-relu2      E(sigma (alpha y + beta) + 2**(w-1)) packed, OT index e = t' xor c (bits), y0, y1 (words)
+cmp1       the name of z, the OT cursors                        leaf tables (16 entries a leaf), S2's openings
+cmp2       S1's openings of one or two tree levels (bits)       S2's openings of the next levels (bits)
+relu2      S1's last openings, delta = t1 xor f (bits)          e = t' xor c (bits), y0, y1 (words)
 relu3      w0, w1, v (words)                                    — (stores relu(y) + m)
 result     the name of the logits' blinded tensor               — (keeps it for the user)
 fetch      (user) the session id and the secret                 v + r (hex), once
@@ -36,8 +37,8 @@ never holds more than ``max_pool`` rows; ``concat`` shifts are at most
 :data:`MAX_SHIFT` bits and a ``pre`` list at most :data:`MAX_PRE` steps.
 
 Local steps (slice, concat with shifts, add, sub, free) ride in a request's ``pre`` list.
-Every decrypted value S2 sees is blinded by a mask of S1 (or is a sign-flipped,
-multiplied comparison value); see ``docs/twinserver-protocol.md``.
+Every value S2 decrypts is blinded by a mask of S1; SACT and SMAP decrypt nothing (the
+comparison is :mod:`.compare`'s, over oblivious transfer); see ``docs/twinserver-protocol.md``.
 """
 from __future__ import annotations
 
@@ -112,6 +113,8 @@ class TwinKeyServer(KeyServer):
         self.max_session_s = float(max_session_s)
         self.max_value_bits = 2 * self.pk.bits     # a blinded value is below n; shifted ones far below n**2
         self.allow_literal = bool(allow_literal)
+        self._plans: dict[int, compare.Layout] = {}   # the plan's OT counts by image count
+        self.require_s1_cert = False           # deploy.serve_s2 over TLS: compute ops only for S1's certificate
         self._pending = 0                      # pool rows being drawn by prepare calls now
         self._clock = clock
         self._lock = threading.Lock()
@@ -129,6 +132,7 @@ class TwinKeyServer(KeyServer):
         """
         peer = getattr(ch, "peer", None)
         self._peer.name = peer if peer is not None else f"conn-{next(self._conn_ids)}"
+        self._peer.role = getattr(ch, "role", None)
         super().serve(ch)
 
     def handle(self, mtype: int, body: bytes) -> tuple[int, bytes]:
@@ -152,6 +156,8 @@ class TwinKeyServer(KeyServer):
             raise ProtocolError("missing or malformed session id")
         if op == "fetch":
             return FAST_REPLY, wire.pack_message(*fn(sid, meta, tensors))
+        if self.require_s1_cert and getattr(self._peer, "role", None) != "s1":
+            raise ProtocolError(f"{op} is a compute-server operation: only the peer with S1's certificate may run it")
         if self.share is None:
             raise ProtocolError("this key server has no model share loaded")
         pre = meta.get("pre", [])
@@ -358,6 +364,8 @@ class TwinKeyServer(KeyServer):
         o = self.share.wb[layer].shape[0]
         if len(shape) != 4 or shape[1] != o or len(tensors) != 1:
             raise ProtocolError(f"qterm for {layer}: bad shape {shape} or tensor count")
+        if sess.setdefault("n", shape[0]) != shape[0]:
+            raise ProtocolError(f"qterm for {layer}: {shape[0]} images, but this session has {sess['n']}")
         p = shape[0] * shape[2] * shape[3]
         g2 = -(-o // s)
         if tensors[0].shape != (p, g2):
@@ -443,16 +451,23 @@ class TwinKeyServer(KeyServer):
         return dst
 
     # ------------------------------------------------------------------ oblivious transfer (offline)
-    def _layout(self, meta) -> compare.Layout:
+    def _layout(self, sess, meta) -> compare.Layout:
+        """The counts S1 asks for, refused beyond the plan's for the session's images (and ``MAX_OT``)."""
         lay = compare.Layout(self._int(meta, "sel", 0, MAX_OT), self._int(meta, "leaf", 0, MAX_OT),
                              self._int(meta, "tri", 0, MAX_OT))
-        if not 1 <= lay.m_f <= MAX_OT:
-            raise ProtocolError(f"between 1 and {MAX_OT} oblivious transfers a session, not {lay.m_f}")
+        n = sess.get("n", 1)
+        plan = self._plans.get(n)
+        if plan is None:
+            plan = self._plans[n] = compare.plan_layout(self.share.plan, {k: v.shape[0] for k, v in
+                                                                          self.share.wb.items()}, n)
+        if not 1 <= lay.m_f <= MAX_OT or not plan.covers(lay):
+            raise ProtocolError(f"ot1: {lay} is more than the plan needs for {n} image(s) ({plan}) or over "
+                                f"{MAX_OT} transfers")
         return lay
 
     def _op_ot1(self, sess, meta, tensors):
         """Base OTs, step 1: S2's seed pairs for the c-instance, S2's choices for the f-instance."""
-        lay = self._layout(meta)
+        lay = self._layout(sess, meta)
         base = dict(lay=lay, k0=ot.random_seeds(), k1=ot.random_seeds(), s=ot.random_bits(ot.KAPPA))
         sess["ot_base"] = base
         sh1 = wire.shifts(ot.KAPPA, OT_W1, slots_for(OT_W1, self.pk.bits))
@@ -468,7 +483,7 @@ class TwinKeyServer(KeyServer):
         if base is None:
             raise ProtocolError("ot2 without ot1")
         lay = base["lay"]
-        if self._layout(meta) != lay:
+        if self._layout(sess, meta) != lay:
             raise ProtocolError("ot2: the counts differ from ot1's")
         slots1, slots2 = slots_for(OT_W1, self.pk.bits), slots_for(OT_W2, self.pk.bits)
         shapes = ((-(-ot.KAPPA // slots1),), (-(-ot.KAPPA // slots2),))
@@ -488,8 +503,7 @@ class TwinKeyServer(KeyServer):
         k2_0, k2_1 = ot.sender_keys(q_f[:ns], srow, compare.DOMAIN_F)
         g0, g1 = (ot.low_bits(k, 2) for k in ot.sender_keys(q_f[lo:], srow, compare.DOMAIN_F, lo))
         ha = ot.low_bits(ot.receiver_keys(t_c[ns:], compare.DOMAIN_C, ns), 2)
-        sess["ot"] = dict(lay=lay, c=c[:ns], kc=ot.key_ints(ot.receiver_keys(t_c[:ns], compare.DOMAIN_C)),
-                          k2=(ot.key_ints(k2_0), ot.key_ints(k2_1)),
+        sess["ot"] = dict(lay=lay, c=c[:ns], kc=ot.receiver_keys(t_c[:ns], compare.DOMAIN_C), k2=(k2_0, k2_1),
                           pads=compare.s2_leaf_pads(q_f[ns:lo], srow, ns),
                           tri=compare.s2_triples(c[ns:], g0, g1, ha), cursor=(0, 0, 0), pending=None)
         return {}, [], [wire.words(masked, OT_W1), u]
@@ -571,7 +585,7 @@ class TwinKeyServer(KeyServer):
         e = tp ^ st["c"][js:js + size]
         mask = (1 << w) - 1
         nu = [secrets.randbits(w) for _ in range(size)]
-        k0, k1 = st["k2"][0][js:js + size], st["k2"][1][js:js + size]
+        k0, k1 = (ot.key_ints(k[js:js + size]) for k in st["k2"])
         zi = [int(v) for v in p["z"]]
         y0 = [(n + (v if t else 0) + k) & mask for n, v, t, k in zip(nu, zi, tp, k0)]
         y1 = [(n + (0 if t else v) + k) & mask for n, v, t, k in zip(nu, zi, tp, k1)]
@@ -597,7 +611,7 @@ class TwinKeyServer(KeyServer):
         except ValueError as exc:
             raise ProtocolError(f"relu3: {exc}") from None
         mask = (1 << w) - 1
-        kc = st["kc"][p["j0"]:p["j0"] + p["size"]]
+        kc = ot.key_ints(st["kc"][p["j0"]:p["j0"] + p["size"]])
         out = [(vi - n - ((b1 if t else b0) + k)) & mask
                for vi, n, b0, b1, t, k in zip(v, p["nu"], w0, w1, p["tp"], kc)]
         sess["t"][self._dst(meta)] = np.array(out, dtype=object).reshape(shape)

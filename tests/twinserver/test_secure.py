@@ -12,7 +12,7 @@ from pyimgenc.paillier import linalg
 from pyimgenc.twinserver import (ChannelError, SecureClassifier, deploy, in_process_pair, scvl_literal,
                                  TwinKeyServer)
 from pyimgenc.twinserver import s2 as s2mod
-from pyimgenc.twinserver import wire
+from pyimgenc.twinserver import tls, wire
 from pyimgenc.twinserver.graph import PlainOps, icnn_forward, layer_inputs, make_plan
 
 
@@ -229,24 +229,136 @@ def test_tcp_servers_classify_exactly_and_survive_garbage(tmp_path, mnist_test, 
         got = deploy.classify_remote(tmp_path / "public.json", x, ("127.0.0.1", r1.port), ("127.0.0.1", r2.port))
         from pyimgenc.twinserver import load_integer_model
         assert (got == load_integer_model().logits(x)[0]).all()
+        ctx = tls.client_context(tmp_path / "ca.crt")
         with pytest.raises(ChannelError, match="peer_error"):   # the user asks S2 for a session that never ran
-            ch = deploy.TcpChannel.connect("127.0.0.1", r2.port)
+            ch = deploy.TcpChannel.connect("127.0.0.1", r2.port, ssl_context=ctx)
             deploy._request(ch, s2mod.FAST_REQUEST, wire.pack_message({"op": "fetch", "sid": "z" * 32, "timeout": 1}),
                             s2mod.FAST_REPLY)
     finally:
         stop.set()
 
 
-def test_key_server_waits_out_an_idle_client_but_not_a_stalled_frame():
+def _start(tmp_path, plaintext=False):
+    stop = threading.Event()
+    r2, r1 = threading.Event(), threading.Event()
+    threading.Thread(target=deploy.serve_s2, args=(tmp_path,), kwargs=dict(port=0, ready=r2, stop=stop,
+                     plaintext=plaintext), daemon=True).start()
+    assert r2.wait(30)
+    threading.Thread(target=deploy.serve_s1, args=(tmp_path / "s1.share", "127.0.0.1", r2.port),
+                     kwargs=dict(port=0, ready=r1, stop=stop, plaintext=plaintext), daemon=True).start()
+    assert r1.wait(30)
+    return stop, r1.port, r2.port
+
+
+@pytest.fixture(scope="module")
+def sys_a(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sysA")
+    deploy.setup(d, key_bits=1024, insecure=True)
+    return d
+
+
+def test_setup_writes_secrets_owner_only_and_a_ca(sys_a):
+    import stat
+    for name in ("s2.key", "s2.share", "s1.share", "s1-tls.key", "s2-tls.key"):
+        assert stat.S_IMODE((sys_a / name).stat().st_mode) == 0o600, name
+    assert b"BEGIN CERTIFICATE" in (sys_a / "ca.crt").read_bytes()
+    assert not list(sys_a.glob("ca*.key"))                  # the CA's private key is not kept
+
+
+def test_tls_refuses_wrong_certificates_and_s2_decrypts_only_for_s1(sys_a, tmp_path, mnist_test):
+    stop, p1, p2 = _start(sys_a)
+    other = tmp_path / "other"
+    other.mkdir()
+    tls.make_pki(other)                                       # a second, unrelated CA
+    try:
+        with pytest.raises(ChannelError, match="tls"):      # a user who trusts another CA refuses both servers
+            deploy.TcpChannel.connect("127.0.0.1", p2, ssl_context=tls.client_context(other / "ca.crt"))
+        with pytest.raises(ChannelError, match="tls"):
+            deploy.TcpChannel.connect("127.0.0.1", p1, ssl_context=tls.client_context(other / "ca.crt"))
+        with pytest.raises(ChannelError, match="tls"):      # a server certificate for another name
+            tls_connect_as(sys_a, p2, "not-the-server.example")
+        pk = paillier.PublicKey.from_bytes(__import__("base64").b64decode(
+            __import__("json").loads((sys_a / "public.json").read_text())["public_key"]))
+        ch = deploy.TcpChannel.connect("127.0.0.1", p2, ssl_context=tls.client_context(sys_a / "ca.crt"))
+        sid, secret = s2mod.open_session(ch, pk)              # a user may open a session ...
+        ct = pk.encrypt(np.array([42]))
+        with pytest.raises(ChannelError, match="only the peer with S1's certificate"):   # ... but not decrypt
+            deploy._request(ch, s2mod.FAST_REQUEST, wire.pack_message(
+                {"op": "load", "sid": sid, "dst": "x", "shape": [1], "width": 60}, [ct]), s2mod.FAST_REPLY)
+        ch.close()
+        forged = tls.client_context(sys_a / "ca.crt", other / "s1.crt", other / "s1-tls.key")  # S1's name, wrong CA
+        with pytest.raises(ChannelError, match="closed"):   # S2 refuses the certificate at the handshake
+            ch = deploy.TcpChannel.connect("127.0.0.1", p2, ssl_context=forged, timeout_s=10)
+            s2mod.open_session(ch, pk)
+        with pytest.raises(ChannelError, match="closed"):   # plaintext to a TLS server: no service
+            ch = deploy.TcpChannel.connect("127.0.0.1", p2, timeout_s=5)
+            s2mod.open_session(ch, pk)
+        x = mnist_test[0][3:4]                               # and the servers keep serving
+        got = deploy.classify_remote(sys_a / "public.json", x, ("127.0.0.1", p1), ("127.0.0.1", p2))
+        assert (got == deploy.load_integer_model().logits(x)[0]).all()
+    finally:
+        stop.set()
+
+
+def tls_connect_as(d, port, name):
+    import socket
+    import ssl
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        tls.client_context(d / "ca.crt").wrap_socket(sock, server_hostname=name)
+    except ssl.SSLError as exc:
+        raise ChannelError("tls", str(exc)) from None
+    finally:
+        sock.close()
+
+
+def _s2_process(d, port):
+    import subprocess
+    import sys
     import time
-    pk, sk = paillier.keygen(512, insecure=True)
-    a, b = in_process_pair(timeout_s=0.5)
-    t = threading.Thread(target=TwinKeyServer(sk, allow_literal=True).serve, args=(b,), daemon=True)
-    t.start()
-    time.sleep(1.2)                                  # idle for longer than the frame timeout
-    from pyimgenc.twinserver import smp
-    e = pk.encrypt(np.array([3, -4]))
-    assert list(sk.decrypt(smp(a, e, e))) == [9, 16]
-    a._write(b"PTS1\x01")                            # half a header, then silence
-    t.join(5)
-    assert not t.is_alive()                          # the stalled connection is dropped
+    proc = subprocess.Popen([sys.executable, "-m", "pyimgenc.cli", "serve", "s2", "--dir", str(d), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            tls_connect_as(d, port, "localhost")
+            return proc
+        except (ChannelError, OSError):
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("S2 did not start")
+
+
+def test_s1_reconnects_to_a_restarted_s2_before_use(sys_a, mnist_test):
+    import socket
+    import time
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = sys_a
+    client = tls.client_context(d / "ca.crt", d / "s1.crt", d / "s1-tls.key")
+    svc = deploy.S1Service(deploy.S1Share.from_bytes((d / "s1.share").read_bytes()), ("127.0.0.1", port), 120, client)
+    proc = _s2_process(d, port)
+    try:
+        first = svc._channel()
+        assert first.alive()
+        proc.kill()                                      # S2 dies while S1 is idle ...
+        proc.wait()
+        deadline = time.time() + 10
+        while first.alive() and time.time() < deadline:
+            time.sleep(0.1)
+        assert not first.alive()
+        proc = _s2_process(d, port)                      # ... and comes back on the same address
+        pk = svc.s1.pk
+        with deploy.TcpChannel.connect("127.0.0.1", port, ssl_context=tls.client_context(d / "ca.crt")) as u:
+            sid, secret = s2mod.open_session(u, pk)
+        x = mnist_test[0][5:6]
+        from pyimgenc.twinserver.owner import User
+        model = deploy.load_integer_model()
+        mask = svc.classify(sid, User(pk, svc.s1.share.plan, model.encode_images).encrypt(x), 1)   # first try
+        assert svc._channel() is not first
+        with deploy.TcpChannel.connect("127.0.0.1", port, ssl_context=tls.client_context(d / "ca.crt")) as u:
+            blinded = s2mod.fetch_result(u, pk, sid, secret)
+        assert (User.recover(blinded.reshape(mask.shape), mask) == model.logits(x)[0]).all()
+    finally:
+        proc.kill()
