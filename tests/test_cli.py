@@ -83,3 +83,32 @@ def test_rns_eval_and_attacks(capsys):
     assert "not semantically secure" in out and "40/40" in out
     assert cli.main(["rns", "attacks", "--data", str(DATA), "-n", "5", "--quiet"]) == 0
     assert "| literal, N=4, M=4 | ratio | 100% of 5" in capsys.readouterr().out
+
+
+def test_twinserver_setup_writes_certificates_and_owner_only_secrets(tmp_path, capsys):
+    import stat
+    assert cli.main(["twinserver", "setup", "--out", str(tmp_path), "--bits", "512",
+                     "--s1-name", "s1.example", "--s2-name", "10.0.0.2"]) == 0
+    assert "Secret files are mode 0600" in capsys.readouterr().out
+    for name in ("s2.key", "s2.share", "s1.share", "s1-tls.key", "s2-tls.key"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    from cryptography import x509
+    s1 = x509.load_pem_x509_certificate((tmp_path / "s1.crt").read_bytes())
+    s2 = x509.load_pem_x509_certificate((tmp_path / "s2.crt").read_bytes())
+    san = lambda c: c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value  # noqa: E731
+    assert san(s1).get_values_for_type(x509.DNSName) == ["s1.example"]
+    assert [str(a) for a in san(s2).get_values_for_type(x509.IPAddress)] == ["10.0.0.2"]
+
+
+def test_serve_and_classify_say_when_tls_is_off(capsys):
+    import argparse
+    for argv in (["serve", "s1", "--dir", "d", "--s2", "h:1", "--insecure-plaintext", "--help"],
+                 ["serve", "s2", "--dir", "d", "--insecure-plaintext", "--help"],
+                 ["classify", "--dir", "d", "--s1", "h:1", "--s2", "h:2", "--insecure-plaintext", "--help"]):
+        with pytest.raises(SystemExit) as exc:             # the flag exists on all three commands
+            cli.main(argv)
+        assert exc.value.code == 0 and "--insecure-plaintext" in capsys.readouterr().out
+    assert cli._plaintext_warning(argparse.Namespace(insecure_plaintext=True)) is True
+    assert "no TLS" in capsys.readouterr().err
+    assert cli._plaintext_warning(argparse.Namespace(insecure_plaintext=False)) is False
+    assert capsys.readouterr().err == ""
