@@ -16,7 +16,10 @@ if e:
           f"total {e['total_s']:.2f} s (medians; every image checked exact)")
     print(f"  bytes offline {e['bytes_offline'] / 2**20:.1f} MiB, online {e['bytes_online'] / 2**20:.1f} MiB; "
           f"rounds offline {e['rounds_offline']}, online {e['rounds_online']}")
-    print("  online seconds per SCVL/SCT layer: " +
+    if "linear_online_s" in e:
+        print(f"  online: SCVL/SCT layers {e['linear_online_s']:.2f} s, the rest (SACT, SMAP, load, result) "
+              f"{e['nonlinear_online_s']:.2f} s (medians over the runs)")
+    print("  online seconds per SCVL/SCT layer (last run): " +
           ", ".join(f"{k} {v:.3f}" for k, v in e["per_layer_online_s"].items()))
 b8 = by.get("test_secure_classify_batch8")
 if b8:

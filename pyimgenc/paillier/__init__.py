@@ -6,7 +6,8 @@
 * :func:`encode_fixed` / :func:`decode_fixed` — fixed-point reals with an explicit scale
 * ``to_bytes`` / ``from_bytes`` on keys and tensors — versioned, checksummed format
 * the raw layer for protocols — ``PublicKey.raw_encrypt`` / ``raw_obfuscators`` /
-  ``raw_add_plain``, ``EncryptedTensor.rerandomize(obfuscators)`` / ``add_mod`` and
+  ``raw_add_plain``, :class:`ObfuscatorPool` (randomness drawn ahead, spent once),
+  ``EncryptedTensor.rerandomize(obfuscators)`` / ``add_mod`` and
   :func:`pyimgenc.paillier.linalg.multiexp` (signed exponents of any size)
 
 Layout and formats: ``docs/paillier.md``.
@@ -20,9 +21,10 @@ import numpy as np
 from .encoding import decode_fixed, encode_fixed
 from .keys import PublicKey, SecretKey, keygen
 from .limits import DEFAULT_KEY_BITS, LARGE_KEY_BITS, MIN_INSECURE_KEY_BITS, MIN_SECURE_KEY_BITS
+from .pool import ObfuscatorPool
 from .tensor import EncryptedTensor, concatenate
 
-__all__ = ["keygen", "PublicKey", "SecretKey", "EncryptedTensor", "concatenate", "encrypt",
+__all__ = ["keygen", "PublicKey", "SecretKey", "EncryptedTensor", "ObfuscatorPool", "concatenate", "encrypt",
            "decrypt", "encode_fixed", "decode_fixed", "DEFAULT_KEY_BITS", "LARGE_KEY_BITS",
            "MIN_SECURE_KEY_BITS", "MIN_INSECURE_KEY_BITS"]
 

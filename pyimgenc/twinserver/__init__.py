@@ -6,24 +6,29 @@
 * parties: :class:`DataOwner` (model outsourcing), :class:`User` (image outsourcing),
   :class:`ComputeServer` (S1), :class:`TwinKeyServer` (S2); transport: :class:`Channel`,
   :class:`TcpChannel`;
-* fast protocol over blinded tensors (:mod:`.s1`, :mod:`.s2`; SCVL/SCT with packed
-  multi-exponentiation, SACT, SMAP) and the literal reference paths: :func:`smp`,
-  :func:`smp_literal`, :func:`sact`, :func:`smap`, :func:`scvl_literal`, :func:`sct_literal`.
+* fast protocol over blinded tensors, driven by S1 (:mod:`.s1`) and served by S2
+  (:mod:`.s2`); each protocol one module with both halves: :mod:`.linear` (SCVL/SCT,
+  packed multi-exponentiation), :mod:`.compare` (secure comparison over OT),
+  :mod:`.sact` (ReLU), :mod:`.smap` (max-pool), :mod:`.randot` (the session's random
+  OTs); every message in :mod:`.messages`;
+* the literal reference paths of the design: :func:`smp`, :func:`smp_literal`,
+  :func:`sact_literal`, :func:`smap_literal` (leaky: see :mod:`.literal`), :func:`scvl_literal`,
+  :func:`sct_literal` (``scvl``, ``sct``: the design's names).  ``twinserver.sact`` and
+  ``twinserver.smap`` are the secure protocols' modules.
 
 Protocol, messages and leakage: ``docs/twinserver-protocol.md``.
 """
 from .channel import Channel, ChannelError, TcpChannel, in_process_pair
 from .classifier import SecureClassifier, load_integer_model
-from .literal import sct_literal, scvl_literal
+from .literal import sact_literal, sct_literal, scvl_literal, smap_literal
 from .owner import DataOwner, S1Share, S2Share, User
 from .s1 import ComputeServer, Tape
 from .s2 import TwinKeyServer
-from .sact import sact
-from .smap import smap
 from .smp import KeyServer, smp, smp_literal
 
-scvl, sct = scvl_literal, sct_literal   # the protocol's names for the layers; the fast path is ComputeServer's
+scvl, sct = scvl_literal, sct_literal   # the design's names for the literal layers; the fast path is ComputeServer's
 
 __all__ = ["SecureClassifier", "load_integer_model", "DataOwner", "User", "S1Share", "S2Share",
            "ComputeServer", "Tape", "TwinKeyServer", "Channel", "ChannelError", "TcpChannel", "in_process_pair",
-           "KeyServer", "smp", "smp_literal", "sact", "smap", "scvl", "sct", "scvl_literal", "sct_literal"]
+           "KeyServer", "smp", "smp_literal", "scvl", "sct", "scvl_literal", "sct_literal",
+           "sact_literal", "smap_literal"]

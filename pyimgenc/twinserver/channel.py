@@ -30,6 +30,8 @@ import struct
 import threading
 from dataclasses import dataclass
 
+from .messages import ERROR_REPLY
+
 MAGIC = b"PTS1"
 VERSION = 1
 _HEAD = struct.Struct(">4sBBII")
@@ -142,11 +144,26 @@ class Channel:
     def _wait_data(self, timeout: float | None) -> None:
         """Block until at least one byte can be read (``ChannelError('idle')`` after ``timeout``)."""
 
-    def request(self, mtype: int, body: bytes, reply_type: int) -> bytes:
-        """One round: send a request and wait for its reply."""
+    def request(self, mtype: int, body: bytes, reply_type: int, what: str = "") -> bytes:
+        """One round: send a request, wait for its reply, return the reply's body.
+
+        Every request/reply round trip of System A goes through here, so rounds and bytes
+        are counted for every caller.
+
+        Raises:
+            ChannelError: ``peer_error`` when the peer answered with an error frame (its
+                text, after ``what``; the channel stays usable), ``unexpected_type`` for
+                another reply type, or any framing error of :meth:`recv`.
+        """
         msg_id = self.send(mtype, body)
         self.stats.rounds += 1
-        return self.recv(reply_type, msg_id)[2]
+        rtype, _, data = self.recv(expect_id=msg_id)
+        if rtype == ERROR_REPLY:
+            text = data.decode(errors="replace")
+            raise ChannelError("peer_error", f"{what}: {text}" if what else text)
+        if rtype != reply_type:
+            raise ChannelError("unexpected_type", f"got {rtype}, expected {reply_type}")
+        return data
 
     def _check_usable(self) -> None:
         if self._broken is not None:

@@ -35,6 +35,12 @@ products ``a1 b1, a2 b2`` (local) and ``a1 b2, a2 b1`` (one OT each).
 The OT material of one session lies in three ranges of the f-instance (selection,
 leaves, triples) and two of the c-instance (selection, triples); :class:`Layout`
 numbers them, S1 and S2 walk them in the same order.
+
+Messages (S1 drives; :func:`s1_compare` and :func:`s2_cmp1` / :func:`s2_cmp2`)::
+
+    S1 -> S2  cmp1: the name of z, the OT cursors      S2 -> S1  leaf tables, S2's level-1 openings
+    S1 -> S2  cmp2: S1's openings (one or two levels)  S2 -> S1  S2's openings of the next level
+    ...                                                 (S1's last openings ride in SACT's relu2)
 """
 from __future__ import annotations
 
@@ -43,6 +49,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import ot
+from .graph import STAT_BITS
+from .messages import ProtocolError
 
 BLOCK = 4                      # bits per leaf: 1-out-of-16 OTs
 ENTRIES = 1 << BLOCK
@@ -310,3 +318,102 @@ def exchange(tree: AndTree, incoming) -> list[bytes]:
     if not tree.done and tree.opened == tree.level:
         out.append(tree.open())
     return out
+
+
+# ---------------------------------------------------------------------------------- S1's half
+
+def s1_compare(ops, src: str, width: int, e: dict, cursor: tuple) -> tuple[AndTree, list[bytes]]:
+    """S1: run cmp1/cmp2 on S2's tensor ``src`` with S1's offline entry ``e`` (``x``, ``a1``).
+
+    Returns:
+        S1's tree (its root, once done, is S1's share ``t1`` xor the msb terms) and S1's
+        last openings, which the caller sends with its next message (SACT's relu2).
+    """
+    from .channel import ChannelError
+    mat = ops.tape.ot
+    js, jl, jt = cursor
+    x = e["x"]
+    nl, nt = x.size, x.shape[0] * (x.shape[1] - 1)
+    try:
+        table, *theirs = ops.request("cmp1", dict(src=src, width=width, ot=[js, jl, jt]))
+        lt1, eq1 = s1_read_table(table, x, mat.pads[jl:jl + nl])
+        tree = AndTree(lt1, eq1, s1_triples(e["a1"], mat.u[jt:jt + nt], mat.h0[jt:jt + nt], mat.h1[jt:jt + nt]),
+                       adds_ef=True)
+        mine = exchange(tree, theirs)
+        while not tree.done:
+            mine = exchange(tree, ops.request("cmp2", {}, blobs=mine))
+    except ValueError as exc:
+        raise ChannelError("bad_reply", f"comparison: {exc}") from None
+    return tree, mine
+
+
+# ---------------------------------------------------------------------------------- S2's half
+
+def session_ot(sess) -> dict:
+    """S2: the session's OT material (refused before the offline phase made it)."""
+    st = sess.get("ot")
+    if st is None:
+        raise ProtocolError("no oblivious-transfer material in this session (run the offline phase first)")
+    return st
+
+
+def awaiting(st: dict, kind: str, op: str) -> dict:
+    """S2: the pending step of ``kind`` (a comparison, a selection), or refuse ``op`` as out of order."""
+    p = st["pending"]
+    if p is None or p["kind"] != kind:
+        st["pending"] = None
+        raise ProtocolError(f"{op} out of order")
+    return p
+
+
+def s2_cmp1(srv, sess, meta, tensors, blobs):
+    """S2: start the comparisons ``[y >= 0]`` of a tensor: S2's leaf tables and first openings."""
+    zt = srv.get(sess, meta.get("src"))
+    z = zt.ravel()
+    w, _ = srv.width(meta)
+    st = session_ot(sess)
+    size = len(z)
+    vb = w - STAT_BITS - 3
+    if not 1 <= vb or w > ot.KEY_BITS:
+        raise ProtocolError(f"cmp1: words of {w} bits: need {STAT_BITS + 4}..{ot.KEY_BITS}")
+    if st["pending"] is not None:
+        raise ProtocolError("cmp1 while the previous comparison is unfinished")
+    cur = meta.get("ot")
+    if cur != list(st["cursor"]):
+        raise ProtocolError("cmp1: the oblivious transfers named are not the next unused ones")
+    lay, q = st["lay"], leaves(vb)
+    js, jl, jt = cur
+    end = (js + size, jl + size * q, jt + size * (q - 1))
+    if end[0] > lay.sel or end[1] > lay.leaf or end[2] > lay.tri:
+        raise ProtocolError("cmp1: not enough oblivious transfers left in this session")
+    st["cursor"] = end                                # spent, whatever happens next
+    msb, a = s2_inputs(z, vb)
+    lt2, eq2 = (ot.random_bits(size * q).reshape(size, q) for _ in range(2))
+    table = s2_table(a, st["pads"][jl:end[1]], lt2, eq2)
+    tree = AndTree(lt2, eq2, (t[jt:end[2]] for t in st["tri"]), adds_ef=False)
+    st["pending"] = dict(kind="cmp", tree=tree, msb=msb, z=z, shape=zt.shape, w=w, js=js, size=size)
+    return {}, [], [table, *exchange(tree, [])]
+
+
+def s2_cmp2(srv, sess, meta, tensors, blobs):
+    """S2: one step of the comparison tree: S1's openings in, S2's out."""
+    st = session_ot(sess)
+    p = awaiting(st, "cmp", "cmp2")
+    try:
+        if tensors or p["tree"].done:
+            raise ValueError("no comparison level is waiting")
+        return {}, [], exchange(p["tree"], blobs)
+    except (ValueError, RuntimeError) as exc:
+        st["pending"] = None
+        raise ProtocolError(f"cmp2: {exc}") from None
+
+
+def s2_finish(p: dict, openings: list) -> np.ndarray:
+    """S2: absorb S1's last openings; S2's share ``t2`` of ``[y >= 0]`` (``ValueError`` if unfinished)."""
+    tree = p["tree"]
+    if exchange(tree, openings) or not tree.done:
+        raise ValueError("the comparison is unfinished")
+    return p["msb"] ^ tree.root ^ np.uint8(1)
+
+
+S2_OPS = {"cmp1": s2_cmp1, "cmp2": s2_cmp2}

@@ -35,15 +35,13 @@ import numpy as np
 
 from ..paillier import PublicKey, SecretKey, keygen
 from . import tls, wire
+from .messages import CLASSIFY_REPLY, CLASSIFY_REQUEST, ERROR_REPLY
 from .channel import Channel, ChannelError, TcpChannel
 from ..models.preprocess import check_images
 from .classifier import load_integer_model
 from .owner import DataOwner, S1Share, S2Share, User
 from .s1 import ComputeServer
 from .s2 import TwinKeyServer, fetch_result, open_session
-from .smp import ERROR_REPLY
-
-CLASSIFY_REQUEST, CLASSIFY_REPLY = 20, 21
 
 
 MAX_CONNECTIONS = 64      # concurrent connections a server accepts; more are closed at once
@@ -203,7 +201,7 @@ def classify_remote(public_path: str | Path, images, s1: tuple[str, int], s2: tu
         sid, secret = open_session(c2, pk)               # S2 draws the sid; the secret stays with the user
     ct = user.encrypt(images)
     with TcpChannel.connect(*s1, ssl_context=ctx, timeout_s=timeout_s) as c1:
-        body = _request(c1, CLASSIFY_REQUEST, wire.pack_message({"sid": sid, "n": len(images)}, [ct]), CLASSIFY_REPLY)
+        body = c1.request(CLASSIFY_REQUEST, wire.pack_message({"sid": sid, "n": len(images)}, [ct]), CLASSIFY_REPLY)
     meta, _ = wire.unpack_message(body, pk)
     mask = np.array(wire.unhex(meta["r"]), dtype=object).reshape(meta["shape"])
     with TcpChannel.connect(*s2, ssl_context=ctx, timeout_s=timeout_s) as c2:
@@ -212,12 +210,3 @@ def classify_remote(public_path: str | Path, images, s1: tuple[str, int], s2: tu
         raise ChannelError("bad_reply", f"S2 returned {blinded.size} values for {mask.size} logits")
     return User.recover(blinded.reshape(mask.shape), mask)
 
-
-def _request(ch: Channel, mtype: int, body: bytes, reply: int) -> bytes:
-    msg_id = ch.send(mtype, body)
-    rtype, _, data = ch.recv(expect_id=msg_id)
-    if rtype == ERROR_REPLY:
-        raise ChannelError("peer_error", data.decode(errors="replace"))
-    if rtype != reply:
-        raise ChannelError("unexpected_type", f"got {rtype}, expected {reply}")
-    return data

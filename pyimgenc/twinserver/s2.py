@@ -1,26 +1,11 @@
 """S2, the key server of the fast protocol.
 
 S2 keeps, per session, named tensors of **blinded** plaintexts ``z = x + r`` (the mask
-``r`` is S1's) and answers the operations of :mod:`.s1`:
-
-=========  ===================================================  ====================================
-op         S2 receives                                          S2 returns
-=========  ===================================================  ====================================
-open       (user) SHA-256 of a 32-byte secret (hex), no sid     a fresh session id (S2 draws it)
-prepare    a count                                              — (precomputes encryption randomness)
-qterm      E(conv(R, Wb) + M2), packed by output channel         — (stores Q = -(conv(R, Wb) + M2))
-load       E(d + R) packed (the user's image, re-masked by S1)  —
-lin1       the name of X' = X + R                               E(cols of X'), E(conv(X', Wb) + bb + Q)
-lin2       E(Y + R'), packed by position                        — (stores Y + R')
-ot1        counts of selection OTs, leaves and triples            base OTs: E(k0_i), E(k1_i), E(s2_i)
-ot2        base-OT replies, S1's IKNP matrix (blob)              k_{s_i} + rho_i (words), S2's IKNP matrix
-cmp1       the name of z, the OT cursors                        leaf tables (16 entries a leaf), S2's openings
-cmp2       S1's openings of one or two tree levels (bits)       S2's openings of the next levels (bits)
-relu2      S1's last openings, delta = t1 xor f (bits)          e = t' xor c (bits), y0, y1 (words)
-relu3      w0, w1, v (words)                                    — (stores relu(y) + m)
-result     the name of the logits' blinded tensor               — (keeps it for the user)
-fetch      (user) the session id and the secret                 v + r (hex), once
-=========  ===================================================  ====================================
+``r`` is S1's) and answers the operations of :data:`.messages.OPS` (the table of what
+each receives and returns is in :mod:`.messages`).  This module holds sessions, limits,
+dispatch and the operations of no protocol of their own (open, prepare, load, result,
+fetch); each protocol's S2 half sits beside its S1 half: :mod:`.linear` (qterm, lin1,
+lin2), :mod:`.randot` (ot1, ot2), :mod:`.compare` (cmp1, cmp2), :mod:`.sact` (relu2, relu3).
 
 **Sessions belong to the user.**  Only ``open`` creates one; every other op names a
 session S2 opened and has not dropped, or is refused ("session expired or unknown").
@@ -42,6 +27,7 @@ comparison is :mod:`.compare`'s, over oblivious transfer); see ``docs/twinserver
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import itertools
@@ -51,15 +37,14 @@ import time
 
 import numpy as np
 
-from ..paillier import EncryptedTensor
-from . import compare, ot, wire
+from ..paillier import EncryptedTensor, ObfuscatorPool
+from . import compare, linear, randot, sact, wire
 from .channel import Channel, ChannelError
-from ..models.intops import conv2d, im2col
-from .graph import STAT_BITS, slots_for
+from .graph import slots_for
+from .messages import FAST_REPLY, FAST_REQUEST, OPS, ProtocolError, call
 from .owner import S2Share
-from .smp import ERROR_REPLY, KeyServer
+from .smp import KeyServer
 
-FAST_REQUEST, FAST_REPLY = 10, 11
 MAX_SESSIONS = 64              # live sessions in all (default of ``max_sessions``)
 MAX_SESSIONS_PER_PEER = 8      # live sessions one peer may have opened (default of ``max_sessions_per_peer``)
 SESSION_TTL_S = 600.0          # a session idle this long is dropped
@@ -72,15 +57,7 @@ MAX_ELEMENTS = 1 << 22
 MAX_SESSION_ELEMENTS = 1 << 24  # values one session may hold at once, over all its named tensors
 MAX_NAMES = 4096               # named tensors one session may hold
 MAX_SESSION_S = 3600.0         # a session's whole life, however busy (default of ``max_session_s``)
-MAX_OT = 3 << 24               # f-instance OTs per session (one image of the shipped ICNN needs 4.8 million;
-                               # the IKNP matrix of the cap, 16 bytes an OT, is 768 MiB)
-OT_W1 = ot.KAPPA + 41          # slot width of S1's base OTs (k_s + rho, rho 40 bits wider than k)
-OT_W2 = ot.KAPPA + 1           # slot width of S2's base OTs (k_s)
-_BLOB_OPS = ("ot2", "cmp2", "relu2", "relu3")
-
-
-class ProtocolError(ValueError):
-    """A request that does not fit the session (unknown name, wrong shape, bad parameter)."""
+MAX_OT = randot.MAX_OT
 
 
 class TwinKeyServer(KeyServer):
@@ -115,14 +92,16 @@ class TwinKeyServer(KeyServer):
         self.allow_literal = bool(allow_literal)
         self._plans: dict[int, compare.Layout] = {}   # the plan's OT counts by image count
         self.require_s1_cert = False           # deploy.serve_s2 over TLS: compute ops only for S1's certificate
-        self._pending = 0                      # pool rows being drawn by prepare calls now
         self._clock = clock
         self._lock = threading.Lock()
-        self._pool_lock = threading.Lock()
-        self._pool = np.zeros((0, self.pk.ct_limbs), dtype=np.uint64)
+        self.pool = ObfuscatorPool(self.pk, max_rows=self.max_pool)
         self._peer = threading.local()
         self._conn_ids = itertools.count(1)
         self.stats = dict(encryptions=0, pool_misses=0, decryptions=0)
+        mine = dict(prepare=self._op_prepare, load=self._op_load, result=self._op_result)
+        protocols = {**linear.S2_OPS, **randot.S2_OPS, **compare.S2_OPS, **sact.S2_OPS}
+        self.ops = {**mine, **{k: functools.partial(fn, self) for k, fn in protocols.items()}}
+        assert set(self.ops) | {"open", "fetch"} == set(OPS), "every operation of messages.OPS has a handler"
 
     # ------------------------------------------------------------------ plumbing
     def serve(self, ch: Channel) -> None:
@@ -142,20 +121,18 @@ class TwinKeyServer(KeyServer):
             return super().handle(mtype, body)
         meta, tensors, blobs = wire.unpack_message_parts(body, self.pk)
         op = meta.get("op")
-        fn = getattr(self, f"_op_{op}", None) if isinstance(op, str) and op != "open" else None
         if op == "open":
             return FAST_REPLY, wire.pack_message(*self._open(meta))
-        if fn is None:
-            raise ProtocolError(f"unknown operation {_short(op)}")
-        if blobs and op not in _BLOB_OPS:
+        spec = OPS.get(op) if isinstance(op, str) else None
+        if spec is None:
+            raise ProtocolError(f"unknown operation {short(op)}")
+        if blobs and not spec.blobs:
             raise ProtocolError(f"{op} takes no raw blobs")
-        if op in _BLOB_OPS:
-            tensors = (tensors, blobs)
         sid = meta.get("sid")
         if not isinstance(sid, str) or not 8 <= len(sid) <= 64:
             raise ProtocolError("missing or malformed session id")
         if op == "fetch":
-            return FAST_REPLY, wire.pack_message(*fn(sid, meta, tensors))
+            return FAST_REPLY, wire.pack_message(*self._fetch(sid, meta))
         if self.require_s1_cert and getattr(self._peer, "role", None) != "s1":
             raise ProtocolError(f"{op} is a compute-server operation: only the peer with S1's certificate may run it")
         if self.share is None:
@@ -180,7 +157,7 @@ class TwinKeyServer(KeyServer):
                 for ins in pre:
                     self._local(sess, ins)
                     self._check_budget(sess)
-                reply = fn(sess, meta, tensors)
+                reply = self.ops[op](sess, meta, tensors, blobs)
                 self._check_budget(sess)
                 return FAST_REPLY, wire.pack_message(*reply)
         finally:
@@ -246,63 +223,64 @@ class TwinKeyServer(KeyServer):
                                   "lock": threading.Lock()}
         return {"sid": sid}, []
 
-    def _decrypt(self, ct: EncryptedTensor) -> list[int]:
+    def decrypt(self, ct: EncryptedTensor) -> list[int]:
+        """Decrypt (counted): every value S2 decrypts is blinded by a mask of S1."""
         self.stats["decryptions"] += ct.size
         return self.sk.raw_decrypt(ct)
 
-    def _encrypt(self, values) -> EncryptedTensor:
+    def encrypt(self, values) -> EncryptedTensor:
         """``rho * (1 + m*n) mod n**2`` with ``rho = hs**r`` from the precomputed pool (fresh if it runs dry)."""
         k = len(values)
-        obf = self._take(k)
+        late = self.pool.drawn_late
+        obf = self.pool.take(k)
+        self.stats["encryptions"] += k
+        self.stats["pool_misses"] += self.pool.drawn_late - late
         if k == 0:
             return EncryptedTensor(self.pk, np.zeros((0, self.pk.ct_limbs), dtype=np.uint64))
         return EncryptedTensor(self.pk, self.pk.raw_add_plain(obf, values))
 
-    def _take(self, k: int) -> np.ndarray:
-        """``k`` rows of the pool, each handed out once (rows missing from the pool are drawn now)."""
-        with self._pool_lock:
-            take = min(k, len(self._pool))
-            obf, self._pool = self._pool[:take], self._pool[take:]
-            self.stats["encryptions"] += k
-            self.stats["pool_misses"] += k - take
-        if take < k:
-            obf = np.concatenate([obf, self.pk.raw_obfuscators(k - take)])
-        return obf
+    def plan_layout(self, n: int) -> compare.Layout:
+        """The OT counts the public plan needs for ``n`` images (cached)."""
+        plan = self._plans.get(n)
+        if plan is None:
+            plan = self._plans[n] = compare.plan_layout(self.share.plan, {k: v.shape[0] for k, v in
+                                                                          self.share.wb.items()}, n)
+        return plan
 
     @staticmethod
-    def _get(sess, name) -> np.ndarray:
+    def get(sess, name) -> np.ndarray:
         t = sess["t"].get(name) if isinstance(name, str) else None
         if t is None:
-            raise ProtocolError(f"no tensor named {_short(name)} in this session")
+            raise ProtocolError(f"no tensor named {short(name)} in this session")
         return t
 
     @staticmethod
-    def _int(meta, key, lo=0, hi=1 << 30) -> int:
+    def int_param(meta, key, lo=0, hi=1 << 30) -> int:
         v = meta.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise ProtocolError(f"parameter {_short(key)} must be an integer in [{lo}, {hi}], got {_short(v)}")
+            raise ProtocolError(f"parameter {short(key)} must be an integer in [{lo}, {hi}], got {short(v)}")
         return v
 
-    def _shape(self, meta, key="shape") -> tuple:
+    def shape(self, meta, key="shape") -> tuple:
         s = meta.get(key)
         if not isinstance(s, list) or not 1 <= len(s) <= 4 or not all(isinstance(d, int) and 0 < d <= 1 << 16 for d in s):
-            raise ProtocolError(f"bad shape {_short(s)}")
+            raise ProtocolError(f"bad shape {short(s)}")
         if int(np.prod(s)) > MAX_ELEMENTS:
             raise ProtocolError(f"shape {s} is too large")
         return tuple(s)
 
-    def _width(self, meta) -> tuple[int, int]:
-        w = self._int(meta, "width", 8, self.pk.bits - 2)
+    def width(self, meta) -> tuple[int, int]:
+        w = self.int_param(meta, "width", 8, self.pk.bits - 2)
         return w, slots_for(w, self.pk.bits)
 
     def _local(self, sess, ins) -> None:
         if not isinstance(ins, list) or not ins:
-            raise ProtocolError(f"bad local instruction {_short(ins)}")
+            raise ProtocolError(f"bad local instruction {short(ins)}")
         t, kind = sess["t"], ins[0]
         try:
             if kind == "slice":
                 _, src, dst, axis, start, stop, step = ins
-                x = self._get(sess, src)
+                x = self.get(sess, src)
                 sl = [slice(None)] * x.ndim
                 sl[axis] = slice(start, stop, step)
                 t[dst] = x[tuple(sl)]
@@ -312,7 +290,7 @@ class TwinKeyServer(KeyServer):
                         or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SHIFT
                                    for v in sh)):
                     raise ProtocolError(f"concat: one shift per part, each an integer in [0, {MAX_SHIFT}] bits")
-                parts = [self._get(sess, s) for s in srcs]
+                parts = [self.get(sess, s) for s in srcs]
                 if sum(p.size for p in parts) > MAX_ELEMENTS:
                     raise ProtocolError(f"concat: more than {MAX_ELEMENTS} elements")
                 out = np.concatenate([p * (1 << s) if s else p for p, s in zip(parts, sh)], axis=axis)
@@ -321,7 +299,7 @@ class TwinKeyServer(KeyServer):
                 t[dst] = out
             elif kind in ("add", "sub"):
                 _, a, b, dst = ins
-                x, y = self._get(sess, a), self._get(sess, b)
+                x, y = self.get(sess, a), self.get(sess, b)
                 if x.shape != y.shape:
                     raise ProtocolError(f"{kind}: shapes {x.shape} and {y.shape} differ")
                 t[dst] = x + y if kind == "add" else x - y
@@ -329,296 +307,43 @@ class TwinKeyServer(KeyServer):
                 for name in ins[1]:
                     t.pop(name, None)
             else:
-                raise ProtocolError(f"unknown local instruction {_short(kind)}")
+                raise ProtocolError(f"unknown local instruction {short(kind)}")
         except (TypeError, IndexError, ValueError) as exc:
             if isinstance(exc, ProtocolError):
                 raise
-            raise ProtocolError(f"bad local instruction {_short(ins)}: {exc}") from None
+            raise ProtocolError(f"bad local instruction {short(ins)}: {exc}") from None
 
     # ------------------------------------------------------------------ offline
-    def _op_prepare(self, sess, meta, tensors):
+    def _op_prepare(self, sess, meta, tensors, blobs):
         """Top the pool of encryption randomness up to ``count`` rows (at most ``max_pool`` in all)."""
-        count = self._int(meta, "count", 0, MAX_PREPARE)
-        with self._pool_lock:   # reserve the rows first, so concurrent prepares never overshoot max_pool
-            need = min(count, self.max_pool) - len(self._pool) - self._pending
-            need = max(need, 0)
-            self._pending += need
-        if need > 0:
-            try:
-                rows = self.pk.raw_obfuscators(need)
-            finally:
-                with self._pool_lock:
-                    self._pending -= need
-            with self._pool_lock:
-                room = max(self.max_pool - len(self._pool), 0)
-                self._pool = np.concatenate([self._pool, rows[:room]])
-        with self._pool_lock:
-            return {"pool": len(self._pool)}, []
-
-    def _op_qterm(self, sess, meta, tensors):
-        layer = meta.get("layer")
-        if layer not in (self.share.wb if self.share else {}):
-            raise ProtocolError(f"unknown layer {_short(layer)}")
-        shape = self._shape(meta)                    # (N, O, H, W)
-        w, s = self._width(meta)
-        o = self.share.wb[layer].shape[0]
-        if len(shape) != 4 or shape[1] != o or len(tensors) != 1:
-            raise ProtocolError(f"qterm for {layer}: bad shape {shape} or tensor count")
-        if sess.setdefault("n", shape[0]) != shape[0]:
-            raise ProtocolError(f"qterm for {layer}: {shape[0]} images, but this session has {sess['n']}")
-        p = shape[0] * shape[2] * shape[3]
-        g2 = -(-o // s)
-        if tensors[0].shape != (p, g2):
-            raise ProtocolError(f"qterm for {layer}: expected {(p, g2)} ciphertexts, got {tensors[0].shape}")
-        vals = self._decrypt(tensors[0])
-        d = [v for i in range(p) for v in wire.unpack(vals[i * g2:(i + 1) * g2], w, s, o)]
-        q = -np.array(d, dtype=object).reshape(shape[0], shape[2], shape[3], o).transpose(0, 3, 1, 2)
-        sess["q"][layer] = q
-        return {}, []
+        return {"pool": self.pool.fill(self.int_param(meta, "count", 0, MAX_PREPARE))}, []
 
     # ------------------------------------------------------------------ online
     def _store_packed(self, sess, meta, ct: EncryptedTensor) -> None:
-        dst = meta.get("dst")
-        if not isinstance(dst, str):
-            raise ProtocolError("missing destination name")
-        shape = self._shape(meta)
-        w, s = self._width(meta)
+        dst = self.dst(meta)
+        shape = self.shape(meta)
+        w, s = self.width(meta)
         count = int(np.prod(shape))
         if ct.size != -(-count // s):
             raise ProtocolError(f"expected {-(-count // s)} packed ciphertexts for {shape}, got {ct.size}")
-        vals = np.array(wire.unpack(self._decrypt(ct.reshape(-1)), w, s, count), dtype=object)
+        vals = np.array(wire.unpack(self.decrypt(ct.reshape(-1)), w, s, count), dtype=object)
         sess["t"][dst] = vals.reshape(shape)
 
-    def _op_load(self, sess, meta, tensors):
+    def _op_load(self, sess, meta, tensors, blobs):
         if len(tensors) != 1:
             raise ProtocolError("load needs one tensor")
         self._store_packed(sess, meta, tensors[0])
         return {}, []
 
-    def _layer_input(self, sess, meta):
-        layer = meta.get("layer")
-        if layer not in self.share.wb:
-            raise ProtocolError(f"unknown layer {_short(layer)}")
-        x = self._get(sess, meta.get("src"))
-        wb = self.share.wb[layer]
-        if layer == "fc":
-            x = x.reshape(x.shape[0], -1, 1, 1)
-        if x.ndim != 4 or x.shape[1] != wb.shape[1]:
-            raise ProtocolError(f"{layer}: input shape {x.shape} does not fit weights {wb.shape}")
-        return layer, x, wb
-
-    def _op_lin1(self, sess, meta, tensors):
-        layer, x, wb = self._layer_input(sess, meta)
-        pad = self._int(meta, "pad", 0, 8)
-        w, s = self._width(meta)
-        n, c, h, wd = x.shape
-        o, _, k, _ = wb.shape
-        if k != 2 * pad + 1:
-            raise ProtocolError(f"{layer}: padding {pad} does not keep the size for a {k}x{k} kernel")
-        q = sess["q"].get(layer)
-        if q is None or q.shape != (n, o, h, wd):
-            raise ProtocolError(f"{layer}: no offline term for this input (run the offline phase first)")
-        cols = im2col(x, k, pad)                                         # (C*k*k, N*H*W)
-        packed_cols = [-v for col in cols for v in wire.pack(col, w, s)]   # E(-cols): S1's exponents stay >= 0
-        a = conv2d(x, wb, pad) + self.share.bb[layer][None, :, None, None] + q   # (N, O, H, W)
-        a = a.transpose(1, 0, 2, 3).reshape(o, -1)
-        packed_a = [v for row in a for v in wire.pack(row, w, s)]
-        g = -(-(n * h * wd) // s)
-        return {}, [self._encrypt(packed_cols).reshape(len(cols), g), self._encrypt(packed_a).reshape(o, g)]
-
-    def _op_lin2(self, sess, meta, tensors):
-        if len(tensors) != 1:
-            raise ProtocolError("lin2 needs one tensor")
-        shape = self._shape(meta)                                  # (N, O, H, W)
-        if len(shape) != 4:
-            raise ProtocolError("lin2: shape must be (N, O, H, W)")
-        n, o, h, wd = shape
-        w, s = self._width(meta)
-        g = -(-(n * h * wd) // s)
-        if tensors[0].shape != (o, g):
-            raise ProtocolError(f"lin2: expected {(o, g)} ciphertexts, got {tensors[0].shape}")
-        vals = self._decrypt(tensors[0].reshape(-1))
-        rows = [wire.unpack(vals[i * g:(i + 1) * g], w, s, n * h * wd) for i in range(o)]
-        y = np.array(rows, dtype=object).reshape(o, n, h, wd).transpose(1, 0, 2, 3)
-        sess["t"][self._dst(meta)] = y
-        return {}, []
-
     @staticmethod
-    def _dst(meta):
+    def dst(meta) -> str:
         dst = meta.get("dst")
         if not isinstance(dst, str):
             raise ProtocolError("missing destination name")
         return dst
 
-    # ------------------------------------------------------------------ oblivious transfer (offline)
-    def _layout(self, sess, meta) -> compare.Layout:
-        """The counts S1 asks for, refused beyond the plan's for the session's images (and ``MAX_OT``)."""
-        lay = compare.Layout(self._int(meta, "sel", 0, MAX_OT), self._int(meta, "leaf", 0, MAX_OT),
-                             self._int(meta, "tri", 0, MAX_OT))
-        n = sess.get("n", 1)
-        plan = self._plans.get(n)
-        if plan is None:
-            plan = self._plans[n] = compare.plan_layout(self.share.plan, {k: v.shape[0] for k, v in
-                                                                          self.share.wb.items()}, n)
-        if not 1 <= lay.m_f <= MAX_OT or not plan.covers(lay):
-            raise ProtocolError(f"ot1: {lay} is more than the plan needs for {n} image(s) ({plan}) or over "
-                                f"{MAX_OT} transfers")
-        return lay
-
-    def _op_ot1(self, sess, meta, tensors):
-        """Base OTs, step 1: S2's seed pairs for the c-instance, S2's choices for the f-instance."""
-        lay = self._layout(sess, meta)
-        base = dict(lay=lay, k0=ot.random_seeds(), k1=ot.random_seeds(), s=ot.random_bits(ot.KAPPA))
-        sess["ot_base"] = base
-        sh1 = wire.shifts(ot.KAPPA, OT_W1, slots_for(OT_W1, self.pk.bits))
-        sh2 = wire.shifts(ot.KAPPA, OT_W2, slots_for(OT_W2, self.pk.bits))
-        return {}, [self._encrypt([k * f for k, f in zip(base["k0"], sh1)]),
-                    self._encrypt([k * f for k, f in zip(base["k1"], sh1)]),
-                    self._encrypt([int(b) * f for b, f in zip(base["s"], sh2)])]
-
-    def _op_ot2(self, sess, meta, parts):
-        """Base OTs, step 2, both IKNP extensions, and S2's comparison and selection material."""
-        tensors, blobs = parts
-        base = sess.pop("ot_base", None)
-        if base is None:
-            raise ProtocolError("ot2 without ot1")
-        lay = base["lay"]
-        if self._layout(sess, meta) != lay:
-            raise ProtocolError("ot2: the counts differ from ot1's")
-        slots1, slots2 = slots_for(OT_W1, self.pk.bits), slots_for(OT_W2, self.pk.bits)
-        shapes = ((-(-ot.KAPPA // slots1),), (-(-ot.KAPPA // slots2),))
-        if len(tensors) != 2 or len(blobs) != 1 or tuple(t.shape for t in tensors) != shapes:
-            raise ProtocolError(f"ot2 needs ciphertexts of shapes {shapes} and one matrix")
-        masked = wire.unpack(self._decrypt(tensors[0]), OT_W1, slots1, ot.KAPPA)      # k_{s_i} + rho_i
-        ls = wire.unpack(self._decrypt(tensors[1]), OT_W2, slots2, ot.KAPPA)
-        if any(v >> ot.KAPPA for v in ls):
-            raise ProtocolError("ot2: a base-OT seed is out of range")
-        try:
-            q_f, srow = ot.sender(ls, base["s"], blobs[0], lay.m_f)
-        except ValueError as exc:
-            raise ProtocolError(f"ot2: {exc}") from None
-        c = ot.random_bits(lay.m_c)
-        u, t_c = ot.receiver(base["k0"], base["k1"], c)
-        ns, lo = lay.sel, lay.sel + compare.BLOCK * lay.leaf
-        k2_0, k2_1 = ot.sender_keys(q_f[:ns], srow, compare.DOMAIN_F)
-        g0, g1 = (ot.low_bits(k, 2) for k in ot.sender_keys(q_f[lo:], srow, compare.DOMAIN_F, lo))
-        ha = ot.low_bits(ot.receiver_keys(t_c[ns:], compare.DOMAIN_C, ns), 2)
-        sess["ot"] = dict(lay=lay, c=c[:ns], kc=ot.receiver_keys(t_c[:ns], compare.DOMAIN_C), k2=(k2_0, k2_1),
-                          pads=compare.s2_leaf_pads(q_f[ns:lo], srow, ns),
-                          tri=compare.s2_triples(c[ns:], g0, g1, ha), cursor=(0, 0, 0), pending=None)
-        return {}, [], [wire.words(masked, OT_W1), u]
-
-    def _ot(self, sess):
-        st = sess.get("ot")
-        if st is None:
-            raise ProtocolError("no oblivious-transfer material in this session (run the offline phase first)")
-        return st
-
-    # ------------------------------------------------------------------ SACT
-    def _op_cmp1(self, sess, meta, tensors):
-        """Start the comparisons ``[y >= 0]`` of a tensor: S2's leaf tables and first openings."""
-        zt = self._get(sess, meta.get("src"))
-        z = zt.ravel()
-        w, _ = self._width(meta)
-        st = self._ot(sess)
-        size = len(z)
-        vb = w - STAT_BITS - 3
-        if not 1 <= vb or w > ot.KEY_BITS:
-            raise ProtocolError(f"cmp1: words of {w} bits: need {STAT_BITS + 4}..{ot.KEY_BITS}")
-        if st["pending"] is not None:
-            raise ProtocolError("cmp1 while the previous comparison is unfinished")
-        cur = meta.get("ot")
-        if cur != list(st["cursor"]):
-            raise ProtocolError("cmp1: the oblivious transfers named are not the next unused ones")
-        lay, q = st["lay"], compare.leaves(vb)
-        js, jl, jt = cur
-        end = (js + size, jl + size * q, jt + size * (q - 1))
-        if end[0] > lay.sel or end[1] > lay.leaf or end[2] > lay.tri:
-            raise ProtocolError("cmp1: not enough oblivious transfers left in this session")
-        st["cursor"] = end                                # spent, whatever happens next
-        msb, a = compare.s2_inputs(z, vb)
-        lt2, eq2 = (ot.random_bits(size * q).reshape(size, q) for _ in range(2))
-        table = compare.s2_table(a, st["pads"][jl:end[1]], lt2, eq2)
-        tree = compare.AndTree(lt2, eq2, (t[jt:end[2]] for t in st["tri"]), adds_ef=False)
-        st["pending"] = dict(kind="cmp", tree=tree, msb=msb, z=z, shape=zt.shape, w=w, js=js, size=size)
-        return {}, [], [table, *compare.exchange(tree, [])]
-
-    def _awaiting(self, st, kind: str, op: str) -> dict:
-        p = st["pending"]
-        if p is None or p["kind"] != kind:
-            st["pending"] = None
-            raise ProtocolError(f"{op} out of order")
-        return p
-
-    def _op_cmp2(self, sess, meta, parts):
-        """One step of the comparison tree: S1's openings in, S2's out."""
-        tensors, blobs = parts
-        st = self._ot(sess)
-        p = self._awaiting(st, "cmp", "cmp2")
-        try:
-            if tensors or p["tree"].done:
-                raise ValueError("no comparison level is waiting")
-            return {}, [], compare.exchange(p["tree"], blobs)
-        except (ValueError, RuntimeError) as exc:
-            st["pending"] = None
-            raise ProtocolError(f"cmp2: {exc}") from None
-
-    def _op_relu2(self, sess, meta, parts):
-        """Finish the comparisons (t' = t2 xor delta); answer the two OT selections (see :mod:`.s1`)."""
-        tensors, blobs = parts
-        st = self._ot(sess)
-        p = self._awaiting(st, "cmp", "relu2")
-        st["pending"] = None
-        w, _ = self._width(meta)
-        size, tree = p["size"], p["tree"]
-        try:
-            if tensors or not blobs or w != p["w"]:
-                raise ValueError(f"expected openings and the shares' bits at width {p['w']}")
-            if compare.exchange(tree, blobs[:-1]) or not tree.done:
-                raise ValueError("the comparison is unfinished")
-            if len(blobs[-1]) != -(-size // 8):
-                raise ValueError(f"expected {-(-size // 8)} bytes of share bits")
-            tp = p["msb"] ^ tree.root ^ np.uint8(1) ^ ot.unpack_bits(blobs[-1], size)
-        except (ValueError, RuntimeError) as exc:
-            raise ProtocolError(f"relu2: {exc}") from None
-        js = p["js"]
-        e = tp ^ st["c"][js:js + size]
-        mask = (1 << w) - 1
-        nu = [secrets.randbits(w) for _ in range(size)]
-        k0, k1 = (ot.key_ints(k[js:js + size]) for k in st["k2"])
-        zi = [int(v) for v in p["z"]]
-        y0 = [(n + (v if t else 0) + k) & mask for n, v, t, k in zip(nu, zi, tp, k0)]
-        y1 = [(n + (0 if t else v) + k) & mask for n, v, t, k in zip(nu, zi, tp, k1)]
-        st["pending"] = dict(kind="sel", j0=js, size=size, w=w, tp=tp, nu=nu, shape=p["shape"])
-        return {}, [], [ot.pack_bits(e).tobytes(), wire.words(y0, w), wire.words(y1, w)]
-
-    def _op_relu3(self, sess, meta, parts):
-        """S2's value of relu(y) + m from S1's three words per element.
-
-        The pending relu2 is consumed even when the request is refused: its OTs are never reused.
-        """
-        tensors, blobs = parts
-        st = self._ot(sess)
-        p = self._awaiting(st, "sel", "relu3")
-        st["pending"] = None
-        shape = self._shape(meta)
-        w, _ = self._width(meta)
-        if tensors or len(blobs) != 3 or w != p["w"] or shape != p["shape"]:
-            raise ProtocolError(f"relu3: expected three word blobs matching relu2's width {p['w']} and "
-                                f"shape {p['shape']}")
-        try:
-            w0, w1, v = (wire.unwords(x, w, p["size"]) for x in blobs)
-        except ValueError as exc:
-            raise ProtocolError(f"relu3: {exc}") from None
-        mask = (1 << w) - 1
-        kc = ot.key_ints(st["kc"][p["j0"]:p["j0"] + p["size"]])
-        out = [(vi - n - ((b1 if t else b0) + k)) & mask
-               for vi, n, b0, b1, t, k in zip(v, p["nu"], w0, w1, p["tp"], kc)]
-        sess["t"][self._dst(meta)] = np.array(out, dtype=object).reshape(shape)
-        return {}, []
-
-    def _op_result(self, sess, meta, tensors):
-        result = self._get(sess, meta.get("src")).reshape(-1)
+    def _op_result(self, sess, meta, tensors, blobs):
+        result = self.get(sess, meta.get("src")).reshape(-1)
         sess["t"].clear()
         sess["q"].clear()
         sess.pop("ot", None)
@@ -626,7 +351,7 @@ class TwinKeyServer(KeyServer):
         sess["done"].set()
         return {}, []
 
-    def _op_fetch(self, sid, meta, tensors):
+    def _fetch(self, sid, meta):
         """The user's request: check the secret, wait (bounded) for the result, hand it over once.
 
         A missing or wrong secret is refused before anything else and leaves the session untouched.
@@ -640,7 +365,7 @@ class TwinKeyServer(KeyServer):
             raise ProtocolError("fetch: the secret is not hexadecimal") from None
         timeout = meta.get("timeout", 60.0)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
-            raise ProtocolError(f"fetch: 'timeout' must be a number of seconds, got {_short(timeout)}")
+            raise ProtocolError(f"fetch: 'timeout' must be a number of seconds, got {short(timeout)}")
         with self._lock:
             sess = self._live(sid)
             if not hmac.compare_digest(digest, sess["verifier"]):
@@ -654,7 +379,7 @@ class TwinKeyServer(KeyServer):
         return {"v": wire.hexs(sess["result"])}, []
 
 
-def _short(x) -> str:
+def short(x) -> str:
     """``repr(x)`` cut to 80 characters: errors echo what a peer sent, one short line."""
     r = repr(x)
     return r if len(r) <= 80 else r[:77] + "..."
@@ -671,31 +396,8 @@ def new_secret() -> tuple[str, str]:
     return secret.hex(), hashlib.sha256(secret).hexdigest()
 
 
-def fast_request(ch: Channel, pk, meta: dict, tensors=(), blobs=()) -> tuple[dict, list, list]:
-    """One round trip of the fast protocol to S2, for S1 and the user alike.
-
-    Returns:
-        ``(meta, tensors, blobs)`` of S2's reply.
-
-    Raises:
-        ChannelError: S2 refused (``peer_error``), answered with another message type or a
-            malformed body (``bad_reply``), or the channel broke.
-    """
-    msg_id = ch.send(FAST_REQUEST, wire.pack_message(meta, tensors, blobs))
-    ch.stats.rounds += 1
-    rtype, _, data = ch.recv(expect_id=msg_id)
-    if rtype == ERROR_REPLY:
-        raise ChannelError("peer_error", f"S2 refused {meta.get('op')}: " + data.decode(errors="replace"))
-    if rtype != FAST_REPLY:
-        raise ChannelError("unexpected_type", f"got {rtype}, expected {FAST_REPLY}")
-    try:
-        return wire.unpack_message_parts(data, pk)
-    except ValueError as exc:
-        raise ChannelError("bad_reply", str(exc)) from None
-
-
 def _user_call(ch: Channel, pk, meta: dict) -> dict:
-    return fast_request(ch, pk, meta)[0]
+    return call(ch, pk, meta)[0]
 
 
 def open_session(ch: Channel, pk) -> tuple[str, str]:

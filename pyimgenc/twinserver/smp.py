@@ -25,13 +25,13 @@ import struct
 
 import numpy as np
 
-from ..paillier import EncryptedTensor
+from ..paillier import EncryptedTensor, concatenate
 from .channel import Channel, ChannelError
+from .messages import ERROR_REPLY, SACT_REPLY, SACT_REQUEST, SMP_REPLY, SMP_REQUEST
 
-SMP_REQUEST, SMP_REPLY, SACT_REQUEST, SACT_REPLY, ERROR_REPLY = 1, 2, 3, 4, 255
 
 
-def _pack(*tensors: EncryptedTensor) -> bytes:
+def pack_tensors(*tensors: EncryptedTensor) -> bytes:
     out = bytearray()
     for t in tensors:
         b = t.to_bytes()
@@ -39,7 +39,7 @@ def _pack(*tensors: EncryptedTensor) -> bytes:
     return bytes(out)
 
 
-def _unpack(body: bytes, pk, count: int) -> list[EncryptedTensor]:
+def unpack_tensors(body: bytes, pk, count: int) -> list[EncryptedTensor]:
     out, off = [], 0
     for _ in range(count):
         if off + 8 > len(body):
@@ -72,22 +72,22 @@ class KeyServer:
 
     def handle(self, mtype: int, body: bytes) -> tuple[int, bytes]:
         if mtype == SMP_REQUEST:
-            a, b = _unpack(body, self.pk, 2)
+            a, b = unpack_tensors(body, self.pk, 2)
             if a.shape != b.shape:
                 raise ValueError(f"SMP operands have shapes {a.shape} and {b.shape}")
             n = self.pk.n
             h = (self.sk.decrypt(a).astype(object) * self.sk.decrypt(b).astype(object)) % n
             h = np.where(h > n // 2, h - n, h)
-            return SMP_REPLY, _pack(self.pk.encrypt(h))
-        if mtype == SACT_REQUEST:  # see sact.py: y = sigma (alpha x + beta), z = x + r
-            y, z = _unpack(body, self.pk, 2)
+            return SMP_REPLY, pack_tensors(self.pk.encrypt(h))
+        if mtype == SACT_REQUEST:  # see literal.sact_literal: y = sigma (alpha x + beta), z = x + r
+            y, z = unpack_tensors(body, self.pk, 2)
             if y.shape != z.shape:
                 raise ValueError(f"SACT operands have shapes {y.shape} and {z.shape}")
             t = (self.sk.decrypt(y).astype(object) >= 0).astype(np.int64)
             n = self.pk.n
             zt = (self.sk.decrypt(z).astype(object) * t) % n
             zt = np.where(zt > n // 2, zt - n, zt)
-            return SACT_REPLY, _pack(self.pk.encrypt(t), self.pk.encrypt(zt))
+            return SACT_REPLY, pack_tensors(self.pk.encrypt(t), self.pk.encrypt(zt))
         raise ValueError(f"unknown request type {mtype}")
 
     def serve(self, ch: Channel) -> None:
@@ -107,16 +107,10 @@ class KeyServer:
                 return
 
 
-def _call(ch: Channel, pk, mtype: int, body: bytes, reply: int, count: int) -> list[EncryptedTensor]:
-    msg_id = ch.send(mtype, body)
-    ch.stats.rounds += 1
-    rtype, _, data = ch.recv(expect_id=msg_id)
-    if rtype == ERROR_REPLY:
-        raise ChannelError("peer_error", data.decode(errors="replace"))
-    if rtype != reply:
-        raise ChannelError("unexpected_type", f"got {rtype}, expected {reply}")
+def tensor_call(ch: Channel, pk, mtype: int, body: bytes, reply: int, count: int) -> list[EncryptedTensor]:
+    data = ch.request(mtype, body, reply)
     try:
-        return _unpack(data, pk, count)
+        return unpack_tensors(data, pk, count)
     except ValueError as exc:
         raise ChannelError("bad_reply", str(exc)) from None
 
@@ -130,7 +124,7 @@ def smp(ch: Channel, a: EncryptedTensor, b: EncryptedTensor) -> EncryptedTensor:
     pk = a.public_key
     ra, rb = uniform_masks(pk.n, a.shape), uniform_masks(pk.n, a.shape)
     # re-randomized: S2 holds the key and could read the randomness of a + ra (a function of S1's inputs)
-    (h,) = _call(ch, pk, SMP_REQUEST, _pack((a + ra).rerandomize(statistical=True),
+    (h,) = tensor_call(ch, pk, SMP_REQUEST, pack_tensors((a + ra).rerandomize(statistical=True),
                                          (b + rb).rerandomize(statistical=True)), SMP_REPLY, 1)
     cross = (ra * rb) % pk.n
     cross = np.where(cross > pk.n // 2, cross - pk.n, cross)
@@ -139,7 +133,6 @@ def smp(ch: Channel, a: EncryptedTensor, b: EncryptedTensor) -> EncryptedTensor:
 
 def smp_literal(ch: Channel, a: EncryptedTensor, b: EncryptedTensor) -> EncryptedTensor:
     """The per-element reference: one SMP round per element."""
-    from ..paillier.tensor import concatenate
     if a.shape != b.shape:
         raise ValueError(f"SMP operands must have the same shape, got {a.shape} and {b.shape}")
     fa, fb = a.reshape(-1), b.reshape(-1)

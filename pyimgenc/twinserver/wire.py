@@ -1,4 +1,4 @@
-"""Message bodies of the fast protocol, slot packing, and the pool of encryption randomness.
+"""Message bodies of the fast protocol and slot packing (message types: :mod:`.messages`).
 
 A body (:func:`pack_message`) is ``u32 meta_len | meta (JSON, UTF-8) | (u8 kind | u64 len | bytes)*``:
 kind 0 is an EncryptedTensor, kind 1 a raw blob (the oblivious-transfer matrices and the
@@ -162,23 +162,3 @@ def signed_mod(values: Iterable[int], n: int) -> np.ndarray:
     half = n // 2
     out = [int(v) % n for v in values]
     return np.array([v - n if v > half else v for v in out], dtype=object)
-
-
-# ----------------------------------------------------------------------------- randomness
-
-def take_obfuscators(pk: PublicKey, pool: np.ndarray, k: int, *, statistical: bool = False
-                     ) -> tuple[np.ndarray, np.ndarray, int]:
-    """``k`` encryptions of zero ``hs**r`` from a precomputed ``pool``.
-
-    The pool (rows of :meth:`PublicKey.raw_obfuscators <pyimgenc.paillier.PublicKey.raw_obfuscators>`)
-    is drawn offline and spent from the front; if it runs dry the missing rows are drawn now,
-    with full-size exponents if ``statistical`` (S1's pool: see ``raw_obfuscators``).
-
-    Returns:
-        ``(rows, rest of the pool, how many rows were drawn now)``.
-    """
-    take = min(k, len(pool))
-    obf, rest = pool[:take], pool[take:]
-    if take < k:
-        obf = np.concatenate([obf, pk.raw_obfuscators(k - take, statistical=statistical)])
-    return obf, rest, k - take

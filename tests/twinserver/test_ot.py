@@ -8,7 +8,8 @@ import pytest
 
 from pyimgenc.math.limbs import limbs_to_ints
 from pyimgenc.paillier import EncryptedTensor, linalg
-from pyimgenc.twinserver import SecureClassifier, compare, ot, wire
+from pyimgenc.twinserver import SecureClassifier, compare, ot, randot, wire
+from pyimgenc.twinserver import messages
 from pyimgenc.twinserver import s2 as s2mod
 from pyimgenc.twinserver.graph import slots_for
 from pyimgenc.twinserver.s1 import Tape, _Ops
@@ -153,7 +154,7 @@ def test_s2_refuses_out_of_order_or_repeated_transfers(clf):
     width = 60
 
     def op(name, blobs=(), **meta):
-        return clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message(dict(meta, op=name, sid=sid), (), list(blobs)))
+        return clf.s2.handle(messages.FAST_REQUEST, wire.pack_message(dict(meta, op=name, sid=sid), (), list(blobs)))
 
     def cmp1(cur):
         return op("cmp1", src="x", width=width, ot=cur)
@@ -182,7 +183,7 @@ def test_s2_refuses_out_of_order_or_repeated_transfers(clf):
 def test_s2_refuses_ot2_without_ot1(clf):
     sid, _ = s2mod.open_session(clf._user_ch, clf.public_key)
     with pytest.raises(ValueError, match="ot2 without ot1"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "ot2", "sid": sid, "sel": 5, "leaf": 0, "tri": 0},
+        clf.s2.handle(messages.FAST_REQUEST, wire.pack_message({"op": "ot2", "sid": sid, "sel": 5, "leaf": 0, "tri": 0},
                                                             (), [b""]))
     clf.s2.sessions.pop(sid)
 
@@ -216,24 +217,24 @@ def _recover_choices(clf, r0, r1, packed, slots):
 
 def test_s1_rerandomizes_so_s2_cannot_read_its_base_ot_choices(clf, monkeypatch):
     seen = {}
-    ot1, ot2 = clf.s2._op_ot1, clf.s2._op_ot2
+    ot1, ot2 = clf.s2.ops["ot1"], clf.s2.ops["ot2"]
 
-    def spy1(sess, meta, tensors):
-        out = ot1(sess, meta, tensors)
+    def spy1(sess, meta, tensors, blobs):
+        out = ot1(sess, meta, tensors, blobs)
         seen["ek"] = out[1]
         return out
 
-    def spy2(sess, meta, parts):
-        seen["y1"] = parts[0][0]
-        return ot2(sess, meta, parts)
-    monkeypatch.setattr(clf.s2, "_op_ot1", spy1)
-    monkeypatch.setattr(clf.s2, "_op_ot2", spy2)
+    def spy2(sess, meta, tensors, blobs):
+        seen["y1"] = tensors[0]
+        return ot2(sess, meta, tensors, blobs)
+    monkeypatch.setitem(clf.s2.ops, "ot1", spy1)
+    monkeypatch.setitem(clf.s2.ops, "ot2", spy2)
     sid, _ = s2mod.open_session(clf._user_ch, clf.public_key)
     clf.s1.offline(clf._ch, 1, sid)
     clf.s2.sessions.pop(sid)
     ek0, ek1, _ = seen["ek"]
     r0, r1 = _randomness(clf, ek0), _randomness(clf, ek1)
-    slots = slots_for(s2mod.OT_W1, clf.public_key.bits)
+    slots = slots_for(randot.OT_W1, clf.public_key.bits)
     # the attack works on the product S1 would send without fresh randomness ...
     pk = clf.public_key
     bits = ot.random_bits(ot.KAPPA)

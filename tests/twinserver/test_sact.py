@@ -8,8 +8,9 @@ import pytest
 
 from pyimgenc import paillier
 from pyimgenc.twinserver.channel import in_process_pair
-from pyimgenc.twinserver.sact import sact
-from pyimgenc.twinserver.smp import SACT_REQUEST, KeyServer, _unpack
+from pyimgenc.twinserver.literal import sact_literal as sact
+from pyimgenc.twinserver.messages import SACT_REQUEST
+from pyimgenc.twinserver.smp import KeyServer, unpack_tensors
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_key_server_sees_coin_flips_and_masks(keys):
 
     def spy(mtype, body):
         if mtype == SACT_REQUEST:
-            y, z = _unpack(body, pk, 2)
+            y, z = unpack_tensors(body, pk, 2)
             seen.append((sk.decrypt(y), sk.decrypt(z)))
         return orig(mtype, body)
 

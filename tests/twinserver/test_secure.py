@@ -11,6 +11,7 @@ from pyimgenc import paillier
 from pyimgenc.paillier import linalg
 from pyimgenc.twinserver import (ChannelError, SecureClassifier, deploy, in_process_pair, scvl_literal,
                                  TwinKeyServer)
+from pyimgenc.twinserver import messages
 from pyimgenc.twinserver import s2 as s2mod
 from pyimgenc.twinserver import tls, wire
 from pyimgenc.twinserver.graph import PlainOps, icnn_forward, layer_inputs, make_plan
@@ -75,12 +76,12 @@ def test_classify_2048_bit_keys_exact(mnist_test):
 def test_fast_layer_equals_literal_smp_path(clf, mnist_test, monkeypatch):
     """The fast SCVL's output of one real layer equals the literal per-element SMP convolution."""
     snap = {}
-    orig = TwinKeyServer._op_result
+    orig = clf.s2.ops["result"]
 
-    def keep(self, sess, meta, tensors):
+    def keep(sess, meta, tensors, blobs):
         snap.update(sess["t"])
-        return orig(self, sess, meta, tensors)
-    monkeypatch.setattr(TwinKeyServer, "_op_result", keep)
+        return orig(sess, meta, tensors, blobs)
+    monkeypatch.setitem(clf.s2.ops, "result", keep)
     clf.s1.trace = {}
     try:
         x = mnist_test[0][7:8]
@@ -155,32 +156,28 @@ def test_tampered_and_truncated_messages_are_refused(clf):
     flipped[-5] ^= 1
     for bad in (bytes(flipped), body[:-7], b"\x00\x00\x00\x05{}", b"garbage"):
         with pytest.raises(ValueError):
-            clf.s2.handle(s2mod.FAST_REQUEST, bad)
+            clf.s2.handle(messages.FAST_REQUEST, bad)
     with pytest.raises(ValueError, match="unknown operation"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "steal_key", "sid": "x" * 16}))
+        clf.s2.handle(messages.FAST_REQUEST, wire.pack_message({"op": "steal_key", "sid": "x" * 16}))
     with pytest.raises(ValueError, match="session expired or unknown"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "cmp1", "sid": "y" * 16, "src": "t9", "width": 60}))
+        clf.s2.handle(messages.FAST_REQUEST, wire.pack_message({"op": "cmp1", "sid": "y" * 16, "src": "t9", "width": 60}))
     sid, _ = s2mod.open_session(clf._user_ch, clf.public_key)
     with pytest.raises(ValueError, match="no tensor named"):
-        clf.s2.handle(s2mod.FAST_REQUEST, wire.pack_message({"op": "cmp1", "sid": sid, "src": "t9", "width": 60}))
+        clf.s2.handle(messages.FAST_REQUEST, wire.pack_message({"op": "cmp1", "sid": sid, "src": "t9", "width": 60}))
     clf.s2.sessions.pop(sid)
 
 
 def test_a_peer_that_vanishes_gives_a_clear_error(mnist_test):
     c = SecureClassifier.pretrained(key_bits=1024, insecure=True)
     c._ch.timeout_s = 5.0
-    orig = TwinKeyServer._op_relu2
 
-    def die(self, sess, meta, tensors):
+    def die(sess, meta, tensors, blobs):
         threading.Event().wait(20)   # S2 stalls mid-protocol: no reply within S1's timeout
         raise ConnectionError("gone")
-    TwinKeyServer._op_relu2 = die
-    try:
-        with pytest.raises(ChannelError) as ei:
-            c.classify(mnist_test[0][:1])
-        assert ei.value.reason in ("timeout", "closed")
-    finally:
-        TwinKeyServer._op_relu2 = orig
+    c.s2.ops["relu2"] = die
+    with pytest.raises(ChannelError) as ei:
+        c.classify(mnist_test[0][:1])
+    assert ei.value.reason in ("timeout", "closed")
 
 
 def test_packing_roundtrip_and_overflow():
@@ -232,8 +229,8 @@ def test_tcp_servers_classify_exactly_and_survive_garbage(tmp_path, mnist_test, 
         ctx = tls.client_context(tmp_path / "ca.crt")
         with pytest.raises(ChannelError, match="peer_error"):   # the user asks S2 for a session that never ran
             ch = deploy.TcpChannel.connect("127.0.0.1", r2.port, ssl_context=ctx)
-            deploy._request(ch, s2mod.FAST_REQUEST, wire.pack_message({"op": "fetch", "sid": "z" * 32, "timeout": 1}),
-                            s2mod.FAST_REPLY)
+            ch.request(messages.FAST_REQUEST, wire.pack_message({"op": "fetch", "sid": "z" * 32, "timeout": 1}),
+                       messages.FAST_REPLY)
     finally:
         stop.set()
 
@@ -283,8 +280,8 @@ def test_tls_refuses_wrong_certificates_and_s2_decrypts_only_for_s1(sys_a, tmp_p
         sid, secret = s2mod.open_session(ch, pk)              # a user may open a session ...
         ct = pk.encrypt(np.array([42]))
         with pytest.raises(ChannelError, match="only the peer with S1's certificate"):   # ... but not decrypt
-            deploy._request(ch, s2mod.FAST_REQUEST, wire.pack_message(
-                {"op": "load", "sid": sid, "dst": "x", "shape": [1], "width": 60}, [ct]), s2mod.FAST_REPLY)
+            ch.request(messages.FAST_REQUEST, wire.pack_message(
+                {"op": "load", "sid": sid, "dst": "x", "shape": [1], "width": 60}, [ct]), messages.FAST_REPLY)
         ch.close()
         forged = tls.client_context(sys_a / "ca.crt", other / "s1.crt", other / "s1-tls.key")  # S1's name, wrong CA
         with pytest.raises(ChannelError, match="closed"):   # S2 refuses the certificate at the handshake

@@ -10,7 +10,7 @@ import torch
 
 from pyimgenc import paillier
 from pyimgenc.twinserver.channel import in_process_pair
-from pyimgenc.twinserver.smap import smap
+from pyimgenc.twinserver.literal import smap_literal as smap
 from pyimgenc.twinserver.smp import KeyServer
 
 

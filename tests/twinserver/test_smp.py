@@ -8,7 +8,8 @@ import pytest
 
 from pyimgenc import paillier
 from pyimgenc.twinserver.channel import ChannelError, in_process_pair
-from pyimgenc.twinserver.smp import SMP_REQUEST, KeyServer, smp, smp_literal
+from pyimgenc.twinserver.messages import SMP_REQUEST
+from pyimgenc.twinserver.smp import KeyServer, smp, smp_literal, unpack_tensors
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +52,8 @@ def test_key_server_sees_only_masked_values(keys, s1):
     orig = srv.handle
 
     def spy(mtype, body):
-        from pyimgenc.twinserver.smp import _unpack
         if mtype == SMP_REQUEST:
-            seen.extend(int(v) for t in _unpack(body, pk, 2) for v in sk.decrypt(t).ravel())
+            seen.extend(int(v) for t in unpack_tensors(body, pk, 2) for v in sk.decrypt(t).ravel())
         return orig(mtype, body)
 
     srv.handle = spy

@@ -14,8 +14,7 @@ import threading
 import numpy as np
 import pytest
 
-from pyimgenc.twinserver import SecureClassifier, wire
-from pyimgenc.twinserver.s1 import _Ops
+from pyimgenc.twinserver import SecureClassifier, sact, wire
 
 SACT_OPS = ("cmp1", "cmp2", "relu2", "relu3")
 
@@ -25,7 +24,7 @@ def _record(clf, images, monkeypatch):
     seen = dict(dec={}, cmp=[], masks=[], bits=[], words=[])
     s2 = clf.s2
     op_now = threading.local()
-    handle, decrypt, cmp1 = s2.handle, s2._decrypt, s2._op_cmp1
+    handle, decrypt, cmp1 = s2.handle, s2.decrypt, s2.ops["cmp1"]
 
     def spy_handle(mtype, body):
         meta, _, blobs = wire.unpack_message_parts(body, s2.pk)
@@ -41,19 +40,19 @@ def _record(clf, images, monkeypatch):
         seen["dec"].setdefault(getattr(op_now, "op", None), []).extend(out)
         return out
 
-    def spy_cmp1(sess, meta, tensors):
-        seen["cmp"].append(([int(v) for v in s2._get(sess, meta["src"]).ravel()], meta["width"] - 43))
-        return cmp1(sess, meta, tensors)
+    def spy_cmp1(sess, meta, tensors, blobs):
+        seen["cmp"].append(([int(v) for v in s2.get(sess, meta["src"]).ravel()], meta["width"] - 43))
+        return cmp1(sess, meta, tensors, blobs)
 
-    relu_online = _Ops._relu_online
+    select = sact.select
 
-    def spy_relu(self, h, *a):
+    def spy_select(ops, h, *a):
         seen["masks"].append([int(v) for v in h.mask.ravel()])
-        return relu_online(self, h, *a)
+        return select(ops, h, *a)
     monkeypatch.setattr(s2, "handle", spy_handle)
-    monkeypatch.setattr(s2, "_decrypt", spy_decrypt)
-    monkeypatch.setattr(s2, "_op_cmp1", spy_cmp1)
-    monkeypatch.setattr(_Ops, "_relu_online", spy_relu)
+    monkeypatch.setattr(s2, "decrypt", spy_decrypt)
+    monkeypatch.setitem(s2.ops, "cmp1", spy_cmp1)
+    monkeypatch.setattr(sact, "select", spy_select)
     got = clf.classify(images)
     monkeypatch.undo()
     assert (got == clf.reference_logits(images)).all()
