@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyimgenc.math import ints_to_limbs, limbs_to_ints
-from pyimgenc.paillier import EncryptedTensor, linalg
+from pyimgenc.paillier import EncryptedTensor, ObfuscatorPool, linalg
 
 HYP = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # plaintext operands of every size and sign: int64 edges, around n (256 bits), far beyond
@@ -146,6 +146,23 @@ def test_rerandomize_refuses_a_bad_pool(keypair):
     pool[1] = 0
     with pytest.raises(ValueError, match="obfuscators: row 1 is not in"):
         e.rerandomize(pool)
+
+
+def test_obfuscator_pool_hands_out_encryptions_of_zero_once(keypair):
+    pk, sk = keypair
+    for statistical in (False, True):
+        pool = ObfuscatorPool(pk, statistical=statistical, max_rows=8)
+        assert pool.fill(5) == 5 and pool.fill(3) == 5 and pool.fill(100) == 8   # tops up, never past the cap
+        rows = pool.take(10)                                  # 8 held, 2 drawn now
+        assert rows.shape == (10, pk.ct_limbs) and len(pool) == 0 and pool.drawn_late == 2
+        assert len({r.tobytes() for r in rows}) == 10         # each row once
+        assert [int(v) for v in sk.decrypt(EncryptedTensor(pk, rows)).ravel()] == [0] * 10
+        out = pk.encrypt([7, -7]).rerandomize(pool.take(2))
+        assert [int(v) for v in sk.decrypt(out).ravel()] == [7, -7]
+    with pytest.raises(ValueError, match="non-negative"):
+        ObfuscatorPool(pk).fill(-1)
+    with pytest.raises(TypeError, match="PublicKey"):
+        ObfuscatorPool(sk)
 
 
 # ----------------------------------------------------------------------------- add_mod
