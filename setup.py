@@ -52,6 +52,8 @@ ext = Pybind11Extension(
     extra_compile_args=["-O3", "-fno-strict-aliasing"],
 )
 
+SERVICE = ["starlette>=0.40", "uvicorn>=0.30", "httpx>=0.27"]
+
 setup(
     name="pyimgenc",
     version="0.1.0",
@@ -75,6 +77,7 @@ setup(
     ],
     extras_require={
         "gpu": ["cupy-cuda12x>=13"],
+        "service": SERVICE,   # the System C verifier over HTTP(S): ASGI app, server, client
         "bench": ["pytest>=7", "pytest-benchmark>=4", "phe>=1.5", "tenseal>=0.3.14"],
         "test": [
             "pytest>=7",
@@ -82,6 +85,7 @@ setup(
             "hypothesis>=6",
             "phe>=1.5",
             "pillow>=10",
+            *SERVICE,
         ],
     },
     entry_points={"console_scripts": ["pyimgenc=pyimgenc.cli:main"]},

@@ -87,7 +87,8 @@ def test_factor(benchmark, case, model):
 
 def test_kdf(benchmark, case):
     sec = case["sf"].splice()
-    _bench(benchmark, case, "kdf", lambda: image_security_factor(case["f1"], sec))
+    ks = bytes(32)
+    _bench(benchmark, case, "kdf", lambda: image_security_factor(ks, case["f1"], sec))
 
 
 def test_aead(benchmark, case):

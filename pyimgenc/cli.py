@@ -14,7 +14,7 @@ Commands:
                         plaintext integer model (obfuscation, not encryption)
     rns attacks         System B: recover MNIST images from ciphertexts, a table per
                         parameter set
-    serve verifier      System C verification server over HTTP (SQLite state)
+    serve verifier      System C verification server over HTTP(S) (Starlette + uvicorn; SQLite state)
     factor report       System C: cipher-image metrics, face-matching error rates and
                         first-factor determinism on the real test images, with plots
 """
@@ -40,24 +40,40 @@ def cmd_serve(args) -> int:
     import logging
 
     from .factor import Verifier
-    from .factor.service import make_server
+    try:
+        from .factor.service import Server
+    except ImportError as exc:
+        raise SystemExit(f"serve verifier needs the web extra: pip install 'pyimgenc[service]' ({exc})")
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     db = Path(args.db)
-    srv = Verifier.create(db, window_s=args.window) if not db.exists() else Verifier(db, window_s=args.window)
     token = os.environ.get(args.admin_token_env) if args.admin_token_env else None
     if args.admin_token_env and not token:
         raise SystemExit(f"serve: environment variable {args.admin_token_env} is empty")
-    http = make_server(srv, args.host, args.port, admin_token=token)
-    host, port = http.server_address[:2]
-    print(f"verifier on http://{host}:{port}  db={db}  window={args.window:g}s  "
-          f"device registration {'enabled' if token else 'disabled'}", flush=True)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise SystemExit("serve: --tls-cert and --tls-key go together")
+    for f in (args.tls_cert, args.tls_key):
+        if f is not None and not Path(f).is_file():
+            raise SystemExit(f"serve: {f} not found")
+    lock = dict(max_failures=args.max_failures, failure_window_s=args.failure_window)
+    srv = (Verifier.create(db, window_s=args.window, **lock) if not db.exists()
+           else Verifier(db, window_s=args.window, **lock))
+    web = Server(srv, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key, admin_token=token)
     try:
-        http.serve_forever()
+        web.start()
+    except RuntimeError as exc:
+        raise SystemExit(f"serve: {exc}")
+    print(f"verifier on {web.url}  db={db}  window={args.window:g}s  "
+          f"device registration {'enabled' if token else 'disabled'}", flush=True)
+    if not web.tls and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print("warning: plain HTTP on a non-loopback address: the admin token and envelopes travel "
+              "unencrypted; use --tls-cert/--tls-key", file=sys.stderr, flush=True)
+    try:
+        web._thread.join()
     except KeyboardInterrupt:
         pass
     finally:
-        http.server_close()
+        web.stop()
     return 0
 
 
@@ -277,7 +293,14 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     q.add_argument("--window", type=float, default=300.0, help="accepted capture clock skew, seconds")
     q.add_argument("--admin-token-env", default=None,
-                   help="environment variable holding the token that enables POST /v1/devices")
+                   help="environment variable holding the token that enables the admin endpoints "
+                        "(/v1/devices: register, list, unlock)")
+    q.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)")
+    q.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    q.add_argument("--max-failures", type=int, default=5,
+                   help="failed face/factor matches of one device that lock it (default 5)")
+    q.add_argument("--failure-window", type=float, default=3600.0,
+                   help="seconds those failures are counted over (default 3600)")
     q.set_defaults(func=cmd_serve)
 
     q = ssub.add_parser("s2", help="System A key server (needs s2.key and s2.share from 'twinserver setup')")

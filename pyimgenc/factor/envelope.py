@@ -6,7 +6,7 @@ Byte layout (all integers big-endian; ``docs/envelope.md`` is the normative text
 bytes    field       meaning
 =======  ==========  ===================================================================
 4        magic       ``b"PIEV"``
-1        version     2
+1        version     3 (versions 1 and 2 are refused: their pixel key had no secret input)
 1        model       first-factor model: 1 = VAE, 2 = DCGAN
 1        scheme      key capsule: 1 = HPKE X25519, 2 = RSA-OAEP-SHA256
 1        scope       signature covers: 1 = every byte before it, 2 = header and tag
@@ -16,10 +16,10 @@ bytes    field       meaning
 2        S           length of the second factor
 S        second      spliced second factor (:mod:`pyimgenc.factor.second`)
 2        K           length of the key capsule
-K        capsule     the first security factor sealed to the server: HPKE (RFC 9180,
-                     base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM)
-                     single shot with ``info`` = header bytes so far, or RSA-OAEP
-                     (SHA-256, MGF1-SHA256) with that label
+K        capsule     ``key secret (32 random bytes) || first security factor`` sealed to the
+                     server: HPKE (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256),
+                     HKDF-SHA256, AES-256-GCM) single shot with ``info`` = header bytes so
+                     far, or RSA-OAEP (SHA-256, MGF1-SHA256) with that label
 12       nonce       AES-256-GCM nonce of the image
 4        C           length of the image ciphertext (= height*width*channels + 16)
 C        ciphertext  AES-256-GCM(key = image security factor, nonce, pixels,
@@ -29,9 +29,12 @@ C        ciphertext  AES-256-GCM(key = image security factor, nonce, pixels,
                      the 16-byte tag (scope 2)
 =======  ==========  ===================================================================
 
-Image security factor = HKDF-SHA256(salt ``b"pyimgenc/isf/v1"``, info
-``b"image-security-factor"``, 32 bytes) of ``u16(len F1) || F1 || second``, where
-F1 is the first security factor.  Every primitive comes from ``cryptography``.
+Image security factor (the pixel key) = HKDF-SHA256(salt ``b"pyimgenc/isf/v3"``, info
+``b"image-security-factor"``, 32 bytes) of ``key secret || u16(len F1) || F1 || second``,
+where F1 is the first security factor and the key secret is 32 fresh bytes from
+``os.urandom`` that travel only inside the capsule: the key depends on the image (F1),
+the device's second factor, and a secret only the terminal and the server hold, so
+whoever guesses the image still cannot derive it.  Every primitive comes from ``cryptography``.
 
 Scope 2 (the default) signs a fixed-size message, so sealing a megapixel image
 costs one AES-GCM pass instead of an extra hash pass; it binds the pixels
@@ -44,7 +47,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -62,7 +65,8 @@ from ..models.preprocess import check_capture
 from .second import SecondFactor
 
 MAGIC = b"PIEV"
-VERSION = 2
+VERSION = 3
+KEY_SECRET_BYTES = 32
 MODELS = {"vae": 1, "gan": 2}
 SCHEMES = {"hpke-x25519": 1, "rsa-oaep": 2}
 SCOPES = {"full": 1, "tag": 2}
@@ -71,7 +75,7 @@ MAX_SIDE = 4096
 # every field at its maximum: header 13 + S (2 + 65535) + K (2 + 65535) + nonce 12 + C 4 + ciphertext + signature 64
 MAX_ENVELOPE_BYTES = 13 + 2 * (2 + 0xFFFF) + 12 + 4 + 4096 * 4096 * 3 + 16 + 64
 HPKE_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
-_ISF_SALT = b"pyimgenc/isf/v1"
+_ISF_SALT = b"pyimgenc/isf/v3"
 _ISF_INFO = b"image-security-factor"
 
 
@@ -83,11 +87,13 @@ class EnvelopeError(ValueError):
         self.reason = reason
 
 
-def image_security_factor(first: bytes, second: bytes) -> bytes:
-    """32-byte image security factor from the first factor and the spliced second factor."""
+def image_security_factor(key_secret: bytes, first: bytes, second: bytes) -> bytes:
+    """The 32-byte pixel key from the capsule's key secret, the first factor and the spliced second factor."""
+    if len(key_secret) != KEY_SECRET_BYTES:
+        raise ValueError(f"the key secret must be {KEY_SECRET_BYTES} bytes, got {len(key_secret)}")
     if len(first) > 0xFFFF:
         raise ValueError("first factor longer than 65535 bytes")
-    ikm = struct.pack(">H", len(first)) + first + second
+    ikm = bytes(key_secret) + struct.pack(">H", len(first)) + first + second
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=_ISF_SALT, info=_ISF_INFO).derive(ikm)
 
 
@@ -101,6 +107,7 @@ class Opened:
     model: str
     scheme: str = "hpke-x25519"
     scope: str = "tag"
+    key_secret: bytes = field(default=b"", repr=False)   # from the capsule: the server knows it, nobody else
 
 
 def _oaep(label: bytes) -> padding.OAEP:
@@ -139,12 +146,14 @@ def seal(image: np.ndarray, first_factor: bytes, second: SecondFactor,
     sec = second.splice()
     head = (MAGIC + bytes([VERSION, MODELS[model], SCHEMES[scheme], SCOPES[scope]])
             + struct.pack(">HHBH", h, w, c, len(sec)) + sec)
-    if len(first_factor) > 0xFFFF - 48:
+    if len(first_factor) > 0xFFFF - 48 - KEY_SECRET_BYTES:
         raise ValueError(f"first factor of {len(first_factor)} bytes: the capsule must fit 65535 bytes")
+    key_secret = os.urandom(KEY_SECRET_BYTES)          # known to the terminal and, from the capsule, the server
+    sealed = key_secret + first_factor
     if scheme == "hpke-x25519":
-        capsule = HPKE_SUITE.encrypt(first_factor, server_public_key, info=head)
+        capsule = HPKE_SUITE.encrypt(sealed, server_public_key, info=head)
     else:
-        capsule = server_public_key.encrypt(first_factor, _oaep(head))
+        capsule = server_public_key.encrypt(sealed, _oaep(head))
     if len(capsule) > 0xFFFF:
         raise ValueError(f"key capsule of {len(capsule)} bytes exceeds 65535")
     n = h * w * c
@@ -157,7 +166,7 @@ def seal(image: np.ndarray, first_factor: bytes, second: SecondFactor,
     out, view = new_bytes(total)
     view[:len(aad)] = aad
     ct_view = view[len(aad):len(aad) + n + 16]
-    AESGCM(image_security_factor(first_factor, sec)).encrypt_into(nonce, image.data.cast("B"), aad, ct_view)
+    AESGCM(image_security_factor(key_secret, first_factor, sec)).encrypt_into(nonce, image.data.cast("B"), aad, ct_view)
     if scope == "full":
         sig = device_key.sign(view[:len(aad) + n + 16])
     else:
@@ -196,6 +205,10 @@ def parse_header(data: bytes) -> tuple[dict, _Reader]:
     if r.take(4, "magic") != MAGIC:
         raise EnvelopeError("bad_magic")
     version, model, scheme, scope = r.take(4, "version")
+    if version in (1, 2):
+        raise EnvelopeError("bad_version", f"version {version} envelopes are refused: their pixel key had no "
+                                           f"secret input (anyone who guessed the image could derive it); "
+                                           f"reseal with a version-{VERSION} terminal")
     if version != VERSION:
         raise EnvelopeError("bad_version", f"version {version}")
     names = {v: k for k, v in MODELS.items()}
@@ -282,16 +295,19 @@ def open_envelope(data: bytes, server_private_key,
         raise EnvelopeError("bad_capsule", f"this server holds no key for the {hdr['scheme']} capsule")
     try:
         if want is X25519PrivateKey:
-            first = HPKE_SUITE.decrypt(hdr["capsule"], key, info=hdr["info"])
+            sealed = HPKE_SUITE.decrypt(hdr["capsule"], key, info=hdr["info"])
         else:
-            first = key.decrypt(hdr["capsule"], _oaep(hdr["info"]))
+            sealed = key.decrypt(hdr["capsule"], _oaep(hdr["info"]))
     except Exception:  # cryptography raises InvalidTag or ValueError for a bad capsule
         raise EnvelopeError("bad_capsule", "wrong server key or a damaged key capsule") from None
-    isf = image_security_factor(first, hdr["sec_bytes"])
+    if len(sealed) < KEY_SECRET_BYTES:
+        raise EnvelopeError("bad_capsule", "the capsule holds no key secret")
+    key_secret, first = sealed[:KEY_SECRET_BYTES], sealed[KEY_SECRET_BYTES:]
+    isf = image_security_factor(key_secret, first, hdr["sec_bytes"])
     image = np.empty(hdr["shape"], dtype=np.uint8)
     try:
         AESGCM(isf).decrypt_into(hdr["nonce"], hdr["ct"], hdr["aad"], image.data.cast("B"))
     except InvalidTag:
         raise EnvelopeError("bad_image_tag", "image ciphertext or its header was altered") from None
     return Opened(image=image, first_factor=first, second=hdr["second"], model=hdr["model"],
-                  scheme=hdr["scheme"], scope=hdr["scope"])
+                  scheme=hdr["scheme"], scope=hdr["scope"], key_secret=key_secret)

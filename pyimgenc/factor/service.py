@@ -1,37 +1,47 @@
-"""The verifier as an HTTP service, and the terminal's client for it.
+"""The verifier as a web service (ASGI: Starlette under uvicorn), and the terminal's client.
 
-Endpoints (JSON answers, ``Content-Type: application/json``):
+Endpoints (JSON answers, errors as ``{"reason": code}`` plus ``"approved": false`` on
+``/v1/verify``):
 
-==========================  ===========================================================
-``GET  /v1/health``         ``{"ok": true}``
-``GET  /v1/public-key``     ``{"x25519": hex}``: the key terminals seal to
-``POST /v1/verify``         body: one envelope (``application/octet-stream``).
-                            200 ``{"approved": true, "record": {...}}`` (the deduction
-                            record), or 403 ``{"approved": false, "reason": r, "detail": d}``
-                            with the verifier's reason; 413 ``oversized`` (refused before
-                            the body is read), 411 ``length_required``, 400 ``bad_request``
-``POST /v1/devices``        admin (``Authorization: Bearer <token>``, only when the server
-                            has an admin token): ``{"device_id", "ed25519_public": hex}``
-==========================  ===========================================================
+===================================  ==============================================================
+``GET  /v1/health``                  ``{"ok": true}``
+``GET  /v1/public-key``              ``{"x25519": hex}``: the key terminals seal to
+``POST /v1/verify``                  body: one envelope (``application/octet-stream``).
+                                     200 ``{"approved": true, "record": {...}}`` (the deduction
+                                     record without its scores), or 403 ``{"approved": false,
+                                     "reason": r}`` with the verifier's reason code only (no
+                                     scores, no exception text: those stay in the server's log
+                                     and database); 413 ``oversized`` (refused before the body
+                                     is read), 411 ``length_required``, 400 ``bad_request`` /
+                                     ``truncated``, 408 ``timeout``, 503 ``busy``
+``GET  /v1/devices``                 admin: every device, its counter, lock state, recent failures
+``POST /v1/devices``                 admin: ``{"device_id", "ed25519_public": hex}`` registers
+``POST /v1/devices/{id}/unlock``     admin: unlock a device locked after failed matches
+===================================  ==============================================================
 
-Requests run on threads (:class:`http.server.ThreadingHTTPServer`); the counters
-are safe under concurrency because the verifier advances them in one SQLite
-transaction.  A whole body must arrive within ``timeout_s`` (a deadline, not a
-per-read timeout: a client trickling bytes gets 408); at most ``max_concurrent``
-verifications run at once (503 ``busy`` beyond); an exception inside a handler
-answers 500 ``internal_error`` and the server keeps serving.
+Admin endpoints need ``Authorization: Bearer <token>`` and exist only when the server
+has an admin token.  A body must announce its length (``Content-Length``, at most
+``max_body``) and arrive whole within ``timeout_s`` (a deadline for the whole body: a
+client trickling bytes gets 408).  At most ``max_concurrent`` verifications run at once
+and **only requests whose body has arrived count** towards it, so slow uploaders never
+starve terminals (503 ``busy`` beyond, answered at once).  Verifications run on a
+thread pool (the counters are safe under concurrency: the verifier advances them in one
+transaction).  Any exception answers 500 ``internal_error`` and the server keeps
+serving; a client that hangs up after its approval is not an error (the approval is
+recorded).  With ``tls_cert``/``tls_key`` uvicorn serves HTTPS; the client checks the
+server's certificate (``ca`` or the system store).
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import anyio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -40,190 +50,283 @@ from .envelope import MAX_ENVELOPE_BYTES
 from .verifier import VerificationError, Verifier
 
 log = logging.getLogger("pyimgenc.verifier")
+CLIENT_RECORD_FIELDS = ("record_id", "device_id", "counter", "timestamp_ms", "received_ms", "model", "image_sha256")
+MAX_ADMIN_BODY = 4096
 
 
-def _handler(verifier: Verifier, max_body: int, admin_token: str | None, timeout_s: float,
-             max_concurrent: int):
-    slots = threading.BoundedSemaphore(max_concurrent)
+def client_record(record: dict) -> dict:
+    """What a terminal gets back on approval: the deduction record without the match scores."""
+    return {k: record[k] for k in CLIENT_RECORD_FIELDS if k in record}
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "pyimgenc-verifier/1"
-        timeout = timeout_s
 
-        def log_message(self, fmt, *args):  # route to logging instead of stderr
-            log.info("%s " + fmt, self.address_string(), *args)
+class _Refusal(Exception):
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
 
-        def _send(self, code: int, obj: dict) -> None:
-            body = json.dumps(obj, default=str).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
 
-        def _deny(self, code: int, reason: str, detail: str = "") -> None:
-            self._send(code, {"approved": False, "reason": reason, "detail": detail})
+def make_app(verifier: Verifier, *, admin_token: str | None = None, max_body: int = MAX_ENVELOPE_BYTES,
+             timeout_s: float = 30.0, max_concurrent: int = 8):
+    """The Starlette application serving ``verifier`` (see the module docstring)."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
 
-        def _body(self) -> bytes | None:
-            raw = self.headers.get("Content-Length")
-            if raw is None:
-                self._deny(411, "length_required", "Content-Length is required")
-                return None
-            try:
-                n = int(raw)
-                if n < 0:
-                    raise ValueError
-            except ValueError:
-                self._deny(400, "bad_request", f"bad Content-Length {raw!r}")
-                return None
-            if n > max_body:
-                self.close_connection = True
-                self._deny(413, "oversized", f"{n} bytes > {max_body}")
-                return None
-            deadline = time.monotonic() + timeout_s  # for the whole body, not per read
+    busy = {"n": 0}
+    limiter = anyio.CapacityLimiter(max_concurrent)
+
+    def deny(status: int, reason: str, verify: bool = False) -> JSONResponse:
+        # a refused body may be half-read: close the connection rather than read the rest
+        headers = {"connection": "close"} if status in (400, 408, 411, 413) else None
+        return JSONResponse({"approved": False, "reason": reason} if verify else {"reason": reason}, status,
+                            headers=headers)
+
+    async def body(request, limit: int) -> bytes:
+        raw = request.headers.get("content-length")
+        if raw is None:
+            raise _Refusal(411, "length_required")
+        try:
+            n = int(raw)
+            if n < 0:
+                raise ValueError
+        except ValueError:
+            raise _Refusal(400, "bad_request") from None
+        if n > limit:
+            raise _Refusal(413, "oversized")
+
+        async def read() -> bytes:
             data = bytearray()
-            try:
-                while len(data) < n:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise TimeoutError
-                    self.connection.settimeout(left)
-                    chunk = self.rfile.read1(min(n - len(data), 1 << 20))
-                    if not chunk:
-                        break
-                    data += chunk
-            except TimeoutError:
-                self.close_connection = True
-                self._deny(408, "timeout", f"body not received within {timeout_s:g} s")
-                return None
-            data = bytes(data)
-            if len(data) != n:
-                self._deny(400, "truncated", f"body ended after {len(data)} of {n} bytes")
-                return None
-            return data
+            async for chunk in request.stream():
+                data += chunk
+                if len(data) > n:
+                    raise _Refusal(400, "bad_request")
+            return bytes(data)
+        try:
+            data = await asyncio.wait_for(read(), timeout_s)      # a deadline for the whole body
+        except asyncio.TimeoutError:
+            raise _Refusal(408, "timeout") from None
+        except ClientDisconnect:
+            raise _Refusal(400, "truncated") from None
+        if len(data) != n:
+            raise _Refusal(400, "truncated")
+        return data
 
-        def do_GET(self):
-            try:
-                if self.path == "/v1/health":
-                    self._send(200, {"ok": True})
-                elif self.path == "/v1/public-key":
-                    raw = verifier.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-                    self._send(200, {"x25519": raw.hex()})
-                else:
-                    self._deny(404, "not_found", self.path)
-            except Exception as exc:  # never take the server down
-                log.exception("GET %s failed", self.path)
-                self._deny(500, "internal_error", type(exc).__name__)
+    def admin(request) -> None:
+        token = request.headers.get("authorization", "")
+        if admin_token is None or not hmac.compare_digest(token.encode(), f"Bearer {admin_token}".encode()):
+            raise _Refusal(401, "unauthorized")
 
-        def do_POST(self):
-            try:
-                if self.path == "/v1/verify":
-                    if not slots.acquire(blocking=False):  # bounded memory and threads under load
-                        self.close_connection = True
-                        self._deny(503, "busy", f"{max_concurrent} requests in progress; retry")
-                        return
-                    try:
-                        data = self._body()
-                        if data is None:
-                            return
-                        try:
-                            out = verifier.open(data)
-                        except VerificationError as exc:
-                            self._deny(403, exc.reason, str(exc))
-                            return
-                        self._send(200, {"approved": True, "record": out.record})
-                    finally:
-                        slots.release()
-                elif self.path == "/v1/devices":
-                    self._register()
-                else:
-                    self._deny(404, "not_found", self.path)
-            except Exception as exc:
-                log.exception("POST %s failed", self.path)
-                self._deny(500, "internal_error", type(exc).__name__)
+    async def health(request):
+        return JSONResponse({"ok": True})
 
-        def _register(self):
-            token = self.headers.get("Authorization", "")
-            if admin_token is None or not hmac.compare_digest(token.encode(), f"Bearer {admin_token}".encode()):
-                self._deny(401, "unauthorized", "device registration needs the admin token")
-                return
-            data = self._body()
-            if data is None:
-                return
-            try:
-                req = json.loads(data)
-                key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(req["ed25519_public"]))
-                verifier.register_device(str(req["device_id"]), key)
-            except (ValueError, KeyError, TypeError) as exc:
-                self._deny(400, "bad_request", str(exc))
-                return
-            self._send(200, {"registered": req["device_id"]})
+    async def public_key(request):
+        raw = verifier.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return JSONResponse({"x25519": raw.hex()})
 
-    return Handler
+    async def verify(request):
+        try:
+            data = await body(request, max_body)
+        except _Refusal as r:
+            return deny(r.status, r.reason, verify=True)
+        if busy["n"] >= max_concurrent:                   # only requests with a whole body count
+            return deny(503, "busy", verify=True)
+        busy["n"] += 1
+        try:
+            out = await anyio.to_thread.run_sync(verifier.open, data, limiter=limiter)
+        except VerificationError as exc:
+            return deny(403, exc.reason, verify=True)      # the code only; scores stay in the server's log
+        finally:
+            busy["n"] -= 1
+        return JSONResponse({"approved": True, "record": client_record(out.record)})
+
+    async def devices(request):
+        try:
+            admin(request)
+            if request.method == "GET":
+                return JSONResponse({"devices": await anyio.to_thread.run_sync(verifier.devices)})
+            req = json.loads(await body(request, MAX_ADMIN_BODY))
+            key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(req["ed25519_public"]))
+            device_id = req["device_id"]
+            if not isinstance(device_id, str):
+                raise TypeError("device_id must be a string")
+            await anyio.to_thread.run_sync(verifier.register_device, device_id, key)
+            return JSONResponse({"registered": device_id})
+        except _Refusal as r:
+            return deny(r.status, r.reason)
+        except (ValueError, KeyError, TypeError):
+            return deny(400, "bad_request")
+
+    async def unlock(request):
+        try:
+            admin(request)
+            await anyio.to_thread.run_sync(verifier.unlock_device, request.path_params["device_id"])
+        except _Refusal as r:
+            return deny(r.status, r.reason)
+        except KeyError:
+            return deny(404, "unknown_device")
+        return JSONResponse({"unlocked": request.path_params["device_id"]})
+
+    async def http_error(request, exc: HTTPException):
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
+        return JSONResponse({"reason": reason}, exc.status_code)
+
+    async def internal(request, exc: Exception):
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"reason": "internal_error"}, 500)
+
+    return Starlette(routes=[
+        Route("/v1/health", health, methods=["GET"]),
+        Route("/v1/public-key", public_key, methods=["GET"]),
+        Route("/v1/verify", verify, methods=["POST"]),
+        Route("/v1/devices", devices, methods=["GET", "POST"]),
+        Route("/v1/devices/{device_id}/unlock", unlock, methods=["POST"]),
+    ], exception_handlers={HTTPException: http_error, Exception: internal})
 
 
-def make_server(verifier: Verifier, host: str = "127.0.0.1", port: int = 8080, *,
-                max_body: int = MAX_ENVELOPE_BYTES, admin_token: str | None = None,
-                timeout_s: float = 30.0, max_concurrent: int = 8) -> ThreadingHTTPServer:
-    """An HTTP server for ``verifier`` (port 0 picks a free one: ``server.server_address``).
+class Server:
+    """The verifier under uvicorn; ``start()`` runs it on a thread, ``run()`` in the foreground.
 
-    ``timeout_s`` bounds the whole body's arrival; at most ``max_concurrent`` verifications
-    run at once (more get 503 ``busy``), which bounds memory to about
-    ``max_concurrent * max_body``.
+    Args:
+        verifier: the :class:`Verifier` to serve.
+        host, port: where to listen (port 0 picks a free one: :attr:`port` after start).
+        tls_cert, tls_key: PEM files: serve HTTPS (anything but loopback should).
+        admin_token, max_body, timeout_s, max_concurrent: see :func:`make_app`.
     """
-    srv = ThreadingHTTPServer((host, port), _handler(verifier, max_body, admin_token, timeout_s, max_concurrent))
-    srv.daemon_threads = True
-    return srv
 
+    def __init__(self, verifier: Verifier, host: str = "127.0.0.1", port: int = 8080, *,
+                 tls_cert: str | None = None, tls_key: str | None = None, admin_token: str | None = None,
+                 max_body: int = MAX_ENVELOPE_BYTES, timeout_s: float = 30.0, max_concurrent: int = 8,
+                 log_level: str = "warning"):
+        import uvicorn
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("TLS needs both tls_cert and tls_key")
+        app = make_app(verifier, admin_token=admin_token, max_body=max_body, timeout_s=timeout_s,
+                       max_concurrent=max_concurrent)
+        self.tls = tls_cert is not None
+        cfg = uvicorn.Config(app, host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+                             log_level=log_level, access_log=False, lifespan="off",
+                             timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
+        self._server = uvicorn.Server(cfg)
+        self._thread: threading.Thread | None = None
 
-def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
-    """Run ``server.serve_forever`` on a daemon thread (tests, notebooks)."""
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    return t
+    @property
+    def port(self) -> int:
+        return self._server.servers[0].sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        host = self._server.config.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    def run(self) -> None:
+        """Serve in the foreground until interrupted."""
+        self._server.run()
+
+    def start(self, timeout_s: float = 20.0) -> "Server":
+        """Serve on a daemon thread; returns once it listens."""
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the verifier did not start (port in use?)")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 class VerifierClient:
-    """A terminal's connection to the HTTP verifier.
+    """A terminal's connection to the verifier (``httpx``).
 
     ``verify`` returns the deduction record or raises :class:`VerificationError` with the
-    server's reason, so ``Terminal.submit(capture, client.verify)`` retries on rejections.
-    Transport failures raise ``ConnectionError``.
+    server's reason code, so ``Terminal.submit(capture, client.verify)`` retries on
+    rejections.  Every transport failure — unreachable, TLS, a cut-off or malformed
+    reply — raises ``ConnectionError``, never a rejection.
+
+    Args:
+        url: ``http://`` or ``https://`` base URL.
+        timeout_s: per request.
+        ca: PEM file of the CA (or the self-signed certificate) to check the server
+            against; default: the system's trust store.
     """
 
-    def __init__(self, url: str, timeout_s: float = 30.0):
+    def __init__(self, url: str, timeout_s: float = 30.0, ca: str | None = None):
+        import httpx
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        verify = ssl.create_default_context(cafile=str(ca)) if ca else True
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, verify=verify)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "VerifierClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        import httpx
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            try:
-                return e.code, json.loads(e.read())
-            except ValueError:
-                return e.code, {"reason": "http_error", "detail": str(e)}
-        except (urllib.error.URLError, OSError) as e:
-            raise ConnectionError(f"verifier at {self.url} unreachable: {e}") from None
+            r = self._http.request(method, path, content=body, headers=headers or {})
+        except httpx.HTTPError as e:      # connect, TLS, timeouts, a reply cut off mid-body
+            raise ConnectionError(f"verifier at {self.url} unreachable or broken reply: {type(e).__name__}: {e}") \
+                from None
+        try:
+            obj = r.json()
+            if not isinstance(obj, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            raise ConnectionError(f"verifier at {self.url} answered {r.status_code} with a malformed body") from None
+        return r.status_code, obj
 
     def public_key(self) -> X25519PublicKey:
         status, obj = self._call("GET", "/v1/public-key")
         if status != 200:
-            raise ConnectionError(f"public-key request failed ({status}): {obj}")
-        return X25519PublicKey.from_public_bytes(bytes.fromhex(obj["x25519"]))
+            raise ConnectionError(f"public-key request failed ({status}): {obj.get('reason')}")
+        try:
+            return X25519PublicKey.from_public_bytes(bytes.fromhex(obj["x25519"]))
+        except (KeyError, TypeError, ValueError):
+            raise ConnectionError("public-key reply is malformed") from None
 
     def verify(self, envelope: bytes) -> dict:
         status, obj = self._call("POST", "/v1/verify", envelope, {"Content-Type": "application/octet-stream"})
-        if status == 200 and obj.get("approved"):
+        if status == 200 and obj.get("approved") is True and isinstance(obj.get("record"), dict):
             return obj["record"]
-        raise VerificationError(obj.get("reason", f"http_{status}"), obj.get("detail", ""))
+        if status >= 500 and obj.get("reason") != "busy":
+            raise ConnectionError(f"verifier failed ({status}): {obj.get('reason')}")
+        if status == 200:
+            raise ConnectionError("verifier answered 200 without an approval")
+        raise VerificationError(str(obj.get("reason", f"http_{status}")))
+
+    def _admin(self, method: str, path: str, admin_token: str, obj: dict | None = None) -> dict:
+        body = json.dumps(obj).encode() if obj is not None else None
+        status, reply = self._call(method, path, body, {"Authorization": f"Bearer {admin_token}",
+                                                        "Content-Type": "application/json"})
+        if status != 200:
+            raise PermissionError(f"{path} refused ({status}): {reply.get('reason')}")
+        return reply
 
     def register_device(self, device_id: str, public_key: Ed25519PublicKey, admin_token: str) -> None:
         raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        body = json.dumps({"device_id": device_id, "ed25519_public": raw.hex()}).encode()
-        status, obj = self._call("POST", "/v1/devices", body, {"Authorization": f"Bearer {admin_token}",
-                                                               "Content-Type": "application/json"})
-        if status != 200:
-            raise PermissionError(f"registration refused ({status}): {obj.get('reason')}: {obj.get('detail')}")
+        self._admin("POST", "/v1/devices", admin_token, {"device_id": device_id, "ed25519_public": raw.hex()})
+
+    def devices(self, admin_token: str) -> list[dict]:
+        return self._admin("GET", "/v1/devices", admin_token)["devices"]
+
+    def unlock_device(self, device_id: str, admin_token: str) -> None:
+        from urllib.parse import quote
+        self._admin("POST", f"/v1/devices/{quote(device_id, safe='')}/unlock", admin_token)

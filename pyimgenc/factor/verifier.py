@@ -11,12 +11,22 @@ capsule and image tag; the first factor recomputed from the decrypted image and 
 tolerance (:func:`pyimgenc.factor.first.compare`; a callable can replace it),
 the registered face of the device's account when there is one, and only then
 advances the counter and writes the deduction record in one transaction, so a
-rejected envelope changes no state.
+rejected envelope changes no counter.
+
+**No oracle for a stolen terminal.**  A failed face match or first-factor mismatch of a
+correctly signed envelope is written to the ``failures`` table with its scores (and to
+the ``pyimgenc.verifier`` log); the caller's exception carries the reason code, and
+the HTTP service passes on nothing else.  After ``max_failures`` such failures within
+``failure_window_s`` the device is **locked** (persisted in the database, so restarts
+keep it locked): every further envelope of it is refused with ``device_locked``, right
+after the signature and before any decryption, until an admin calls
+:meth:`Verifier.unlock_device`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -33,6 +43,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from .envelope import EnvelopeError, open_envelope
 
 DEFAULT_WINDOW_S = 300  # accepted clock skew / transit time of a capture
+DEFAULT_MAX_FAILURES = 5          # failed matches of one device within the window before it is locked
+DEFAULT_FAILURE_WINDOW_S = 3600.0
+COUNTED_FAILURES = ("face_mismatch", "first_factor_mismatch")
+log = logging.getLogger("pyimgenc.verifier")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS server (id INTEGER PRIMARY KEY CHECK (id = 1), x25519_private BLOB NOT NULL,
@@ -44,7 +58,12 @@ CREATE TABLE IF NOT EXISTS records (
     record_id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, counter INTEGER NOT NULL,
     timestamp_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, model TEXT NOT NULL,
     image_sha256 TEXT NOT NULL, factor_distance TEXT NOT NULL, face_score REAL);
+CREATE TABLE IF NOT EXISTS failures (
+    failure_id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, at_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS failures_by_device ON failures (device_id, at_ms);
 """
+_DEVICE_COLUMNS = {"locked_ms": "INTEGER", "count_from_ms": "INTEGER NOT NULL DEFAULT 0"}
 
 
 class VerificationError(ValueError):
@@ -86,12 +105,21 @@ class Verifier:
             (default :func:`recompute_first_factor`).
         face_threshold: cosine threshold of the face match (default: the calibrated one).
         window_s: accepted |server time - capture time| in seconds.
+        max_failures: failed face matches and first-factor mismatches of one device within
+            ``failure_window_s`` that lock it (until :meth:`unlock_device`).
+        failure_window_s: the window those failures are counted in, seconds.
         clock: seconds since the epoch (injectable for tests).
     """
 
     def __init__(self, db_path: str | Path, check_first_factor: FirstFactorCheck | None = None, *,
                  window_s: float = DEFAULT_WINDOW_S, clock: Callable[[], float] = time.time,
-                 face_threshold: float | None = None):
+                 face_threshold: float | None = None, max_failures: int = DEFAULT_MAX_FAILURES,
+                 failure_window_s: float = DEFAULT_FAILURE_WINDOW_S):
+        if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 1:
+            raise ValueError(f"max_failures must be a positive int, got {max_failures!r}")
+        if not failure_window_s > 0:
+            raise ValueError(f"failure_window_s must be positive, got {failure_window_s!r}")
+        self.max_failures, self.failure_window_s = max_failures, float(failure_window_s)
         self.db_path = str(db_path)
         if not Path(self.db_path).is_file():
             raise FileNotFoundError(f"no verifier database at {self.db_path}; use Verifier.create")
@@ -109,6 +137,10 @@ class Verifier:
             cols = {r[1] for r in db.execute("PRAGMA table_info(server)")}
             if "rsa_private" not in cols:  # databases from before the RSA-OAEP option
                 db.execute("ALTER TABLE server ADD COLUMN rsa_private BLOB")
+            have = {r[1] for r in db.execute("PRAGMA table_info(devices)")}
+            for col, decl in _DEVICE_COLUMNS.items():   # databases from before the lockout
+                if col not in have:
+                    db.execute(f"ALTER TABLE devices ADD COLUMN {col} {decl}")
             row = db.execute("SELECT x25519_private, rsa_private FROM server WHERE id = 1").fetchone()
         if row is None:
             raise ValueError(f"{self.db_path} holds no server key")
@@ -200,6 +232,59 @@ class Verifier:
             row = db.execute("SELECT embedding FROM faces WHERE device_id = ?", (device_id,)).fetchone()
         return np.array(json.loads(row[0])) if row else None
 
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _fail(self, device_id: str, reason: str, detail: str) -> None:
+        """Record a counted failure (scores stay here and in the log) and lock the device past the limit."""
+        now = self._now_ms()
+        with self._lock, self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("INSERT INTO failures (device_id, at_ms, reason, detail) VALUES (?, ?, ?, ?)",
+                           (device_id, now, reason, detail))
+                since = max(now - int(self.failure_window_s * 1000),
+                            db.execute("SELECT count_from_ms FROM devices WHERE device_id = ?",
+                                       (device_id,)).fetchone()[0])
+                n = db.execute("SELECT COUNT(*) FROM failures WHERE device_id = ? AND at_ms >= ?",
+                               (device_id, since)).fetchone()[0]
+                if n >= self.max_failures:
+                    db.execute("UPDATE devices SET locked_ms = ? WHERE device_id = ? AND locked_ms IS NULL",
+                               (now, device_id))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        log.warning("device %s: %s (%s); %d failure(s) in the window%s", device_id, reason, detail, n,
+                    ", device locked" if n >= self.max_failures else "")
+
+    def unlock_device(self, device_id: str) -> None:
+        """Admin: unlock a device; failures before now no longer count towards the limit."""
+        with self._lock, self._db() as db:
+            cur = db.execute("UPDATE devices SET locked_ms = NULL, count_from_ms = ? WHERE device_id = ?",
+                             (self._now_ms() + 1, device_id))
+        if cur.rowcount != 1:
+            raise KeyError(f"unknown device {device_id!r}")
+        log.warning("device %s unlocked by an admin", device_id)
+
+    def devices(self) -> list[dict]:
+        """Admin: every device with its last counter, lock state and failures in the current window."""
+        since = self._now_ms() - int(self.failure_window_s * 1000)
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT d.device_id, d.last_counter, d.locked_ms, (SELECT COUNT(*) FROM failures f WHERE "
+                "f.device_id = d.device_id AND f.at_ms >= MAX(?, d.count_from_ms)) FROM devices d "
+                "ORDER BY d.device_id", (since,)).fetchall()
+        return [{"device_id": r[0], "last_counter": r[1], "locked": r[2] is not None, "locked_ms": r[2],
+                 "recent_failures": r[3]} for r in rows]
+
+    def failures(self, device_id: str | None = None) -> list[dict]:
+        """Admin: the counted failures (with their scores), oldest first."""
+        q = "SELECT * FROM failures" + (" WHERE device_id = ?" if device_id else "") + " ORDER BY failure_id"
+        with self._db() as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute(q, (device_id,) if device_id else ())]
+
     def records(self, device_id: str | None = None) -> list[dict]:
         """The deduction records of approved captures, oldest first."""
         q = "SELECT * FROM records" + (" WHERE device_id = ?" if device_id else "") + " ORDER BY record_id"
@@ -212,14 +297,20 @@ class Verifier:
 
         Raises:
             VerificationError: ``reason`` is an envelope reason (``bad_signature``,
-                ``unknown_device``, ...) or ``stale_timestamp``, ``first_factor_error``,
-                ``first_factor_mismatch``, ``face_mismatch``, ``replayed_counter``.
+                ``unknown_device``, ...) or ``device_locked``, ``stale_timestamp``,
+                ``first_factor_error``, ``first_factor_mismatch``, ``face_mismatch``,
+                ``replayed_counter``.  The two mismatches are counted towards the lockout.
         """
         def fresh(sf) -> None:  # after the signature, before any decryption or model work
+            with self._db() as db:
+                row = db.execute("SELECT last_counter, locked_ms FROM devices WHERE device_id = ?",
+                                 (sf.device_info,)).fetchone()
+            if row is not None and row[1] is not None:
+                raise VerificationError("device_locked", "too many failed matches; an admin must unlock the device")
             skew = abs(self._clock() - sf.timestamp_ms / 1000.0)
             if skew > self.window_s:
                 raise VerificationError("stale_timestamp", f"capture is {skew:.0f} s from the server clock")
-            last = self.last_counter(sf.device_info)
+            last = row[0] if row else None
             if last is not None and sf.counter <= last:  # early refusal; the UPDATE below decides
                 raise VerificationError("replayed_counter", f"counter {sf.counter} is not above the last accepted one")
 
@@ -235,8 +326,9 @@ class Verifier:
             raise VerificationError("first_factor_error", f"{type(exc).__name__}: {exc}") from None
         if not verdict:
             why = getattr(verdict, "reason", "")
-            raise VerificationError("first_factor_mismatch",
-                                    "the image does not reproduce its first factor" + (f" ({why})" if why else ""))
+            detail = "the image does not reproduce its first factor" + (f" ({why})" if why else "")
+            self._fail(sf.device_info, "first_factor_mismatch", detail)
+            raise VerificationError("first_factor_mismatch", detail)
         face_score = None
         registered = self._face(sf.device_info)
         if registered is not None:
@@ -244,7 +336,9 @@ class Verifier:
             face_score = float(faces.similarity(faces.embed([opened.image])[0], registered))
             thr = faces.threshold() if self.face_threshold is None else self.face_threshold
             if face_score < thr:
-                raise VerificationError("face_mismatch", f"similarity {face_score:.3f} below {thr:.3f}")
+                detail = f"similarity {face_score:.3f} below {thr:.3f}"
+                self._fail(sf.device_info, "face_mismatch", detail)
+                raise VerificationError("face_mismatch", detail)
         distances = getattr(verdict, "distances", {})
         record = {"device_id": sf.device_info, "counter": sf.counter, "timestamp_ms": sf.timestamp_ms,
                   "received_ms": int(self._clock() * 1000), "model": opened.model,

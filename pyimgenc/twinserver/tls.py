@@ -17,59 +17,19 @@ tests, and only when asked for (``--insecure-plaintext``).
 from __future__ import annotations
 
 import datetime
-import ipaddress
-import os
 import ssl
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from ..pki import VALID_DAYS, issue, name, write_secret
 
 CA_NAME, S1_NAME, S2_NAME = "pyimgenc System A CA", "pyimgenc S1", "pyimgenc S2"
 FILES = dict(ca="ca.crt", s1_cert="s1.crt", s1_key="s1-tls.key", s2_cert="s2.crt", s2_key="s2-tls.key")
 DEFAULT_NAMES = ("localhost", "127.0.0.1")
-VALID_DAYS = 825
-
-
-def write_secret(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` readable by the owner only (created 0600, never wider)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _san(names) -> x509.SubjectAlternativeName:
-    out = []
-    for n in names:
-        try:
-            out.append(x509.IPAddress(ipaddress.ip_address(n)))
-        except ValueError:
-            out.append(x509.DNSName(n))
-    return x509.SubjectAlternativeName(out)
-
-
-def _issue(ca_key, ca_name, cn: str, names, usages, now) -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_san(names), critical=False)
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return cert.public_bytes(serialization.Encoding.PEM), pem_key
 
 
 def make_pki(out: str | Path, s1_names=DEFAULT_NAMES, s2_names=DEFAULT_NAMES) -> dict:
@@ -81,7 +41,7 @@ def make_pki(out: str | Path, s1_names=DEFAULT_NAMES, s2_names=DEFAULT_NAMES) ->
     out = Path(out)
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name(CA_NAME)
+    ca_name = name(CA_NAME)
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
           .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
           .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -95,7 +55,7 @@ def make_pki(out: str | Path, s1_names=DEFAULT_NAMES, s2_names=DEFAULT_NAMES) ->
     for who, cn, names, usages in (("s1", S1_NAME, s1_names, [ExtendedKeyUsageOID.SERVER_AUTH,
                                                               ExtendedKeyUsageOID.CLIENT_AUTH]),
                                    ("s2", S2_NAME, s2_names, [ExtendedKeyUsageOID.SERVER_AUTH])):
-        cert, key = _issue(ca_key, ca_name, cn, names, usages, now)
+        cert, key = issue(ca_key, ca_name, cn, names, usages, now)
         (out / FILES[f"{who}_cert"]).write_bytes(cert)
         write_secret(out / FILES[f"{who}_key"], key)
     return {k: str(out / v) for k, v in FILES.items()}

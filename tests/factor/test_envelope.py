@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from pyimgenc.factor import EnvelopeError, SecondFactor, image_security_factor, open_envelope, seal
+from pyimgenc.factor import EnvelopeError, SecondFactor, image_security_factor, open_envelope, parse_header, seal
+from pyimgenc.factor.first import first_factor
 
 FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "olivetti.npz"
 
@@ -106,11 +108,15 @@ def test_bad_images_are_refused(keys):
         seal(np.zeros((4, 4), dtype=np.uint8), b"f", sf, srv.public_key(), dev, "vae", "some")
 
 
-def test_image_security_factor_binds_both_factors():
-    a = image_security_factor(b"f1", b"s1")
+def test_image_security_factor_binds_the_secret_and_both_factors():
+    k1, k2 = bytes(32), b"\x01" * 32
+    a = image_security_factor(k1, b"f1", b"s1")
     assert len(a) == 32
-    assert a != image_security_factor(b"f2", b"s1") and a != image_security_factor(b"f1", b"s2")
-    assert a == image_security_factor(b"f1", b"s1")
+    assert a != image_security_factor(k1, b"f2", b"s1") and a != image_security_factor(k1, b"f1", b"s2")
+    assert a != image_security_factor(k2, b"f1", b"s1")
+    assert a == image_security_factor(k1, b"f1", b"s1")
+    with pytest.raises(ValueError, match="32 bytes"):
+        image_security_factor(b"short", b"f1", b"s1")
 
 
 def test_second_factor_splice_round_trip_and_errors():
@@ -183,7 +189,7 @@ def test_attack_the_key_holder_can_swap_pixels_under_a_tag_scope_signature(faces
     for scope in ("tag", "full"):
         env, _ = _seal(img, keys, scope=scope)
         out = open_envelope(env, srv, _lookup(dev))
-        key = image_security_factor(out.first_factor, out.second.splice())  # what the server knows
+        key = image_security_factor(out.key_secret, out.first_factor, out.second.splice())  # what the server knows
         enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
         h = int.from_bytes(enc.update(bytes(16)) + enc.finalize(), "big")
         d1 = int.from_bytes(b"forged by server", "big")
@@ -225,3 +231,71 @@ def test_gan_row_means_are_clipped_to_int8():
     assert max(fields["rows"]) == 127
     _, _, back = first.parse(first._pack("gan", bytes(8), fields))
     assert np.array_equal(back["rows"], fields["rows"])
+
+
+def _v2_key(first: bytes, second: bytes) -> bytes:
+    """The version-2 pixel key: HKDF of the first factor and the clear second factor, no secret."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    ikm = struct.pack(">H", len(first)) + first + second
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"pyimgenc/isf/v1", info=b"image-security-factor").derive(ikm)
+
+
+def _guess(env: bytes, gallery, keys_for) -> int | None:
+    """The eavesdropper: for each guessed image, every key it can derive without a secret; GCM tells a hit."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    hdr, _ = parse_header(env)
+    for i, img in enumerate(gallery):
+        for key in keys_for(first_factor(img, "vae"), hdr):
+            try:
+                AESGCM(key).decrypt(hdr["nonce"], bytes(hdr["ct"]), hdr["aad"])
+                return i
+            except InvalidTag:
+                pass
+    return None
+
+
+def test_attack_guessing_the_image_does_not_give_the_key(faces, keys):
+    """Issue 14: with the version-2 key (no secret input) an eavesdropper who guesses the image
+    decrypts it — a face from a gallery, a dark frame at the first guess.  Against real version-3
+    envelopes (Terminal.seal: the real first factor) every guess fails, with every secret-free key
+    the attacker can form: the v2 derivation, the v3 derivation with a zero or a public key secret
+    (the HPKE encapsulated key, the second factor's random bytes)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from pyimgenc.factor import Terminal
+    from pyimgenc.factor.envelope import KEY_SECRET_BYTES
+    srv, dev = keys
+    term = Terminal("dev-1", srv.public_key(), device_key=dev, model="vae")
+    target = faces[238]
+    dark = np.zeros((480, 640), dtype=np.uint8)
+
+    def secret_free_keys(f1, hdr):
+        sec = hdr["sec_bytes"]
+        yield _v2_key(f1, sec)
+        for ks in (bytes(KEY_SECRET_BYTES), hdr["capsule"][:KEY_SECRET_BYTES], hdr["second"].random * 2):
+            yield image_security_factor(ks, f1, sec)
+
+    # the attack works on the old derivation: seal the same capture the version-2 way
+    env = bytearray(term.seal(target))
+    hdr, _ = parse_header(bytes(env))
+    n = target.size
+    ct_off = len(hdr["aad"])
+    env[ct_off:ct_off + n + 16] = AESGCM(_v2_key(first_factor(target, "vae"), hdr["sec_bytes"])).encrypt(
+        hdr["nonce"], target.tobytes(), hdr["aad"])
+    assert _guess(bytes(env), faces, secret_free_keys) == 238          # found: the gallery attack of the issue
+    # ... and fails on the real envelopes
+    for img in (target, dark):
+        real = term.seal(img)
+        assert open_envelope(real, srv, _lookup(dev)).image.tobytes() == img.tobytes()   # the server opens it
+        assert _guess(real, [dark, *faces] if img is dark else faces, secret_free_keys) is None
+
+
+def test_old_envelope_versions_are_refused_with_the_reason(keys):
+    env, _ = _seal(np.zeros((4, 4), dtype=np.uint8), keys)
+    for v in (1, 2):
+        old = bytearray(env)
+        old[4] = v
+        with pytest.raises(EnvelopeError, match="no secret input") as ei:
+            open_envelope(bytes(old), keys[0], _lookup(keys[1]))
+        assert ei.value.reason == "bad_version"

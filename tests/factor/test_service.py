@@ -1,5 +1,6 @@
-"""The verifier over HTTP: approvals, every rejection with its reason, hostile bodies,
-concurrent requests, and a terminal retrying through the client."""
+"""The verifier over HTTP (Starlette under uvicorn): approvals, every rejection with its reason code
+only, hostile bodies, slow uploaders, concurrent requests, admin endpoints, TLS, transport failures
+reaching the client as ConnectionError, and a terminal retrying through the client."""
 from __future__ import annotations
 
 import http.client
@@ -13,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from pyimgenc import factor
-from pyimgenc.factor.service import VerifierClient, make_server, serve_in_thread
+from pyimgenc.factor.service import Server, VerifierClient
 
 NOW = 1_800_000_000.0
 
@@ -29,12 +30,8 @@ def check(image, claimed, model):
 @pytest.fixture
 def service(tmp_path):
     srv = factor.Verifier.create(tmp_path / "v.sqlite", check, clock=lambda: NOW)
-    http_srv = make_server(srv, "127.0.0.1", 0, admin_token="s3cret", timeout_s=1.0, max_body=1 << 20)
-    serve_in_thread(http_srv)
-    host, port = http_srv.server_address[:2]
-    yield srv, f"http://{host}:{port}", (host, port)
-    http_srv.shutdown()
-    http_srv.server_close()
+    with Server(srv, "127.0.0.1", 0, admin_token="s3cret", timeout_s=1.0, max_body=1 << 20) as web:
+        yield srv, web.url, ("127.0.0.1", web.port)
 
 
 def _raw(addr, method, path, body=b"", headers=None):
@@ -87,11 +84,27 @@ def test_each_rejection_reason_over_http(service):
     old = factor.Terminal("dev-1", srv.public_key, ff, clock=lambda: NOW - 3600, device_key=t._key)
     old.counter = 200
     cases["stale_timestamp"] = old.seal(img)
+    bad_factor = factor.Terminal("dev-1", srv.public_key, lambda im: b"\x00" * 32, clock=lambda: NOW,
+                                 device_key=t._key)
+    bad_factor.counter = 300
+    cases["first_factor_mismatch"] = bad_factor.seal(img)
     for reason, env in cases.items():
         with pytest.raises(factor.VerificationError) as ei:
             client.verify(env)
         assert ei.value.reason == reason
+        status, body = _raw(addr, "POST", "/v1/verify", env)
+        assert status == 403 and body == {"approved": False, "reason": reason}   # the code, nothing else
     assert srv.last_counter("dev-1") == 1 and len(srv.records()) == 1
+    assert srv.failures("dev-1")[0]["reason"] == "first_factor_mismatch"    # the detail stays server-side
+
+
+def test_approval_carries_no_scores(service):
+    srv, url, addr = service
+    t = _terminal(srv)
+    status, body = _raw(addr, "POST", "/v1/verify", t.seal(np.full((8, 8), 3, np.uint8)))
+    assert status == 200 and set(body["record"]) == {"record_id", "device_id", "counter", "timestamp_ms",
+                                                     "received_ms", "model", "image_sha256"}
+    assert "face_score" in srv.records()[0] and "factor_distance" in srv.records()[0]
 
 
 def test_hostile_bodies_never_take_the_server_down(service):
@@ -104,7 +117,10 @@ def test_hostile_bodies_never_take_the_server_down(service):
     r = c.getresponse()
     assert r.status == 411 and json.loads(r.read())["reason"] == "length_required"
     c.close()
-    assert _raw(addr, "POST", "/v1/verify", b"", {"Content-Length": "-5"})[1]["reason"] == "bad_request"
+    c = http.client.HTTPConnection(*addr, timeout=5)     # malformed HTTP: uvicorn's own 400, before the app
+    c.request("POST", "/v1/verify", body=b"", headers={"Content-Length": "-5"})
+    assert c.getresponse().status == 400
+    c.close()
     assert _raw(addr, "POST", "/v1/verify", b"")[1]["reason"] == "truncated"
     assert _raw(addr, "GET", "/nope")[0] == 404
     # a client that announces more than it sends gets a timeout, not a hung server
@@ -182,3 +198,95 @@ def test_a_trickling_client_gets_408_within_the_deadline(service):
         pass
     s.close()
     assert b" 408 " in got.split(b"\r\n")[0] and time.monotonic() - t0 < 8
+
+
+def test_slow_uploaders_do_not_starve_terminals(tmp_path):
+    """Twice max_concurrent clients trickle their bodies; a terminal is still approved at once."""
+    import time
+    srv = factor.Verifier.create(tmp_path / "s.sqlite", check, clock=lambda: NOW)
+    with Server(srv, "127.0.0.1", 0, timeout_s=20.0, max_concurrent=2) as web:
+        slow = []
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", web.port), timeout=10)
+            s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nxx")
+            slow.append(s)
+        t = _terminal(srv)
+        t0 = time.monotonic()
+        with VerifierClient(web.url) as client:
+            rec = client.verify(t.seal(np.full((8, 8), 5, np.uint8)))
+        assert rec["counter"] == 1 and time.monotonic() - t0 < 5
+        for s in slow:
+            s.close()
+
+
+def test_admin_endpoints_list_and_unlock(tmp_path):
+    srv = factor.Verifier.create(tmp_path / "a.sqlite", check, clock=lambda: NOW, max_failures=2)
+    with Server(srv, "127.0.0.1", 0, admin_token="s3cret") as web, VerifierClient(web.url) as client:
+        t = factor.Terminal("dev-1", client.public_key(), lambda im: b"wrong", clock=lambda: NOW)
+        client.register_device("dev-1", t.public_key, admin_token="s3cret")
+        with pytest.raises(PermissionError, match="unauthorized"):
+            client.devices(admin_token="nope")
+        reasons = []
+        for _ in range(3):
+            with pytest.raises(factor.VerificationError) as ei:
+                client.verify(t.seal(np.zeros((4, 4), np.uint8)))
+            reasons.append(ei.value.reason)
+        assert reasons == ["first_factor_mismatch", "first_factor_mismatch", "device_locked"]
+        assert client.devices(admin_token="s3cret")[0]["locked"] is True
+        client.unlock_device("dev-1", admin_token="s3cret")
+        assert client.devices(admin_token="s3cret")[0] == {"device_id": "dev-1", "last_counter": -1, "locked": False,
+                                                           "locked_ms": None, "recent_failures": 0}
+        with pytest.raises(PermissionError, match="404"):
+            client.unlock_device("dev-9", admin_token="s3cret")
+        assert _raw(("127.0.0.1", web.port), "DELETE", "/v1/devices") == (405, {"reason": "method_not_allowed"})
+
+
+def _fake_server(reply: bytes):
+    """A TCP server that answers every request with ``reply`` and hangs up."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+
+    def run():
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            c.recv(65536)
+            c.sendall(reply)
+            c.close()
+    threading.Thread(target=run, daemon=True).start()
+    return lsock
+
+
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"approved\": tr",
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{\"approved\": tr",
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\noops!",
+    b"garbage, not HTTP at all\r\n\r\n",
+])
+def test_transport_failures_are_connection_errors(reply):
+    """A cut-off body, a truncated 200, an HTML 500, garbage: ConnectionError, never a rejection."""
+    lsock = _fake_server(reply)
+    try:
+        with VerifierClient(f"http://127.0.0.1:{lsock.getsockname()[1]}", timeout_s=5) as client:
+            with pytest.raises(ConnectionError):
+                client.verify(b"envelope")
+    finally:
+        lsock.close()
+
+
+def test_tls_the_client_checks_the_servers_certificate(tmp_path):
+    from pyimgenc.pki import self_signed_certificate
+    srv = factor.Verifier.create(tmp_path / "t.sqlite", check, clock=lambda: NOW)
+    cert, key = self_signed_certificate(tmp_path, "127.0.0.1")
+    other, _ = self_signed_certificate(tmp_path / "other", "127.0.0.1")
+    with Server(srv, "127.0.0.1", 0, tls_cert=cert, tls_key=key) as web:
+        assert web.url.startswith("https://")
+        t = _terminal(srv)
+        with VerifierClient(web.url, ca=cert) as client:
+            assert client.verify(t.seal(np.ones((4, 4), np.uint8)))["counter"] == 1
+        for ca in (None, other):                     # the system store, another certificate: refused
+            with VerifierClient(web.url, ca=ca) as client, pytest.raises(ConnectionError, match="SSL|certificate"):
+                client.public_key()
+        with VerifierClient(web.url.replace("https", "http")) as client, pytest.raises(ConnectionError):
+            client.public_key()                      # plain HTTP to a TLS port

@@ -153,3 +153,51 @@ def test_database_from_before_the_rsa_option_is_migrated(tmp_path):
     db.close()
     v = Verifier(path, check)
     assert v.rsa_public_key is None and v.last_counter("nobody") is None
+
+
+def test_failed_matches_lock_the_device_until_an_admin_unlocks_it(tmp_path, face):
+    """No oracle for a stolen terminal: mismatches are counted per device; past the limit the device is
+    locked (before any decryption, across restarts) until unlocked; the scores stay server-side."""
+    now = [NOW]
+    path = tmp_path / "lock.sqlite"
+    srv = Verifier.create(path, check, clock=lambda: now[0], max_failures=3, failure_window_s=600)
+    dev = Ed25519PrivateKey.generate()
+    srv.register_device("dev-1", dev.public_key())
+    c = iter(range(1, 1000))
+    bad = lambda: env(face, srv.public_key, dev, next(c), ts=now[0], first=b"\x00" * 32)   # noqa: E731
+    good = lambda: env(face, srv.public_key, dev, next(c), ts=now[0])                      # noqa: E731
+    for _ in range(2):
+        with pytest.raises(VerificationError, match="first_factor_mismatch"):
+            srv.open(bad())
+    now[0] += 700                                   # those two fall out of the window
+    for _ in range(2):
+        with pytest.raises(VerificationError, match="first_factor_mismatch"):
+            srv.open(bad())
+    assert srv.open(good()).counter > 0             # 2 in the window: still open
+    with pytest.raises(VerificationError, match="first_factor_mismatch"):
+        srv.open(bad())                             # the third in the window locks
+    assert srv.devices() == [{"device_id": "dev-1", "last_counter": 5, "locked": True, "locked_ms": int(now[0] * 1000),
+                              "recent_failures": 3}]
+    restarted = Verifier(path, check, clock=lambda: now[0], max_failures=3, failure_window_s=600)
+    for v in (srv, restarted):
+        with pytest.raises(VerificationError) as ei:
+            v.open(good())                          # a good capture too: locked means locked
+        assert ei.value.reason == "device_locked"
+    assert len(restarted.failures("dev-1")) == 5 and all(f["reason"] == "first_factor_mismatch"
+                                                         for f in restarted.failures("dev-1"))
+    restarted.unlock_device("dev-1")
+    assert restarted.open(good()).counter > 0 and not restarted.devices()[0]["locked"]
+    with pytest.raises(VerificationError, match="first_factor_mismatch"):
+        restarted.open(bad())                       # failures before the unlock no longer count
+    assert restarted.open(good()).counter > 0
+    with pytest.raises(KeyError, match="unknown device"):
+        restarted.unlock_device("dev-9")
+
+
+def test_signature_failures_are_not_counted(setup, face):
+    """Only correctly signed envelopes count: nobody without the device key can lock a device out."""
+    srv, dev, _ = setup
+    for i in range(10):
+        with pytest.raises(VerificationError, match="bad_signature"):
+            srv.open(env(face, srv.public_key, Ed25519PrivateKey.generate(), i + 1))
+    assert srv.failures() == [] and not srv.devices()[0]["locked"]
