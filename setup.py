@@ -53,6 +53,7 @@ ext = Pybind11Extension(
 )
 
 SERVICE = ["starlette>=0.40", "uvicorn>=0.30", "httpx>=0.27"]
+POSTGRES = ["psycopg[binary]>=3.1", "psycopg-pool>=3.2"]
 
 setup(
     name="pyimgenc",
@@ -78,6 +79,7 @@ setup(
     extras_require={
         "gpu": ["cupy-cuda12x>=13"],
         "service": SERVICE,   # the System C verifier over HTTP(S): ASGI app, server, client
+        "postgres": POSTGRES,  # verifier state in PostgreSQL, shared by several verifier processes
         "bench": ["pytest>=7", "pytest-benchmark>=4", "phe>=1.5", "tenseal>=0.3.14"],
         "test": [
             "pytest>=7",
@@ -86,6 +88,7 @@ setup(
             "phe>=1.5",
             "pillow>=10",
             *SERVICE,
+            *POSTGRES,
         ],
     },
     entry_points={"console_scripts": ["pyimgenc=pyimgenc.cli:main"]},

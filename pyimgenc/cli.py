@@ -14,7 +14,7 @@ Commands:
                         plaintext integer model (obfuscation, not encryption)
     rns attacks         System B: recover MNIST images from ciphertexts, a table per
                         parameter set
-    serve verifier      System C verification server over HTTP(S) (Starlette + uvicorn; SQLite state)
+    serve verifier      System C verification server over HTTP(S) (Starlette + uvicorn; SQLite or PostgreSQL)
     factor report       System C: cipher-image metrics, face-matching error rates and
                         first-factor determinism on the real test images, with plots
 """
@@ -46,7 +46,8 @@ def cmd_serve(args) -> int:
         raise SystemExit(f"serve verifier needs the web extra: pip install 'pyimgenc[service]' ({exc})")
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    db = Path(args.db)
+    from .factor.store import is_dsn
+    db = args.db if is_dsn(args.db) else Path(args.db)
     token = os.environ.get(args.admin_token_env) if args.admin_token_env else None
     if args.admin_token_env and not token:
         raise SystemExit(f"serve: environment variable {args.admin_token_env} is empty")
@@ -56,14 +57,19 @@ def cmd_serve(args) -> int:
         if f is not None and not Path(f).is_file():
             raise SystemExit(f"serve: {f} not found")
     lock = dict(max_failures=args.max_failures, failure_window_s=args.failure_window)
-    srv = (Verifier.create(db, window_s=args.window, **lock) if not db.exists()
-           else Verifier(db, window_s=args.window, **lock))
+    try:
+        try:
+            srv = Verifier(db, window_s=args.window, **lock)
+        except FileNotFoundError:            # a new file, or a PostgreSQL database without the tables
+            srv = Verifier.create(db, window_s=args.window, **lock)
+    except (ConnectionError, ImportError, FileExistsError) as exc:
+        raise SystemExit(f"serve: {exc}")
     web = Server(srv, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key, admin_token=token)
     try:
         web.start()
     except RuntimeError as exc:
         raise SystemExit(f"serve: {exc}")
-    print(f"verifier on {web.url}  db={db}  window={args.window:g}s  "
+    print(f"verifier on {web.url}  db={srv.db_path}  window={args.window:g}s  "
           f"device registration {'enabled' if token else 'disabled'}", flush=True)
     if not web.tls and args.host not in ("127.0.0.1", "localhost", "::1"):
         print("warning: plain HTTP on a non-loopback address: the admin token and envelopes travel "
@@ -288,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="run a service (System C verifier; System A servers s1, s2)")
     ssub = p.add_subparsers(dest="service", metavar="SERVICE", required=True)
     q = ssub.add_parser("verifier", help="the verification server (creates the database if missing)")
-    q.add_argument("--db", default="verifier.sqlite", help="SQLite file (server key, devices, counters, records)")
+    q.add_argument("--db", default="verifier.sqlite", help="SQLite file, or a postgresql:// DSN shared by several verifier processes "
+                        "(server key, devices, counters, records)")
     q.add_argument("--host", default="127.0.0.1")
     q.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     q.add_argument("--window", type=float, default=300.0, help="accepted capture clock skew, seconds")

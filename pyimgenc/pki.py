@@ -1,6 +1,7 @@
 """Certificates and secret files for pyimgenc's servers (with :mod:`cryptography`).
 
-* :func:`write_secret` — a file readable by its owner only (created 0600);
+* :func:`write_secret` — a file readable by its owner only (created 0600); :func:`restrict`
+  makes an existing one so;
 * :func:`issue` — an ECDSA P-256 certificate signed by a given key (System A's private CA);
 * :func:`self_signed_certificate` — a server certificate and key for a verifier (System C)
   that clients then pin (``VerifierClient(url, ca=cert)``).
@@ -28,6 +29,11 @@ def write_secret(path: Path, data: bytes) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+def restrict(path: str | Path) -> None:
+    """Make an existing file readable by its owner only (0600)."""
+    os.chmod(path, 0o600)
 
 
 def name(cn: str) -> x509.Name:

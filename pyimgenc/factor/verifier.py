@@ -1,9 +1,10 @@
 """The verification server's state and checks (System C).
 
 `Verifier` keeps its X25519 key pair, the registered devices (Ed25519 public
-keys) and each device's last accepted counter in SQLite, so that replays stay
-rejected across restarts and concurrent requests (the counter advances with a
-single conditional UPDATE inside an immediate transaction).  `open` runs, in
+keys) and each device's last accepted counter in a SQLite file or a PostgreSQL
+database (:mod:`.store`; several verifier processes may share one PostgreSQL), so
+that replays stay rejected across restarts, processes and concurrent requests (the
+counter advances with a single conditional UPDATE inside one write transaction).  `open` runs, in
 order: the envelope's structure, device registration and signature
 (:mod:`.envelope`); then, before any decryption, the timestamp window and a
 read of the device's counter (a replay is refused without decrypting); the key
@@ -27,10 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -41,30 +39,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from .envelope import EnvelopeError, open_envelope
+from .store import Store, open_store
 
 DEFAULT_WINDOW_S = 300  # accepted clock skew / transit time of a capture
 DEFAULT_MAX_FAILURES = 5          # failed matches of one device within the window before it is locked
 DEFAULT_FAILURE_WINDOW_S = 3600.0
 COUNTED_FAILURES = ("face_mismatch", "first_factor_mismatch")
 log = logging.getLogger("pyimgenc.verifier")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS server (id INTEGER PRIMARY KEY CHECK (id = 1), x25519_private BLOB NOT NULL,
-                                   rsa_private BLOB);
-CREATE TABLE IF NOT EXISTS devices (
-    device_id TEXT PRIMARY KEY, ed25519_public BLOB NOT NULL, last_counter INTEGER NOT NULL DEFAULT -1);
-CREATE TABLE IF NOT EXISTS faces (device_id TEXT PRIMARY KEY, embedding TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    record_id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, counter INTEGER NOT NULL,
-    timestamp_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, model TEXT NOT NULL,
-    image_sha256 TEXT NOT NULL, factor_distance TEXT NOT NULL, face_score REAL);
-CREATE TABLE IF NOT EXISTS failures (
-    failure_id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, at_ms INTEGER NOT NULL,
-    reason TEXT NOT NULL, detail TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS failures_by_device ON failures (device_id, at_ms);
-"""
-_DEVICE_COLUMNS = {"locked_ms": "INTEGER", "count_from_ms": "INTEGER NOT NULL DEFAULT 0"}
-
 
 class VerificationError(ValueError):
     """A rejected envelope; ``reason`` is a short machine-readable code."""
@@ -96,10 +77,10 @@ def recompute_first_factor(image: np.ndarray, claimed: bytes, model: str):
 
 
 class Verifier:
-    """Verification server state in one SQLite file.
+    """Verification server state in a SQLite file or a PostgreSQL database.
 
     Args:
-        db_path: SQLite database (created by :meth:`create`).
+        db: a SQLite file path or a ``postgresql://`` DSN (created by :meth:`create`).
         check_first_factor: ``f(image, claimed_first_factor, model) -> truthy``; the
             recomputation of the first security factor from the decrypted image
             (default :func:`recompute_first_factor`).
@@ -111,7 +92,7 @@ class Verifier:
         clock: seconds since the epoch (injectable for tests).
     """
 
-    def __init__(self, db_path: str | Path, check_first_factor: FirstFactorCheck | None = None, *,
+    def __init__(self, db: str | Path, check_first_factor: FirstFactorCheck | None = None, *,
                  window_s: float = DEFAULT_WINDOW_S, clock: Callable[[], float] = time.time,
                  face_threshold: float | None = None, max_failures: int = DEFAULT_MAX_FAILURES,
                  failure_window_s: float = DEFAULT_FAILURE_WINDOW_S):
@@ -120,9 +101,6 @@ class Verifier:
         if not failure_window_s > 0:
             raise ValueError(f"failure_window_s must be positive, got {failure_window_s!r}")
         self.max_failures, self.failure_window_s = max_failures, float(failure_window_s)
-        self.db_path = str(db_path)
-        if not Path(self.db_path).is_file():
-            raise FileNotFoundError(f"no verifier database at {self.db_path}; use Verifier.create")
         if check_first_factor is None:
             check_first_factor = recompute_first_factor
         if not callable(check_first_factor):
@@ -131,58 +109,46 @@ class Verifier:
         self.face_threshold = face_threshold
         self.window_s = float(window_s)
         self._clock = clock
-        self._lock = threading.Lock()
-        with self._db() as db:
-            db.executescript(_SCHEMA)  # adds tables a database from an older version lacks
-            cols = {r[1] for r in db.execute("PRAGMA table_info(server)")}
-            if "rsa_private" not in cols:  # databases from before the RSA-OAEP option
-                db.execute("ALTER TABLE server ADD COLUMN rsa_private BLOB")
-            have = {r[1] for r in db.execute("PRAGMA table_info(devices)")}
-            for col, decl in _DEVICE_COLUMNS.items():   # databases from before the lockout
-                if col not in have:
-                    db.execute(f"ALTER TABLE devices ADD COLUMN {col} {decl}")
-            row = db.execute("SELECT x25519_private, rsa_private FROM server WHERE id = 1").fetchone()
+        self._store: Store = db if isinstance(db, Store) else open_store(str(db) if isinstance(db, Path) else db)
+        self.db_path = self._store.location
+        with self._store.tx() as ex:
+            row = ex("SELECT x25519_private, rsa_private FROM server WHERE id = 1").fetchone()
         if row is None:
             raise ValueError(f"{self.db_path} holds no server key")
-        self._key = X25519PrivateKey.from_private_bytes(row[0])
-        self._rsa = serialization.load_der_private_key(row[1], None) if row[1] else None
+        self._key = X25519PrivateKey.from_private_bytes(bytes(row[0]))
+        self._rsa = serialization.load_der_private_key(bytes(row[1]), None) if row[1] else None
 
     @classmethod
-    def create(cls, db_path: str | Path, check_first_factor: FirstFactorCheck | None = None,
+    def create(cls, db: str | Path, check_first_factor: FirstFactorCheck | None = None,
                *, rsa_bits: int | None = None, **kw) -> "Verifier":
-        """Create the database with a fresh server key pair (refuses to overwrite one).
+        """Create the database (a SQLite file or the tables of a PostgreSQL DSN) with a fresh
+        server key pair; refuses to overwrite one.
 
         ``rsa_bits`` (>= 3072) also makes an RSA key for terminals that seal with RSA-OAEP.
         """
         from .envelope import MIN_RSA_BITS
         if rsa_bits is not None and rsa_bits < MIN_RSA_BITS:
             raise ValueError(f"rsa_bits must be at least {MIN_RSA_BITS}, got {rsa_bits}")
-        path = Path(db_path)
-        if path.exists():
-            raise FileExistsError(f"{path} exists; open it with Verifier(...) instead")
-        db = sqlite3.connect(path)
-        try:
-            db.executescript(_SCHEMA)
-            raw = X25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
-            rsa_der = None
-            if rsa_bits:
-                from cryptography.hazmat.primitives.asymmetric import rsa
-                rsa_der = rsa.generate_private_key(65537, rsa_bits).private_bytes(
-                    serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-            db.execute("INSERT INTO server (id, x25519_private, rsa_private) VALUES (1, ?, ?)", (raw, rsa_der))
-            db.commit()
-        finally:
-            db.close()
-        return cls(path, check_first_factor, **kw)
+        store = open_store(str(db) if isinstance(db, Path) else db, create=True)
+        raw = X25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+        rsa_der = None
+        if rsa_bits:
+            from cryptography.hazmat.primitives.asymmetric import rsa
+            rsa_der = rsa.generate_private_key(65537, rsa_bits).private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        with store.tx(write=True) as ex:
+            if ex("SELECT COUNT(*) FROM server").fetchone()[0]:
+                raise FileExistsError(f"{store.location} already holds a verifier")
+            ex("INSERT INTO server (id, x25519_private, rsa_private) VALUES (1, ?, ?)", (raw, rsa_der))
+        if store.kind == "sqlite":
+            from ..pki import restrict
+            restrict(store.location)         # the server's private key lives in this file
+        return cls(store, check_first_factor, **kw)
 
-    @contextmanager
-    def _db(self):
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        try:
-            yield db
-        finally:
-            db.close()
+    def close(self) -> None:
+        """Release the database connections (PostgreSQL's pool)."""
+        self._store.close()
 
     @property
     def public_key(self) -> X25519PublicKey:
@@ -201,20 +167,19 @@ class Verifier:
         if not isinstance(public_key, Ed25519PublicKey):
             raise TypeError("public_key must be an Ed25519PublicKey")
         raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        with self._lock, self._db() as db:
-            db.execute("INSERT INTO devices (device_id, ed25519_public) VALUES (?, ?) "
-                       "ON CONFLICT(device_id) DO UPDATE SET ed25519_public = excluded.ed25519_public",
-                       (device_id, raw))
+        with self._store.tx(write=True) as ex:
+            ex("INSERT INTO devices (device_id, ed25519_public) VALUES (?, ?) "
+               "ON CONFLICT(device_id) DO UPDATE SET ed25519_public = excluded.ed25519_public", (device_id, raw))
 
     def _device_key(self, device_id: str) -> Ed25519PublicKey | None:
-        with self._db() as db:
-            row = db.execute("SELECT ed25519_public FROM devices WHERE device_id = ?", (device_id,)).fetchone()
-        return Ed25519PublicKey.from_public_bytes(row[0]) if row else None
+        with self._store.tx() as ex:
+            row = ex("SELECT ed25519_public FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        return Ed25519PublicKey.from_public_bytes(bytes(row[0])) if row else None
 
     def last_counter(self, device_id: str) -> int | None:
         """The last accepted counter of a device (-1: none yet; None: unknown device)."""
-        with self._db() as db:
-            row = db.execute("SELECT last_counter FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        with self._store.tx() as ex:
+            row = ex("SELECT last_counter FROM devices WHERE device_id = ?", (device_id,)).fetchone()
         return row[0] if row else None
 
     def register_face(self, device_id: str, image: np.ndarray) -> None:
@@ -223,13 +188,13 @@ class Verifier:
         if self.last_counter(device_id) is None:
             raise ValueError(f"unknown device {device_id!r}; register the device first")
         emb = faces.embed([image])[0]
-        with self._lock, self._db() as db:
-            db.execute("INSERT INTO faces (device_id, embedding) VALUES (?, ?) ON CONFLICT(device_id) "
-                       "DO UPDATE SET embedding = excluded.embedding", (device_id, json.dumps(emb.tolist())))
+        with self._store.tx(write=True) as ex:
+            ex("INSERT INTO faces (device_id, embedding) VALUES (?, ?) ON CONFLICT(device_id) "
+               "DO UPDATE SET embedding = excluded.embedding", (device_id, json.dumps(emb.tolist())))
 
     def _face(self, device_id: str) -> np.ndarray | None:
-        with self._db() as db:
-            row = db.execute("SELECT embedding FROM faces WHERE device_id = ?", (device_id,)).fetchone()
+        with self._store.tx() as ex:
+            row = ex("SELECT embedding FROM faces WHERE device_id = ?", (device_id,)).fetchone()
         return np.array(json.loads(row[0])) if row else None
 
     def _now_ms(self) -> int:
@@ -238,59 +203,48 @@ class Verifier:
     def _fail(self, device_id: str, reason: str, detail: str) -> None:
         """Record a counted failure (scores stay here and in the log) and lock the device past the limit."""
         now = self._now_ms()
-        with self._lock, self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("INSERT INTO failures (device_id, at_ms, reason, detail) VALUES (?, ?, ?, ?)",
-                           (device_id, now, reason, detail))
-                since = max(now - int(self.failure_window_s * 1000),
-                            db.execute("SELECT count_from_ms FROM devices WHERE device_id = ?",
-                                       (device_id,)).fetchone()[0])
-                n = db.execute("SELECT COUNT(*) FROM failures WHERE device_id = ? AND at_ms >= ?",
-                               (device_id, since)).fetchone()[0]
-                if n >= self.max_failures:
-                    db.execute("UPDATE devices SET locked_ms = ? WHERE device_id = ? AND locked_ms IS NULL",
-                               (now, device_id))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._store.tx(write=True) as ex:
+            start = ex("SELECT count_from_ms FROM devices WHERE device_id = ?" + self._store.for_update,
+                       (device_id,)).fetchone()[0]     # the device row, locked: failures count one at a time
+            ex("INSERT INTO failures (device_id, at_ms, reason, detail) VALUES (?, ?, ?, ?)",
+               (device_id, now, reason, detail))
+            since = max(now - int(self.failure_window_s * 1000), start)
+            n = ex("SELECT COUNT(*) FROM failures WHERE device_id = ? AND at_ms >= ?", (device_id, since)).fetchone()[0]
+            if n >= self.max_failures:
+                ex("UPDATE devices SET locked_ms = ? WHERE device_id = ? AND locked_ms IS NULL", (now, device_id))
         log.warning("device %s: %s (%s); %d failure(s) in the window%s", device_id, reason, detail, n,
                     ", device locked" if n >= self.max_failures else "")
 
     def unlock_device(self, device_id: str) -> None:
         """Admin: unlock a device; failures before now no longer count towards the limit."""
-        with self._lock, self._db() as db:
-            cur = db.execute("UPDATE devices SET locked_ms = NULL, count_from_ms = ? WHERE device_id = ?",
-                             (self._now_ms() + 1, device_id))
-        if cur.rowcount != 1:
+        with self._store.tx(write=True) as ex:
+            changed = ex("UPDATE devices SET locked_ms = NULL, count_from_ms = ? WHERE device_id = ?",
+                         (self._now_ms() + 1, device_id)).rowcount
+        if changed != 1:
             raise KeyError(f"unknown device {device_id!r}")
         log.warning("device %s unlocked by an admin", device_id)
 
     def devices(self) -> list[dict]:
         """Admin: every device with its last counter, lock state and failures in the current window."""
         since = self._now_ms() - int(self.failure_window_s * 1000)
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT d.device_id, d.last_counter, d.locked_ms, (SELECT COUNT(*) FROM failures f WHERE "
-                "f.device_id = d.device_id AND f.at_ms >= MAX(?, d.count_from_ms)) FROM devices d "
-                "ORDER BY d.device_id", (since,)).fetchall()
+        with self._store.tx() as ex:
+            rows = ex("SELECT d.device_id, d.last_counter, d.locked_ms, (SELECT COUNT(*) FROM failures f WHERE "
+                      "f.device_id = d.device_id AND f.at_ms >= ? AND f.at_ms >= d.count_from_ms) FROM devices d "
+                      "ORDER BY d.device_id", (since,)).fetchall()
         return [{"device_id": r[0], "last_counter": r[1], "locked": r[2] is not None, "locked_ms": r[2],
                  "recent_failures": r[3]} for r in rows]
 
     def failures(self, device_id: str | None = None) -> list[dict]:
         """Admin: the counted failures (with their scores), oldest first."""
         q = "SELECT * FROM failures" + (" WHERE device_id = ?" if device_id else "") + " ORDER BY failure_id"
-        with self._db() as db:
-            db.row_factory = sqlite3.Row
-            return [dict(r) for r in db.execute(q, (device_id,) if device_id else ())]
+        with self._store.tx() as ex:
+            return ex.rows(q, (device_id,) if device_id else ())
 
     def records(self, device_id: str | None = None) -> list[dict]:
         """The deduction records of approved captures, oldest first."""
         q = "SELECT * FROM records" + (" WHERE device_id = ?" if device_id else "") + " ORDER BY record_id"
-        with self._db() as db:
-            db.row_factory = sqlite3.Row
-            return [dict(r) for r in db.execute(q, (device_id,) if device_id else ())]
+        with self._store.tx() as ex:
+            return ex.rows(q, (device_id,) if device_id else ())
 
     def open(self, envelope: bytes) -> Verified:
         """Verify and decrypt one envelope; see the module docstring for the order of checks.
@@ -302,9 +256,8 @@ class Verifier:
                 ``replayed_counter``.  The two mismatches are counted towards the lockout.
         """
         def fresh(sf) -> None:  # after the signature, before any decryption or model work
-            with self._db() as db:
-                row = db.execute("SELECT last_counter, locked_ms FROM devices WHERE device_id = ?",
-                                 (sf.device_info,)).fetchone()
+            with self._store.tx() as ex:
+                row = ex("SELECT last_counter, locked_ms FROM devices WHERE device_id = ?", (sf.device_info,)).fetchone()
             if row is not None and row[1] is not None:
                 raise VerificationError("device_locked", "too many failed matches; an admin must unlock the device")
             skew = abs(self._clock() - sf.timestamp_ms / 1000.0)
@@ -345,22 +298,15 @@ class Verifier:
                   "image_sha256": hashlib.sha256(opened.image.data).hexdigest(),
                   "factor_distance": json.dumps(distances, sort_keys=True, default=float),
                   "face_score": face_score}
-        with self._lock, self._db() as db:
-            db.execute("BEGIN IMMEDIATE")  # serialises with other processes on the same file
-            try:
-                cur = db.execute("UPDATE devices SET last_counter = ? WHERE device_id = ? AND last_counter < ?",
-                                 (sf.counter, sf.device_info, sf.counter))
-                changed = cur.rowcount
-                if changed == 1:
-                    cur = db.execute("INSERT INTO records (device_id, counter, timestamp_ms, received_ms, model, "
-                                     "image_sha256, factor_distance, face_score) VALUES "
-                                     "(:device_id, :counter, :timestamp_ms, :received_ms, :model, :image_sha256, "
-                                     ":factor_distance, :face_score)", record)
-                    record["record_id"] = cur.lastrowid
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._store.tx(write=True) as ex:   # one transaction: the counter and the record together
+            changed = ex("UPDATE devices SET last_counter = ? WHERE device_id = ? AND last_counter < ?",
+                         (sf.counter, sf.device_info, sf.counter)).rowcount
+            if changed == 1:
+                record["record_id"] = ex(
+                    "INSERT INTO records (device_id, counter, timestamp_ms, received_ms, model, image_sha256, "
+                    "factor_distance, face_score) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING record_id",
+                    [record[k] for k in ("device_id", "counter", "timestamp_ms", "received_ms", "model",
+                                         "image_sha256", "factor_distance", "face_score")]).fetchone()[0]
         if changed != 1:
             raise VerificationError("replayed_counter", f"counter {sf.counter} is not above the last accepted one")
         return Verified(opened.image, sf.device_info, sf.counter, sf.timestamp_ms, opened.model, record)

@@ -34,11 +34,13 @@ def face():
 
 
 @pytest.fixture()
-def setup(tmp_path):
-    srv = Verifier.create(tmp_path / "v.sqlite", check, clock=lambda: NOW)
+def setup(db):
+    """A verifier on each store (SQLite file, PostgreSQL database: tests/factor/conftest.py)."""
+    srv = Verifier.create(db, check, clock=lambda: NOW)
     dev = Ed25519PrivateKey.generate()
     srv.register_device("dev-1", dev.public_key())
-    return srv, dev, tmp_path / "v.sqlite"
+    yield srv, dev, db
+    srv.close()
 
 
 def env(img, srv_pk, dev, counter, ts=NOW, first=None, device="dev-1"):
@@ -134,6 +136,21 @@ def test_create_refuses_existing_and_open_refuses_missing(tmp_path):
     srv = Verifier(tmp_path / "x.sqlite", check)
     with pytest.raises(TypeError):
         srv.register_device("d", X25519PrivateKey.generate().public_key())
+    import stat
+    assert stat.S_IMODE((tmp_path / "x.sqlite").stat().st_mode) == 0o600    # it holds the server's private key
+
+
+def test_postgres_create_refuses_existing_and_open_refuses_empty(pg_dsn):
+    with pytest.raises(FileNotFoundError, match="holds no verifier"):
+        Verifier(pg_dsn, check)
+    Verifier.create(pg_dsn, check).close()
+    with pytest.raises(FileExistsError, match="already holds a verifier"):
+        Verifier.create(pg_dsn, check)
+    v = Verifier(pg_dsn, check)
+    assert v.last_counter("nobody") is None
+    v.close()
+    with pytest.raises(ConnectionError, match="unreachable"):
+        Verifier("postgresql://nobody:secret@127.0.0.1:1/none", check)
 
 
 def test_database_from_before_the_rsa_option_is_migrated(tmp_path):
@@ -155,11 +172,11 @@ def test_database_from_before_the_rsa_option_is_migrated(tmp_path):
     assert v.rsa_public_key is None and v.last_counter("nobody") is None
 
 
-def test_failed_matches_lock_the_device_until_an_admin_unlocks_it(tmp_path, face):
+def test_failed_matches_lock_the_device_until_an_admin_unlocks_it(db, face):
     """No oracle for a stolen terminal: mismatches are counted per device; past the limit the device is
     locked (before any decryption, across restarts) until unlocked; the scores stay server-side."""
     now = [NOW]
-    path = tmp_path / "lock.sqlite"
+    path = db
     srv = Verifier.create(path, check, clock=lambda: now[0], max_failures=3, failure_window_s=600)
     dev = Ed25519PrivateKey.generate()
     srv.register_device("dev-1", dev.public_key())
