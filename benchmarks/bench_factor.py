@@ -7,9 +7,9 @@ Components (each its own benchmark, ops/s from the median):
     aesgcm_plain   AES-256-GCM of the pixel bytes, nothing else (the peer)
     factor_vae     first factor with the VAE (preprocessing + integer forward pass + summary)
     factor_gan     first factor with the DCGAN
-    kdf            image security factor (HKDF-SHA256)
+    kdf            image security factor (HKDF-SHA256 of key secret, first and second factor)
     aead           the envelope's AES-256-GCM, written in place with the header as AAD
-    capsule        HPKE X25519 seal of the first factor to the server
+    capsule        HPKE X25519 seal of the key secret and the first factor to the server
     sign_tag       Ed25519 over header and tag (default scope)
     sign_full      Ed25519 over the whole envelope (scope "full")
     seal_crypto    the whole envelope from a given first factor (capsule, KDF, AEAD, signature)
@@ -99,8 +99,8 @@ def test_aead(benchmark, case):
 
 
 def test_capsule(benchmark, case):
-    pk = case["srv"].public_key()
-    _bench(benchmark, case, "capsule", lambda: HPKE_SUITE.encrypt(case["f1"], pk, info=bytes(60)))
+    pk, sealed = case["srv"].public_key(), bytes(32) + case["f1"]     # key secret + first factor, as seal() does
+    _bench(benchmark, case, "capsule", lambda: HPKE_SUITE.encrypt(sealed, pk, info=bytes(60)))
 
 
 @pytest.mark.parametrize("scope", ["tag", "full"])
@@ -159,3 +159,103 @@ def test_paired(benchmark, case):
         factor_s=statistics.median(r[2] for r in rows), seal_total_s=statistics.median(r[3] for r in rows),
         overhead_over_aes=statistics.median(r[1] / r[0] for r in rows),
         overhead_over_aes_min=min(r[1] / r[0] for r in rows), overhead_over_aes_max=max(r[1] / r[0] for r in rows))
+
+
+# ------------------------------------------------------------------------ the verifier under load
+# ``test_http_load``: 16 client threads, one registered device each (20 registered), post
+# envelopes of real 64x64 Olivetti faces (sealed beforehand by real Terminals, shipped VAE
+# first factor) to `pyimgenc serve verifier` processes on 127.0.0.1 for LOAD_S seconds:
+# approvals/s and p50/p99 latency of approved requests, with 1 process on SQLite and 1 and 2
+# processes on one PostgreSQL (PYIMGENC_TEST_PG_DSN names a maintenance database; without
+# it the PostgreSQL cases are skipped with the reason).  Clients and servers share the CPU.
+LOAD_S = float(os.environ.get("PYIMGENC_LOAD_S", "10"))
+LOAD_CLIENTS, LOAD_DEVICES = 16, 20
+
+
+def _serve_verifier(db: str):
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "pyimgenc.cli", "serve", "verifier", "--db", db, "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("verifier on "):
+        proc.kill()
+        raise RuntimeError(f"verifier did not start: {line!r}")
+    return proc, line.split()[2]
+
+
+@pytest.mark.parametrize("store, procs", [("sqlite", 1), ("postgresql", 1), ("postgresql", 2)])
+def test_http_load(benchmark, tmp_path, store, procs):
+    import secrets as _secrets
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyimgenc.factor import VerificationError, Verifier
+    from pyimgenc.factor.service import VerifierClient
+    if store == "postgresql":
+        admin = os.environ.get("PYIMGENC_TEST_PG_DSN")
+        if not admin:
+            pytest.skip("PYIMGENC_TEST_PG_DSN not set: no PostgreSQL server for the shared-store case")
+        import psycopg
+        name = "pyimgenc_bench_" + _secrets.token_hex(4)
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        db = admin.rsplit("/", 1)[0] + "/" + name
+    else:
+        db = str(tmp_path / "load.sqlite")
+    faces = np.load(DATA / "faces" / "olivetti.npz")["images"]
+    srv = Verifier.create(db)
+    terms = [Terminal(f"load-{k}", srv.public_key) for k in range(LOAD_DEVICES)]
+    for t in terms:
+        srv.register_device(t.device_id, t.public_key)
+    per = int(LOAD_S * 8) + 10                      # more than a client sends in LOAD_S here (checked below)
+    queues = [[t.seal(faces[(k * 7 + i) % len(faces)]) for i in range(per)] for k, t in enumerate(terms[:LOAD_CLIENTS])]
+    servers = [_serve_verifier(db) for _ in range(procs)]
+    lat, counts, lock = [], {}, threading.Lock()
+
+    def client(k):
+        url = servers[k % procs][1]
+        with VerifierClient(url, timeout_s=60) as c:
+            end = time.perf_counter() + LOAD_S
+            for i, env in enumerate(queues[k]):
+                if time.perf_counter() >= end:
+                    break
+                if i == len(queues[k]) - 1:
+                    with lock:
+                        counts["ran_out"] = counts.get("ran_out", 0) + 1
+                t0 = time.perf_counter()
+                try:
+                    c.verify(env)
+                    r = "approved"
+                except VerificationError as exc:
+                    r = exc.reason
+                dt = time.perf_counter() - t0
+                with lock:
+                    counts[r] = counts.get(r, 0) + 1
+                    if r == "approved":
+                        lat.append(dt)
+
+    def run():
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(LOAD_CLIENTS) as pool:
+            list(pool.map(client, range(LOAD_CLIENTS)))
+        return time.perf_counter() - t0
+    try:
+        wall = benchmark.pedantic(run, rounds=1, iterations=1)
+    finally:
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait(timeout=15)
+    records = len(srv.records())
+    srv.close()
+    if store == "postgresql":
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    lat.sort()
+    q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")  # noqa: E731
+    assert records == counts.get("approved", 0)     # every approval a client saw is on record, none more
+    assert "ran_out" not in counts, "a client ran out of envelopes: raise the per-client count"
+    benchmark.group = "verifier-load"
+    benchmark.extra_info.update(load=True, store=store, processes=procs, clients=LOAD_CLIENTS, devices=LOAD_DEVICES,
+                                seconds=wall, approvals_per_s=counts.get("approved", 0) / wall,
+                                p50_ms=1000 * q(0.50), p99_ms=1000 * q(0.99), answers=counts)

@@ -46,6 +46,15 @@ def main(argv: list[str]) -> int:
                  f"{'met' if p['seal_total_s'] <= budget else 'NOT met'} ({1e3 * p['seal_total_s']:.2f} vs "
                  f"{1e3 * budget:.2f} ms)"]
         print("| " + " | ".join(cells) + " |" if md else " | ".join(cells))
+    loads = [b["extra_info"] for b in data["benchmarks"] if b.get("extra_info", {}).get("load")]
+    if loads:
+        print()
+        hdr = ["store", "verifier processes", "approvals/s", "p50 ms", "p99 ms", "answers"]
+        print("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr) if md else " | ".join(hdr))
+        for e in loads:
+            cells = [e["store"], str(e["processes"]), f"{e['approvals_per_s']:.1f}", f"{e['p50_ms']:.0f}",
+                     f"{e['p99_ms']:.0f}", ", ".join(f"{k} {v}" for k, v in sorted(e["answers"].items()))]
+            print("| " + " | ".join(cells) + " |" if md else " | ".join(cells))
     return 0
 
 

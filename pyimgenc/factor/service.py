@@ -20,9 +20,12 @@ Endpoints (JSON answers, errors as ``{"reason": code}`` plus ``"approved": false
 ===================================  ==============================================================
 
 Admin endpoints need ``Authorization: Bearer <token>`` and exist only when the server
-has an admin token.  A body must announce its length (``Content-Length``, at most
-``max_body``) and arrive whole within ``timeout_s`` (a deadline for the whole body: a
-client trickling bytes gets 408).  At most ``max_concurrent`` verifications run at once
+has an admin token.  A request's headers must arrive within ``header_timeout_s``
+(a client dribbling header bytes is disconnected); open connections are capped
+(``max_connections``, 503 beyond).  A body must announce its length (``Content-Length``,
+at most ``max_body``) and arrive whole within ``timeout_s`` (a deadline for the whole
+body: a client trickling bytes gets 408); bodies being uploaded are capped per client
+address and in total bytes (503 ``busy`` before reading beyond).  At most ``max_concurrent`` verifications run at once
 and **only requests whose body has arrived count** towards it, so slow uploaders never
 starve terminals (503 ``busy`` beyond, answered at once).  Verifications run on a
 thread pool (the counters are safe under concurrency: the verifier advances them in one
@@ -50,7 +53,8 @@ from .envelope import MAX_ENVELOPE_BYTES
 from .verifier import VerificationError, Verifier
 
 log = logging.getLogger("pyimgenc.verifier")
-CLIENT_RECORD_FIELDS = ("record_id", "device_id", "counter", "timestamp_ms", "received_ms", "model", "image_sha256")
+# no image hash: an unsalted SHA-256 of the pixels would let whoever sees the reply test image guesses
+CLIENT_RECORD_FIELDS = ("record_id", "device_id", "counter", "timestamp_ms", "received_ms", "model")
 MAX_ADMIN_BODY = 4096
 
 
@@ -66,8 +70,14 @@ class _Refusal(Exception):
 
 
 def make_app(verifier: Verifier, *, admin_token: str | None = None, max_body: int = MAX_ENVELOPE_BYTES,
-             timeout_s: float = 30.0, max_concurrent: int = 8):
-    """The Starlette application serving ``verifier`` (see the module docstring)."""
+             timeout_s: float = 30.0, max_concurrent: int = 8, max_uploads_per_client: int = 8,
+             max_upload_bytes: int = 512 << 20):
+    """The Starlette application serving ``verifier`` (see the module docstring).
+
+    Bodies being uploaded are bounded per client address (``max_uploads_per_client``) and
+    in total bytes announced (``max_upload_bytes``); beyond either the request gets 503
+    ``busy`` before its body is read.
+    """
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import ClientDisconnect
@@ -75,11 +85,13 @@ def make_app(verifier: Verifier, *, admin_token: str | None = None, max_body: in
     from starlette.routing import Route
 
     busy = {"n": 0}
+    uploads: dict[str, int] = {}                 # bodies being read, per client address
+    upload_bytes = {"n": 0}
     limiter = anyio.CapacityLimiter(max_concurrent)
 
     def deny(status: int, reason: str, verify: bool = False) -> JSONResponse:
         # a refused body may be half-read: close the connection rather than read the rest
-        headers = {"connection": "close"} if status in (400, 408, 411, 413) else None
+        headers = {"connection": "close"} if status in (400, 408, 411, 413, 503) else None
         return JSONResponse({"approved": False, "reason": reason} if verify else {"reason": reason}, status,
                             headers=headers)
 
@@ -95,7 +107,20 @@ def make_app(verifier: Verifier, *, admin_token: str | None = None, max_body: in
             raise _Refusal(400, "bad_request") from None
         if n > limit:
             raise _Refusal(413, "oversized")
+        peer = request.client.host if request.client else "?"
+        if uploads.get(peer, 0) >= max_uploads_per_client or upload_bytes["n"] + n > max_upload_bytes:
+            raise _Refusal(503, "busy")
+        uploads[peer] = uploads.get(peer, 0) + 1
+        upload_bytes["n"] += n
+        try:
+            return await _read(request, n)
+        finally:
+            upload_bytes["n"] -= n
+            uploads[peer] -= 1
+            if not uploads[peer]:
+                del uploads[peer]
 
+    async def _read(request, n: int) -> bytes:
         async def read() -> bytes:
             data = bytearray()
             async for chunk in request.stream():
@@ -147,6 +172,8 @@ def make_app(verifier: Verifier, *, admin_token: str | None = None, max_body: in
             if request.method == "GET":
                 return JSONResponse({"devices": await anyio.to_thread.run_sync(verifier.devices)})
             req = json.loads(await body(request, MAX_ADMIN_BODY))
+            if not isinstance(req, dict):
+                raise TypeError("expected a JSON object")
             key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(req["ed25519_public"]))
             device_id = req["device_id"]
             if not isinstance(device_id, str):
@@ -155,7 +182,7 @@ def make_app(verifier: Verifier, *, admin_token: str | None = None, max_body: in
             return JSONResponse({"registered": device_id})
         except _Refusal as r:
             return deny(r.status, r.reason)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return deny(400, "bad_request")
 
     async def unlock(request):
@@ -181,8 +208,58 @@ def make_app(verifier: Verifier, *, admin_token: str | None = None, max_body: in
         Route("/v1/public-key", public_key, methods=["GET"]),
         Route("/v1/verify", verify, methods=["POST"]),
         Route("/v1/devices", devices, methods=["GET", "POST"]),
-        Route("/v1/devices/{device_id}/unlock", unlock, methods=["POST"]),
+        Route("/v1/devices/{device_id:path}/unlock", unlock, methods=["POST"]),
     ], exception_handlers={HTTPException: http_error, Exception: internal})
+
+
+def _protocol(header_timeout_s: float):
+    """uvicorn's h11 protocol with a deadline for each request's headers.
+
+    uvicorn arms no timer until a first response (and its keep-alive timer restarts on
+    every byte), so a client dribbling header bytes would hold a connection forever.
+    Here the headers of every request must be complete within ``header_timeout_s`` of
+    the connection opening (or of the previous response), or the connection is closed.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        _header_timer = None
+        _timed_cycle = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._arm()
+
+        def _arm(self):
+            self._disarm()
+            self._timed_cycle = self.cycle
+            self._header_timer = self.loop.call_later(header_timeout_s, self._expired)
+
+        def _disarm(self):
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _expired(self):
+            self._header_timer = None
+            if self.cycle is self._timed_cycle and not self.transport.is_closing():
+                self.transport.close()       # no complete request headers in time
+
+        def data_received(self, data):
+            super().data_received(data)
+            if self.cycle is not self._timed_cycle:
+                self._disarm()               # a request's headers are complete
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc):
+            self._disarm()
+            super().connection_lost(exc)
+
+    return Protocol
 
 
 class Server:
@@ -192,22 +269,28 @@ class Server:
         verifier: the :class:`Verifier` to serve.
         host, port: where to listen (port 0 picks a free one: :attr:`port` after start).
         tls_cert, tls_key: PEM files: serve HTTPS (anything but loopback should).
-        admin_token, max_body, timeout_s, max_concurrent: see :func:`make_app`.
+        admin_token, max_body, timeout_s, max_concurrent, max_uploads_per_client,
+            max_upload_bytes: see :func:`make_app`.
+        header_timeout_s: a request's headers must arrive within this (slow-header clients).
+        max_connections: open connections beyond this get 503 (file descriptors stay bounded).
     """
 
     def __init__(self, verifier: Verifier, host: str = "127.0.0.1", port: int = 8080, *,
                  tls_cert: str | None = None, tls_key: str | None = None, admin_token: str | None = None,
                  max_body: int = MAX_ENVELOPE_BYTES, timeout_s: float = 30.0, max_concurrent: int = 8,
-                 log_level: str = "warning"):
+                 header_timeout_s: float = 10.0, max_connections: int = 256, max_uploads_per_client: int = 8,
+                 max_upload_bytes: int = 512 << 20, log_level: str = "warning"):
         import uvicorn
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("TLS needs both tls_cert and tls_key")
         app = make_app(verifier, admin_token=admin_token, max_body=max_body, timeout_s=timeout_s,
-                       max_concurrent=max_concurrent)
+                       max_concurrent=max_concurrent, max_uploads_per_client=max_uploads_per_client,
+                       max_upload_bytes=max_upload_bytes)
         self.tls = tls_cert is not None
         cfg = uvicorn.Config(app, host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-                             log_level=log_level, access_log=False, lifespan="off",
-                             timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
+                             log_level=log_level, access_log=False, lifespan="off", http=_protocol(header_timeout_s),
+                             timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
+                             limit_concurrency=max_connections)
         self._server = uvicorn.Server(cfg)
         self._thread: threading.Thread | None = None
 
@@ -303,14 +386,22 @@ class VerifierClient:
             raise ConnectionError("public-key reply is malformed") from None
 
     def verify(self, envelope: bytes) -> dict:
+        """The deduction record of an approval.
+
+        Raises:
+            VerificationError: the verifier rejected the envelope (403 with a reason code).
+            ConnectionError: anything else — unreachable, TLS, a cut-off or malformed
+                reply, a redirect, a proxy's page, ``busy`` (503: retry the same envelope
+                later), a refused body (408/413/400).
+        """
         status, obj = self._call("POST", "/v1/verify", envelope, {"Content-Type": "application/octet-stream"})
         if status == 200 and obj.get("approved") is True and isinstance(obj.get("record"), dict):
             return obj["record"]
-        if status >= 500 and obj.get("reason") != "busy":
-            raise ConnectionError(f"verifier failed ({status}): {obj.get('reason')}")
-        if status == 200:
-            raise ConnectionError("verifier answered 200 without an approval")
-        raise VerificationError(str(obj.get("reason", f"http_{status}")))
+        reason = obj.get("reason")
+        if status == 403 and obj.get("approved") is False and isinstance(reason, str) and reason:
+            raise VerificationError(reason)
+        raise ConnectionError(f"verifier at {self.url} answered {status} ({reason or 'no reason'}); "
+                              f"the envelope was not judged")
 
     def _admin(self, method: str, path: str, admin_token: str, obj: dict | None = None) -> dict:
         body = json.dumps(obj).encode() if obj is not None else None

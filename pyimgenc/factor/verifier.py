@@ -11,14 +11,19 @@ read of the device's counter (a replay is refused without decrypting); the key
 capsule and image tag; the first factor recomputed from the decrypted image and compared within the stated
 tolerance (:func:`pyimgenc.factor.first.compare`; a callable can replace it),
 the registered face of the device's account when there is one, and only then
-advances the counter and writes the deduction record in one transaction, so a
-rejected envelope changes no counter.
+advances the counter and writes the deduction record in one transaction.  A
+rejected envelope changes no counter, except a counted failure (below), which spends
+its own counter so that its bytes replayed are refused before any decryption.
 
 **No oracle for a stolen terminal.**  A failed face match or first-factor mismatch of a
 correctly signed envelope is written to the ``failures`` table with its scores (and to
 the ``pyimgenc.verifier`` log); the caller's exception carries the reason code, and
-the HTTP service passes on nothing else.  After ``max_failures`` such failures within
-``failure_window_s`` the device is **locked** (persisted in the database, so restarts
+the HTTP service passes on nothing else.  Each such failure spends the envelope's
+counter (a replay of a rejected envelope is ``replayed_counter``, refused before any
+decryption and not counted), and a device never has more verifications in flight in one
+process than failures left before its lock (``busy`` beyond), so at most
+``max_failures`` failures per process land before the lock.  After ``max_failures`` such
+failures within ``failure_window_s`` the device is **locked** (persisted in the database, so restarts
 keep it locked): every further envelope of it is refused with ``device_locked``, right
 after the signature and before any decryption, until an admin calls
 :meth:`Verifier.unlock_device`.
@@ -28,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +115,8 @@ class Verifier:
         self.face_threshold = face_threshold
         self.window_s = float(window_s)
         self._clock = clock
+        self._inflight: dict[str, int] = {}       # verifications in flight per device, this process
+        self._inflight_lock = threading.Lock()
         self._store: Store = db if isinstance(db, Store) else open_store(str(db) if isinstance(db, Path) else db)
         self.db_path = self._store.location
         with self._store.tx() as ex:
@@ -162,8 +170,11 @@ class Verifier:
 
     def register_device(self, device_id: str, public_key: Ed25519PublicKey) -> None:
         """Register (or re-key) a terminal; its counter history is kept."""
-        if not isinstance(device_id, str) or not device_id:
-            raise ValueError("device_id must be a non-empty str")
+        if not isinstance(device_id, str):
+            raise ValueError("device_id must be a str")
+        raw_id = device_id.encode("utf-8")
+        if not 1 <= len(raw_id) <= 255 or "\x00" in device_id:   # what a second factor can carry
+            raise ValueError("device_id must be 1..255 UTF-8 bytes without NUL")
         if not isinstance(public_key, Ed25519PublicKey):
             raise TypeError("public_key must be an Ed25519PublicKey")
         raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -200,12 +211,19 @@ class Verifier:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def _fail(self, device_id: str, reason: str, detail: str) -> None:
-        """Record a counted failure (scores stay here and in the log) and lock the device past the limit."""
+    def _fail(self, device_id: str, counter: int, reason: str, detail: str) -> None:
+        """Record a counted failure (scores stay here and in the log) and lock the device past the limit.
+
+        The failed envelope's counter is spent (``last_counter`` advances to it), so the same
+        bytes replayed are refused as ``replayed_counter`` before any decryption: nobody who
+        merely saw a rejected envelope can count failures against the device.
+        """
         now = self._now_ms()
         with self._store.tx(write=True) as ex:
             start = ex("SELECT count_from_ms FROM devices WHERE device_id = ?" + self._store.for_update,
                        (device_id,)).fetchone()[0]     # the device row, locked: failures count one at a time
+            ex("UPDATE devices SET last_counter = ? WHERE device_id = ? AND last_counter < ?",
+               (counter, device_id, counter))
             ex("INSERT INTO failures (device_id, at_ms, reason, detail) VALUES (?, ?, ?, ?)",
                (device_id, now, reason, detail))
             since = max(now - int(self.failure_window_s * 1000), start)
@@ -214,6 +232,11 @@ class Verifier:
                 ex("UPDATE devices SET locked_ms = ? WHERE device_id = ? AND locked_ms IS NULL", (now, device_id))
         log.warning("device %s: %s (%s); %d failure(s) in the window%s", device_id, reason, detail, n,
                     ", device locked" if n >= self.max_failures else "")
+
+    def _locked(self, device_id: str) -> bool:
+        with self._store.tx() as ex:
+            row = ex("SELECT locked_ms FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        return row is not None and row[0] is not None
 
     def unlock_device(self, device_id: str) -> None:
         """Admin: unlock a device; failures before now no longer count towards the limit."""
@@ -253,13 +276,25 @@ class Verifier:
             VerificationError: ``reason`` is an envelope reason (``bad_signature``,
                 ``unknown_device``, ...) or ``device_locked``, ``stale_timestamp``,
                 ``first_factor_error``, ``first_factor_mismatch``, ``face_mismatch``,
-                ``replayed_counter``.  The two mismatches are counted towards the lockout.
+                ``replayed_counter``, ``busy`` (as many verifications of this device in
+                flight as failures left before its lock).  The two mismatches are counted
+                towards the lockout and spend the envelope's counter.
         """
         def fresh(sf) -> None:  # after the signature, before any decryption or model work
-            with self._store.tx() as ex:
-                row = ex("SELECT last_counter, locked_ms FROM devices WHERE device_id = ?", (sf.device_info,)).fetchone()
-            if row is not None and row[1] is not None:
-                raise VerificationError("device_locked", "too many failed matches; an admin must unlock the device")
+            since = self._now_ms() - int(self.failure_window_s * 1000)
+            with self._inflight_lock:       # read and reserve together: a failure lands before its release
+                with self._store.tx() as ex:
+                    row = ex("SELECT last_counter, locked_ms, (SELECT COUNT(*) FROM failures f WHERE f.device_id = "
+                             "d.device_id AND f.at_ms >= ? AND f.at_ms >= d.count_from_ms) FROM devices d "
+                             "WHERE d.device_id = ?", (since, sf.device_info)).fetchone()
+                if row is not None and row[1] is not None:
+                    raise VerificationError("device_locked", "too many failed matches; an admin must unlock the device")
+                if row is not None:     # every verification in flight might fail: never more than the limit
+                    if row[2] + self._inflight.get(sf.device_info, 0) >= self.max_failures:
+                        raise VerificationError("busy", "this device has as many verifications in flight as "
+                                                        "failures left before its lock")
+                    self._inflight[sf.device_info] = self._inflight.get(sf.device_info, 0) + 1
+                    held.append(sf.device_info)
             skew = abs(self._clock() - sf.timestamp_ms / 1000.0)
             if skew > self.window_s:
                 raise VerificationError("stale_timestamp", f"capture is {skew:.0f} s from the server clock")
@@ -267,6 +302,17 @@ class Verifier:
             if last is not None and sf.counter <= last:  # early refusal; the UPDATE below decides
                 raise VerificationError("replayed_counter", f"counter {sf.counter} is not above the last accepted one")
 
+        held: list[str] = []
+        try:
+            return self._open(envelope, fresh)
+        finally:
+            for dev in held:
+                with self._inflight_lock:
+                    self._inflight[dev] -= 1
+                    if not self._inflight[dev]:
+                        del self._inflight[dev]
+
+    def _open(self, envelope: bytes, fresh) -> Verified:
         try:
             opened = open_envelope(envelope, (self._key, self._rsa) if self._rsa else self._key, self._device_key,
                                    after_signature=fresh)
@@ -280,7 +326,7 @@ class Verifier:
         if not verdict:
             why = getattr(verdict, "reason", "")
             detail = "the image does not reproduce its first factor" + (f" ({why})" if why else "")
-            self._fail(sf.device_info, "first_factor_mismatch", detail)
+            self._fail(sf.device_info, sf.counter, "first_factor_mismatch", detail)
             raise VerificationError("first_factor_mismatch", detail)
         face_score = None
         registered = self._face(sf.device_info)
@@ -290,7 +336,7 @@ class Verifier:
             thr = faces.threshold() if self.face_threshold is None else self.face_threshold
             if face_score < thr:
                 detail = f"similarity {face_score:.3f} below {thr:.3f}"
-                self._fail(sf.device_info, "face_mismatch", detail)
+                self._fail(sf.device_info, sf.counter, "face_mismatch", detail)
                 raise VerificationError("face_mismatch", detail)
         distances = getattr(verdict, "distances", {})
         record = {"device_id": sf.device_info, "counter": sf.counter, "timestamp_ms": sf.timestamp_ms,
@@ -299,8 +345,8 @@ class Verifier:
                   "factor_distance": json.dumps(distances, sort_keys=True, default=float),
                   "face_score": face_score}
         with self._store.tx(write=True) as ex:   # one transaction: the counter and the record together
-            changed = ex("UPDATE devices SET last_counter = ? WHERE device_id = ? AND last_counter < ?",
-                         (sf.counter, sf.device_info, sf.counter)).rowcount
+            changed = ex("UPDATE devices SET last_counter = ? WHERE device_id = ? AND last_counter < ? "
+                         "AND locked_ms IS NULL", (sf.counter, sf.device_info, sf.counter)).rowcount
             if changed == 1:
                 record["record_id"] = ex(
                     "INSERT INTO records (device_id, counter, timestamp_ms, received_ms, model, image_sha256, "
@@ -308,5 +354,7 @@ class Verifier:
                     [record[k] for k in ("device_id", "counter", "timestamp_ms", "received_ms", "model",
                                          "image_sha256", "factor_distance", "face_score")]).fetchone()[0]
         if changed != 1:
+            if self._locked(sf.device_info):       # locked while this one was being checked
+                raise VerificationError("device_locked", "too many failed matches; an admin must unlock the device")
             raise VerificationError("replayed_counter", f"counter {sf.counter} is not above the last accepted one")
         return Verified(opened.image, sf.device_info, sf.counter, sf.timestamp_ms, opened.model, record)

@@ -70,7 +70,7 @@ def test_replay_rejected_even_after_restart(setup, face):
 
 
 @pytest.mark.parametrize("case, reason", [
-    ("stale", "stale_timestamp"), ("future", "stale_timestamp"), ("mismatch", "first_factor_mismatch"),
+    ("stale", "stale_timestamp"), ("future", "stale_timestamp"),
     ("unknown", "unknown_device"), ("wrong_server", "bad_capsule"), ("wrong_device_key", "bad_signature"),
     ("tampered", "bad_signature"), ("truncated", "truncated"), ("garbage", "bad_magic"),
 ])
@@ -80,7 +80,6 @@ def test_rejections_change_no_state(setup, face, case, reason):
     e = {
         "stale": lambda: env(face, srv.public_key, dev, 2, ts=NOW - 3600),
         "future": lambda: env(face, srv.public_key, dev, 2, ts=NOW + 3600),
-        "mismatch": lambda: env(face, srv.public_key, dev, 2, first=b"\x00" * 32),
         "unknown": lambda: env(face, srv.public_key, dev, 2, device="dev-9"),
         "wrong_server": lambda: env(face, X25519PrivateKey.generate().public_key(), dev, 2),
         "wrong_device_key": lambda: env(face, srv.public_key, Ed25519PrivateKey.generate(), 2),
@@ -193,7 +192,7 @@ def test_failed_matches_lock_the_device_until_an_admin_unlocks_it(db, face):
     assert srv.open(good()).counter > 0             # 2 in the window: still open
     with pytest.raises(VerificationError, match="first_factor_mismatch"):
         srv.open(bad())                             # the third in the window locks
-    assert srv.devices() == [{"device_id": "dev-1", "last_counter": 5, "locked": True, "locked_ms": int(now[0] * 1000),
+    assert srv.devices() == [{"device_id": "dev-1", "last_counter": 6, "locked": True, "locked_ms": int(now[0] * 1000),
                               "recent_failures": 3}]
     restarted = Verifier(path, check, clock=lambda: now[0], max_failures=3, failure_window_s=600)
     for v in (srv, restarted):
@@ -218,3 +217,53 @@ def test_signature_failures_are_not_counted(setup, face):
         with pytest.raises(VerificationError, match="bad_signature"):
             srv.open(env(face, srv.public_key, Ed25519PrivateKey.generate(), i + 1))
     assert srv.failures() == [] and not srv.devices()[0]["locked"]
+
+
+def test_a_counted_failure_spends_its_counter_so_replays_cannot_lock_the_device(setup, face):
+    """Attack review H1: an observer replays a rejected envelope; it must not count again."""
+    srv, dev, _ = setup
+    bad = env(face, srv.public_key, dev, 2, first=b"\x00" * 32)
+    with pytest.raises(VerificationError, match="first_factor_mismatch"):
+        srv.open(bad)
+    assert srv.last_counter("dev-1") == 2
+    for _ in range(10):                       # replays: refused before decryption, not counted
+        with pytest.raises(VerificationError) as ei:
+            srv.open(bad)
+        assert ei.value.reason == "replayed_counter"
+    assert len(srv.failures("dev-1")) == 1 and not srv.devices()[0]["locked"]
+    assert srv.open(env(face, srv.public_key, dev, 3)).counter == 3    # the owner carries on
+
+
+def test_no_more_failures_than_the_limit_land_however_many_are_in_flight(db, face):
+    """Attack review M3: a stolen device key sends many bad envelopes at once; at most max_failures
+    are judged (the rest: busy, or device_locked once the lock lands)."""
+    srv = Verifier.create(db, check, clock=lambda: NOW, max_failures=3)
+    dev = Ed25519PrivateKey.generate()
+    srv.register_device("dev-1", dev.public_key())
+    envs = [env(face, srv.public_key, dev, i + 1, first=b"\x00" * 32) for i in range(24)]
+    out = []
+    lock = threading.Lock()
+
+    def go(e):
+        try:
+            srv.open(e)
+            r = "ok"
+        except VerificationError as exc:
+            r = exc.reason
+        with lock:
+            out.append(r)
+    threads = [threading.Thread(target=go, args=(e,)) for e in envs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert out.count("first_factor_mismatch") <= 3 and len(srv.failures("dev-1")) <= 3
+    assert set(out) <= {"first_factor_mismatch", "busy", "device_locked", "replayed_counter"}
+    srv.close()
+
+
+def test_device_ids_are_checked_at_registration(setup):
+    srv, dev, _ = setup
+    for bad in ("", "a\x00b", "x" * 256):
+        with pytest.raises(ValueError, match="1..255 UTF-8 bytes"):
+            srv.register_device(bad, dev.public_key())
