@@ -229,6 +229,8 @@ def test_http_load(benchmark, tmp_path, store, procs):
                     r = "approved"
                 except VerificationError as exc:
                     r = exc.reason
+                except ConnectionError as exc:      # 503 busy (not judged) or a transport failure
+                    r = "busy" if "(busy)" in str(exc) else "transport_error"
                 dt = time.perf_counter() - t0
                 with lock:
                     counts[r] = counts.get(r, 0) + 1

@@ -75,7 +75,7 @@ def cmd_serve(args) -> int:
         print("warning: plain HTTP on a non-loopback address: the admin token and envelopes travel "
               "unencrypted; use --tls-cert/--tls-key", file=sys.stderr, flush=True)
     try:
-        web._thread.join()
+        web.wait()
     except KeyboardInterrupt:
         pass
     finally:

@@ -318,6 +318,11 @@ class Server:
             time.sleep(0.02)
         return self
 
+    def wait(self) -> None:
+        """Block until the server thread ends (Ctrl-C raises KeyboardInterrupt here)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)
+
     def stop(self) -> None:
         self._server.should_exit = True
         if self._thread is not None:
