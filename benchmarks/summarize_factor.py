@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
             paired[info["size"]] = info
         elif "op" in info:
             rates[info["size"]][info["op"]] = b["stats"]["median"]
-    sizes = [s for s in ("28", "256", "1024", "1024rgb") if s in rates]
+    sizes = [s for s in ("28", "256", "1024", "1024rgb") if s in rates or s in paired]
     hdr = ["component"] + [f"{s} ops/s" for s in sizes]
     print("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr) if md else "  ".join(f"{h:>16}" for h in hdr))
     for op in ORDER:
