@@ -64,7 +64,8 @@ def cmd_serve(args) -> int:
             srv = Verifier.create(db, window_s=args.window, **lock)
     except (ConnectionError, ImportError, FileExistsError) as exc:
         raise SystemExit(f"serve: {exc}")
-    web = Server(srv, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key, admin_token=token)
+    web = Server(srv, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key, admin_token=token,
+                 max_concurrent=args.max_concurrent)
     try:
         web.start()
     except RuntimeError as exc:
@@ -304,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(/v1/devices: register, list, unlock)")
     q.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)")
     q.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    q.add_argument("--max-concurrent", type=int, default=8,
+                   help="verifications at once (whole bodies only; 503 busy beyond); about the core count")
     q.add_argument("--max-failures", type=int, default=5,
                    help="failed face/factor matches of one device that lock it (default 5)")
     q.add_argument("--failure-window", type=float, default=3600.0,
