@@ -185,7 +185,7 @@ def cmd_demo(args) -> int:
 
     steps = tqdm(total=5, desc="demo", unit="step", disable=args.quiet)
     t = time.perf_counter()
-    pk, sk = paillier.keygen(args.bits, insecure=args.bits < 2048)
+    pk, sk = paillier.keygen(_key_bits(args), insecure=args.bits < 2048)
     steps.set_postfix_str(f"keygen {args.bits}-bit"); steps.update()
     t_key = time.perf_counter() - t
 
@@ -230,9 +230,16 @@ def _hostport(s: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _key_bits(args) -> int:
+    if args.bits < 2048 and not args.insecure:
+        raise SystemExit(f"--bits {args.bits}: keys below 2048 bits are insecure; add --insecure to use one anyway "
+                         f"(tests, demos)")
+    return args.bits
+
+
 def cmd_twin_setup(args) -> int:
     from .twinserver import deploy
-    info = deploy.setup(args.out, key_bits=args.bits, insecure=args.bits < 2048,
+    info = deploy.setup(args.out, key_bits=_key_bits(args), insecure=args.bits < 2048,
                         s1_names=args.s1_name or ("localhost", "127.0.0.1"),
                         s2_names=args.s2_name or ("localhost", "127.0.0.1"))
     print(f"wrote to {info['dir']}: s2.key, s2.share, s2.crt, s2-tls.key (S2 only); s1.share, s1.crt, "
@@ -281,11 +288,13 @@ def cmd_classify(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyimgenc", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("info", help="native core, CPU path, threads and backends of this machine")
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("demo", help="encrypted conv + dense on a real MNIST digit, checked exactly")
     p.add_argument("--bits", type=int, default=2048, help="Paillier key size (default 2048)")
+    p.add_argument("--insecure", action="store_true", help="allow keys below 2048 bits (tests, demos)")
     p.add_argument("--data", help="directory with mnist/mnist.npz (default: ../shared/data)")
     p.add_argument("--index", type=int, default=0, help="MNIST test image index")
     p.add_argument("--seed", type=int, default=0, help="seed of the random integer weights")
@@ -336,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     q = tsub.add_parser("setup", help="S2's key and both model shares (the data owner's outsourcing)")
     q.add_argument("--out", required=True)
     q.add_argument("--bits", type=int, default=2048, help="Paillier key size (default 2048)")
+    q.add_argument("--insecure", action="store_true", help="allow keys below 2048 bits (tests only)")
     q.add_argument("--s1-name", action="append", help="host name or address users dial S1 at (repeatable; "
                                                        "default localhost and 127.0.0.1): goes into S1's certificate")
     q.add_argument("--s2-name", action="append", help="the same for S2")
@@ -384,7 +394,31 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return args.func(args)
+    for name in ("n", "index"):
+        v = getattr(args, name, None)
+        if v is not None and v < (1 if name == "n" else 0):
+            parser.error(f"-{name if name == 'n' else '-' + name} must be {'at least 1' if name == 'n' else '>= 0'}, "
+                         f"got {v}")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("pyimgenc: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, ImportError, RuntimeError, KeyError) as exc:   # user mistakes, dead peers
+        if args.debug:
+            raise
+        print(f"pyimgenc: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as one line a user can act on (the traceback: --debug)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        text = f"{exc.filename}: no such file"
+    elif isinstance(exc, ConnectionError) and not str(exc):
+        text = f"connection failed ({type(exc).__name__})"
+    return text
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Certificates and secret files for pyimgenc's servers (with :mod:`cryptography`).
 
 * :func:`write_secret` — a file readable by its owner only (created 0600); :func:`restrict`
-  makes an existing one so;
+  makes an existing one so; :func:`read_secret` refuses one that others may read;
 * :func:`issue` — an ECDSA P-256 certificate signed by a given key (System A's private CA);
 * :func:`self_signed_certificate` — a server certificate and key for a verifier (System C)
   that clients then pin (``VerifierClient(url, ca=cert)``).
@@ -29,6 +29,21 @@ def write_secret(path: Path, data: bytes) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+def read_secret(path: str | Path) -> bytes:
+    """The bytes of a secret file, refused if anyone but its owner may read or write it.
+
+    Raises:
+        FileNotFoundError: no such file.
+        PermissionError: the file is group- or world-accessible (the message says how to fix it).
+    """
+    path = Path(path)
+    mode = path.stat().st_mode
+    if os.name == "posix" and mode & 0o077:
+        raise PermissionError(f"{path} is a secret but readable or writable by others (mode {mode & 0o777:o}); "
+                              f"fix it with: chmod 600 {path}")
+    return path.read_bytes()
 
 
 def restrict(path: str | Path) -> None:

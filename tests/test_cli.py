@@ -25,7 +25,7 @@ def test_info_reports_engines(capsys):
 @pytest.mark.skipif(not (DATA / "mnist" / "mnist.npz").is_file(),
                     reason=f"real MNIST not found at {DATA}/mnist/mnist.npz")
 def test_demo_is_exact_on_real_digit(capsys):
-    assert cli.main(["demo", "--bits", "512", "--data", str(DATA), "--index", "3", "--quiet"]) == 0
+    assert cli.main(["demo", "--bits", "512", "--insecure", "--data", str(DATA), "--index", "3", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "equal to the plaintext integer computation: YES" in out
 
@@ -87,7 +87,7 @@ def test_rns_eval_and_attacks(capsys):
 
 def test_twinserver_setup_writes_certificates_and_owner_only_secrets(tmp_path, capsys):
     import stat
-    assert cli.main(["twinserver", "setup", "--out", str(tmp_path), "--bits", "512",
+    assert cli.main(["twinserver", "setup", "--out", str(tmp_path), "--bits", "512", "--insecure",
                      "--s1-name", "s1.example", "--s2-name", "10.0.0.2"]) == 0
     assert "Secret files are mode 0600" in capsys.readouterr().out
     for name in ("s2.key", "s2.share", "s1.share", "s1-tls.key", "s2-tls.key"):
@@ -112,3 +112,29 @@ def test_serve_and_classify_say_when_tls_is_off(capsys):
     assert "no TLS" in capsys.readouterr().err
     assert cli._plaintext_warning(argparse.Namespace(insecure_plaintext=False)) is False
     assert capsys.readouterr().err == ""
+
+
+def test_errors_are_one_line_with_a_nonzero_exit(tmp_path, capsys):
+    """User mistakes: a one-line message on stderr and exit status 1 (2 for bad arguments), no traceback."""
+    with pytest.raises(SystemExit, match="below 2048 bits are insecure; add --insecure"):
+        cli.main(["twinserver", "setup", "--out", str(tmp_path), "--bits", "1024"])
+    assert not list(tmp_path.iterdir())                       # nothing written
+    with pytest.raises(SystemExit) as ei:
+        cli.main(["rns", "eval", "-n", "0"])
+    assert ei.value.code == 2 and "-n must be at least 1" in capsys.readouterr().err
+    rc = cli.main(["serve", "s2", "--dir", str(tmp_path / "nowhere"), "--port", "0"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("pyimgenc: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    with pytest.raises(FileNotFoundError):                    # --debug: the traceback
+        cli.main(["--debug", "serve", "s2", "--dir", str(tmp_path / "nowhere"), "--port", "0"])
+
+
+def test_a_secret_file_others_can_read_is_refused_with_the_fix(tmp_path, capsys):
+    import os
+    assert cli.main(["twinserver", "setup", "--out", str(tmp_path), "--bits", "512", "--insecure"]) == 0
+    capsys.readouterr()
+    os.chmod(tmp_path / "s2.key", 0o644)
+    rc = cli.main(["serve", "s2", "--dir", str(tmp_path), "--port", "0"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "s2.key is a secret but readable or writable by others (mode 644)" in err
+    assert f"chmod 600 {tmp_path / 's2.key'}" in err

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from ..pki import read_secret
 from .envelope import seal
 from .second import SecondFactor
 
@@ -71,7 +72,7 @@ class Terminal:
         self._state = Path(state_path) if state_path else None
         self.counter = 0
         if self._state and self._state.exists():
-            st = json.loads(self._state.read_text())
+            st = json.loads(read_secret(self._state))    # it holds the device's private key
             if st.get("device_id") != device_id:
                 raise ValueError(f"{self._state} belongs to device {st.get('device_id')!r}")
             self.counter = int(st["counter"])
@@ -97,7 +98,9 @@ class Terminal:
         raw = self._key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                                       serialization.NoEncryption())
         tmp = self._state.with_suffix(".tmp")
-        with open(tmp, "w") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # the device key: owner only
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
             f.write(json.dumps({"device_id": self.device_id, "counter": self.counter, "key": raw.hex()}))
             f.flush()
             os.fsync(f.fileno())   # on disk before it replaces the old state (power loss too)

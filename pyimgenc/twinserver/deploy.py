@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..paillier import PublicKey, SecretKey, keygen
+from ..pki import read_secret
 from . import tls, wire
 from .messages import CLASSIFY_REPLY, CLASSIFY_REQUEST, ERROR_REPLY
 from .channel import Channel, ChannelError, TcpChannel
@@ -117,8 +118,8 @@ def serve_s2(key_dir: str | Path, host: str = "127.0.0.1", port: int = 7002, rea
     peer with S1's certificate may run compute-server operations; ``plaintext=True``
     (loopback tests only) serves plain TCP and trusts every peer as before."""
     d = Path(key_dir)
-    sk = SecretKey.from_bytes((d / "s2.key").read_bytes())
-    server = TwinKeyServer(sk, S2Share.from_bytes((d / "s2.share").read_bytes()), **limits)
+    sk = SecretKey.from_bytes(read_secret(d / "s2.key"))
+    server = TwinKeyServer(sk, S2Share.from_bytes(read_secret(d / "s2.share")), **limits)
     server.idle_timeout_s = idle_timeout_s
     server.require_s1_cert = not plaintext
     ctx = None if plaintext else tls.server_context(d, "s2")
@@ -180,7 +181,7 @@ def serve_s1(share_path: str | Path, s2_host: str, s2_port: int, host: str = "12
     server_ctx = None if plaintext else tls.server_context(d, "s1")
     client_ctx = None if plaintext else tls.client_context(d / tls.FILES["ca"], d / tls.FILES["s1_cert"],
                                                             d / tls.FILES["s1_key"])
-    service = S1Service(S1Share.from_bytes(Path(share_path).read_bytes()), (s2_host, s2_port), timeout_s, client_ctx)
+    service = S1Service(S1Share.from_bytes(read_secret(share_path)), (s2_host, s2_port), timeout_s, client_ctx)
     _serve_forever(host, port, service.handle, ready, stop, timeout_s, server_ctx)
 
 

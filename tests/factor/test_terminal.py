@@ -64,3 +64,18 @@ def test_bad_arguments():
         Terminal("d", pk, "not callable")
     with pytest.raises(ValueError, match="device_info"):
         Terminal("", pk, ff)
+
+
+def test_state_file_is_owner_only_and_refused_otherwise(tmp_path):
+    import os
+    import stat
+
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from pyimgenc.factor import Terminal
+    path = tmp_path / "dev.json"
+    pk = X25519PrivateKey.generate().public_key()
+    Terminal("dev-1", pk, lambda im: b"f", state_path=path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600         # it holds the device's private key
+    os.chmod(path, 0o644)
+    with pytest.raises(PermissionError, match="chmod 600"):
+        Terminal("dev-1", pk, lambda im: b"f", state_path=path)
