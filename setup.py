@@ -70,7 +70,6 @@ setup(
         "numpy>=1.24",
         "gmpy2>=2.1",
         "numba>=0.58",
-        "torch>=2.1",
         "tqdm>=4.60",
         "cryptography>=50",   # hpke module, AESGCM.encrypt_into
         "matplotlib>=3.7",    # pyimgenc factor report plots
@@ -78,6 +77,8 @@ setup(
     ],
     extras_require={
         "gpu": ["cupy-cuda12x>=13"],
+        # training, the float models, the torch engines (inference of the shipped models needs none of it)
+        "torch": ["torch>=2.1"],
         "service": SERVICE,   # the System C verifier over HTTP(S): ASGI app, server, client
         "postgres": POSTGRES,  # verifier state in PostgreSQL, shared by several verifier processes
         "bench": ["pytest>=7", "pytest-benchmark>=4", "phe>=1.5", "tenseal>=0.3.14"],

@@ -48,7 +48,11 @@ def test_factor_report_writes_tables_and_plots(tmp_path, capsys):
     # random seals: for 256x256 grey |r| has sd 0.0039, so 0.01 is 2.6 sd; 0.025 (6 sd) cannot fail by chance
     assert all(abs(r[f"corr_cipher_{d}"]) < 0.025 for r in res["cipher_images"] for d in "hvd")
     assert study["corr_below_0.01_rate"] >= 0.85
-    assert all(d["numpy_eq_torch"] for d in res["first_factor"])
+    try:
+        import torch  # noqa: F401
+        assert res["first_factor"] and all(d["numpy_eq_torch"] for d in res["first_factor"])
+    except ImportError:                               # that section needs the torch extra
+        assert res["first_factor"] == []
     for p in res["plots"]:
         assert (tmp_path / p).stat().st_size > 10_000  # a real PNG, not an empty file
     assert "Face matching" in capsys.readouterr().out

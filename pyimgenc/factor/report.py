@@ -178,6 +178,10 @@ def _plot_faces(rep, out: Path) -> str:
 def determinism(images: dict[str, np.ndarray], faces_: np.ndarray) -> list[dict]:
     """First factor on both integer engines (must be equal) and the float32 model's distance."""
     from .first import compare, first_factor
+    try:
+        import torch  # noqa: F401  (the torch engine and the float model need the torch extra)
+    except ImportError:
+        return []
     rows = []
     sample = list(images.items())[:3] + [(f"olivetti[{i}]", faces_[i]) for i in (0, 155, 399)]
     for model in ("vae", "gan"):
@@ -263,5 +267,8 @@ def _markdown(r: dict) -> str:
     for d in r["first_factor"]:
         lines.append(f"| {d['model']} | {d['image']} | {d['bytes']} | {d['numpy_eq_torch']} | "
                      f"{d['float_within_tolerance']} |")
+    if not r["first_factor"]:
+        lines.append("| (not run: the torch engine and the float32 model need the torch extra, "
+                     "`pip install 'pyimgenc[torch]'`) | | | | |")
     lines += ["", "Plots: " + ", ".join(f"[{p}]({p})" for p in r["plots"]), ""]
     return "\n".join(lines)

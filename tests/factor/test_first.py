@@ -74,12 +74,14 @@ def test_same_bytes_under_other_thread_counts(faces, tmp_path):
 
 @pytest.mark.parametrize("model", ["vae", "gan"])
 def test_torch_engine_gives_identical_bytes(model, faces, photos):
+    pytest.importorskip("torch", reason="torch is an optional extra (pip install 'pyimgenc[torch]'), not installed")
     for img in [faces[0][3], faces[0][250], photos["camera"], photos["peppers"]]:
         assert first_factor(img, model, engine="torch:cpu") == first_factor(img, model)
 
 
 @pytest.mark.parametrize("model", ["vae", "gan"])
 def test_float_model_is_within_tolerance(model, faces, photos):
+    pytest.importorskip("torch", reason="torch is an optional extra (pip install 'pyimgenc[torch]'), not installed")
     imgs = [faces[0][i] for i in range(0, 400, 20)] + list(photos.values())
     for img in imgs:
         c = compare(first_factor(img, model), first_factor(img, model, engine="float"))

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch", reason="torch is an optional extra (pip install 'pyimgenc[torch]'), not installed")
 
 from pyimgenc.models import checkpoint, pretrained
 from pyimgenc.models.icnn import IntegerICNN

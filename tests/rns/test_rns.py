@@ -24,7 +24,12 @@ def net():
     return rns.IntegerCNN()
 
 
-ENGINES = ["numba", "torch"]
+try:
+    import torch  # noqa: F401
+    _HAVE_TORCH = True
+except ImportError:
+    _HAVE_TORCH = False
+ENGINES = ["numba", pytest.param("torch", marks=pytest.mark.skipif(not _HAVE_TORCH, reason="torch is an optional extra (pip install 'pyimgenc[torch]'), not installed"))]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -51,7 +56,7 @@ def test_all_mnist_test_images_exact_and_accurate(mnist, net):
 
 
 def test_integer_model_tracks_the_float_model(mnist, net):
-    import torch
+    torch = pytest.importorskip("torch", reason="torch is an optional extra (pip install 'pyimgenc[torch]'), not installed")
 
     from pyimgenc.models.polycnn import from_folded, normalise
     x = mnist[0][:200]
@@ -104,6 +109,8 @@ def test_bad_inputs(mnist, net):
         rns.RNSClassifier.pretrained("mnist-icnn")
     with pytest.raises(ValueError, match="numba engine runs on the CPU"):
         rns.Server(net, engine="numba", device="cuda")
+    if not _HAVE_TORCH:
+        return                                   # the torch engine's overflow check needs the torch extra
     with pytest.raises(OverflowError, match="2\\^26"):
         rns.RNSClassifier(net, seed=1, engine="torch", device="cpu").server.evaluate(
             *_with_big_moduli(mnist[0][:1], net))

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch", reason="torch is an optional extra (pip install 'pyimgenc[torch]'), not installed")
 
 from pyimgenc import paillier
 from pyimgenc.twinserver.channel import in_process_pair
