@@ -173,18 +173,6 @@ LOAD_S = float(os.environ.get("PYIMGENC_LOAD_S", "10"))
 LOAD_CLIENTS, LOAD_DEVICES = 16, 20
 
 
-def _serve_verifier(db: str):
-    import subprocess
-    import sys
-    proc = subprocess.Popen([sys.executable, "-m", "pyimgenc.cli", "serve", "verifier", "--db", db, "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("verifier on "):
-        proc.kill()
-        raise RuntimeError(f"verifier did not start: {line!r}")
-    return proc, line.split()[2]
-
-
 @pytest.mark.parametrize("store, procs", [("sqlite", 1), ("postgresql", 1), ("postgresql", 2)])
 def test_http_load(benchmark, tmp_path, store, procs):
     import secrets as _secrets
@@ -192,7 +180,7 @@ def test_http_load(benchmark, tmp_path, store, procs):
     from concurrent.futures import ThreadPoolExecutor
 
     from pyimgenc.factor import VerificationError, Verifier
-    from pyimgenc.factor.service import VerifierClient
+    from pyimgenc.factor.service import VerifierClient, spawn
     if store == "postgresql":
         admin = os.environ.get("PYIMGENC_TEST_PG_DSN")
         if not admin:
@@ -211,7 +199,7 @@ def test_http_load(benchmark, tmp_path, store, procs):
         srv.register_device(t.device_id, t.public_key)
     per = int(LOAD_S * 8) + 10                      # more than a client sends in LOAD_S here (checked below)
     queues = [[t.seal(faces[(k * 7 + i) % len(faces)]) for i in range(per)] for k, t in enumerate(terms[:LOAD_CLIENTS])]
-    servers = [_serve_verifier(db) for _ in range(procs)]
+    servers = [spawn(db) for _ in range(procs)]
     lat, counts, lock = [], {}, threading.Lock()
 
     def client(k):

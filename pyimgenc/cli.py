@@ -46,8 +46,7 @@ def cmd_serve(args) -> int:
         raise SystemExit(f"serve verifier needs the web extra: pip install 'pyimgenc[service]' ({exc})")
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from .factor.store import is_dsn
-    db = args.db if is_dsn(args.db) else Path(args.db)
+    db = args.db                              # a SQLite path or a postgresql:// DSN (factor.store.open_store)
     token = os.environ.get(args.admin_token_env) if args.admin_token_env else None
     if args.admin_token_env and not token:
         raise SystemExit(f"serve: environment variable {args.admin_token_env} is empty")
@@ -394,11 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    for name in ("n", "index"):
-        v = getattr(args, name, None)
-        if v is not None and v < (1 if name == "n" else 0):
-            parser.error(f"-{name if name == 'n' else '-' + name} must be {'at least 1' if name == 'n' else '>= 0'}, "
-                         f"got {v}")
+    if getattr(args, "n", None) is not None and args.n < 1:
+        parser.error(f"-n must be at least 1, got {args.n}")
+    if getattr(args, "index", None) is not None and args.index < 0:
+        parser.error(f"--index must be >= 0, got {args.index}")
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -41,6 +41,8 @@ import hmac
 import json
 import logging
 import ssl
+import subprocess
+import sys
 import threading
 import time
 
@@ -333,6 +335,25 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def spawn(db: str, *args: str) -> tuple[subprocess.Popen, str]:
+    """Start ``pyimgenc serve verifier --db DB --port 0 ARGS...`` as a process; returns it and its URL.
+
+    For several verifier processes on one machine (tests, benchmarks, a local cluster on one
+    PostgreSQL).  The caller stops it (``terminate()``/``wait()``).
+
+    Raises:
+        RuntimeError: the process did not announce its address.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "pyimgenc.cli", "serve", "verifier", "--db", str(db),
+                             "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("verifier on "):
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"verifier did not start: {line.strip()!r}")
+    return proc, line.split()[2]
 
 
 class VerifierClient:

@@ -25,46 +25,30 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
-_SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS server (id INTEGER PRIMARY KEY CHECK (id = 1), x25519_private BLOB NOT NULL,
-                                   rsa_private BLOB);
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS server (id INTEGER PRIMARY KEY CHECK (id = 1), x25519_private {blob} NOT NULL,
+                                   rsa_private {blob});
 CREATE TABLE IF NOT EXISTS devices (
-    device_id TEXT PRIMARY KEY, ed25519_public BLOB NOT NULL, last_counter INTEGER NOT NULL DEFAULT -1,
-    locked_ms INTEGER, count_from_ms INTEGER NOT NULL DEFAULT 0);
+    device_id TEXT PRIMARY KEY, ed25519_public {blob} NOT NULL, last_counter {int} NOT NULL DEFAULT -1,
+    locked_ms {int}, count_from_ms {int} NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS faces (device_id TEXT PRIMARY KEY, embedding TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
-    record_id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, counter INTEGER NOT NULL,
-    timestamp_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, model TEXT NOT NULL,
-    image_sha256 TEXT NOT NULL, factor_distance TEXT NOT NULL, face_score REAL);
+    record_id {serial}, device_id TEXT NOT NULL, counter {int} NOT NULL,
+    timestamp_ms {int} NOT NULL, received_ms {int} NOT NULL, model TEXT NOT NULL,
+    image_sha256 TEXT NOT NULL, factor_distance TEXT NOT NULL, face_score {real});
 CREATE TABLE IF NOT EXISTS failures (
-    failure_id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, at_ms INTEGER NOT NULL,
+    failure_id {serial}, device_id TEXT NOT NULL, at_ms {int} NOT NULL,
     reason TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS failures_by_device ON failures (device_id, at_ms);
 CREATE UNIQUE INDEX IF NOT EXISTS records_device_counter ON records (device_id, counter);
 """
+# one schema, each dialect's names for its column types
+_SQLITE_SCHEMA = _SCHEMA.format(blob="BLOB", int="INTEGER", real="REAL", serial="INTEGER PRIMARY KEY AUTOINCREMENT")
+_POSTGRES_SCHEMA = _SCHEMA.format(blob="BYTEA", int="BIGINT", real="DOUBLE PRECISION", serial="BIGSERIAL PRIMARY KEY")
 _SQLITE_MIGRATIONS = {   # columns a database from an older version lacks: table -> {column: declaration}
     "server": {"rsa_private": "BLOB"},
     "devices": {"locked_ms": "INTEGER", "count_from_ms": "INTEGER NOT NULL DEFAULT 0"},
 }
-
-_POSTGRES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS server (id INTEGER PRIMARY KEY CHECK (id = 1), x25519_private BYTEA NOT NULL,
-                                   rsa_private BYTEA);
-CREATE TABLE IF NOT EXISTS devices (
-    device_id TEXT PRIMARY KEY, ed25519_public BYTEA NOT NULL, last_counter BIGINT NOT NULL DEFAULT -1,
-    locked_ms BIGINT, count_from_ms BIGINT NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS faces (device_id TEXT PRIMARY KEY, embedding TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    record_id BIGSERIAL PRIMARY KEY, device_id TEXT NOT NULL, counter BIGINT NOT NULL,
-    timestamp_ms BIGINT NOT NULL, received_ms BIGINT NOT NULL, model TEXT NOT NULL,
-    image_sha256 TEXT NOT NULL, factor_distance TEXT NOT NULL, face_score DOUBLE PRECISION,
-    UNIQUE (device_id, counter));
-CREATE TABLE IF NOT EXISTS failures (
-    failure_id BIGSERIAL PRIMARY KEY, device_id TEXT NOT NULL, at_ms BIGINT NOT NULL,
-    reason TEXT NOT NULL, detail TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS failures_by_device ON failures (device_id, at_ms);
-"""
-
 
 class _Tx:
     """``ex(sql, params)`` inside one transaction; ``sql`` uses ``?`` placeholders."""
@@ -94,7 +78,8 @@ class Store:
 
     def exists(self) -> bool:
         """Whether the database holds a server key."""
-        raise NotImplementedError
+        with self.tx() as ex:
+            return ex("SELECT COUNT(*) FROM server").fetchone()[0] == 1
 
     def close(self) -> None:
         pass
@@ -138,10 +123,6 @@ class SQLiteStore(Store):
         finally:
             db.close()
 
-    def exists(self) -> bool:
-        with self.tx() as ex:
-            return ex("SELECT COUNT(*) FROM server").fetchone()[0] == 1
-
 
 class PostgresStore(Store):
     """A PostgreSQL database (psycopg 3, a pool of ``pool_size`` connections)."""
@@ -174,10 +155,6 @@ class PostgresStore(Store):
                 with conn.cursor() as cur:
                     yield _Tx(cur, "%s")
 
-    def exists(self) -> bool:
-        with self.tx() as ex:
-            return ex("SELECT COUNT(*) FROM server").fetchone()[0] == 1
-
     def close(self) -> None:
         self._pool.close()
 
@@ -188,6 +165,7 @@ def is_dsn(location) -> bool:
 
 def open_store(location, create: bool = False) -> Store:
     """A :class:`PostgresStore` for a ``postgresql://`` DSN, else a :class:`SQLiteStore` for a path."""
+    location = str(location)
     if is_dsn(location):
         store = PostgresStore(location)
         if create and store.exists():

@@ -50,8 +50,11 @@ from .store import Store, open_store
 DEFAULT_WINDOW_S = 300  # accepted clock skew / transit time of a capture
 DEFAULT_MAX_FAILURES = 5          # failed matches of one device within the window before it is locked
 DEFAULT_FAILURE_WINDOW_S = 3600.0
-COUNTED_FAILURES = ("face_mismatch", "first_factor_mismatch")
 log = logging.getLogger("pyimgenc.verifier")
+# the failures of device row ``d`` that count towards its lock: in the window (one ? parameter,
+# :meth:`Verifier._window_start_ms`) and since its last unlock
+_RECENT_FAILURES = ("(SELECT COUNT(*) FROM failures f WHERE f.device_id = d.device_id AND f.at_ms >= ? "
+                    "AND f.at_ms >= d.count_from_ms)")
 
 class VerificationError(ValueError):
     """A rejected envelope; ``reason`` is a short machine-readable code."""
@@ -117,7 +120,7 @@ class Verifier:
         self._clock = clock
         self._inflight: dict[str, int] = {}       # verifications in flight per device, this process
         self._inflight_lock = threading.Lock()
-        self._store: Store = db if isinstance(db, Store) else open_store(str(db) if isinstance(db, Path) else db)
+        self._store: Store = db if isinstance(db, Store) else open_store(db)
         self.db_path = self._store.location
         with self._store.tx() as ex:
             row = ex("SELECT x25519_private, rsa_private FROM server WHERE id = 1").fetchone()
@@ -137,7 +140,7 @@ class Verifier:
         from .envelope import MIN_RSA_BITS
         if rsa_bits is not None and rsa_bits < MIN_RSA_BITS:
             raise ValueError(f"rsa_bits must be at least {MIN_RSA_BITS}, got {rsa_bits}")
-        store = open_store(str(db) if isinstance(db, Path) else db, create=True)
+        store = open_store(db, create=True)
         raw = X25519PrivateKey.generate().private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
         rsa_der = None
@@ -211,6 +214,10 @@ class Verifier:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
+    def _window_start_ms(self) -> int:
+        """Failures at or after this time (and after the device's last unlock) count towards its lock."""
+        return self._now_ms() - int(self.failure_window_s * 1000)
+
     def _fail(self, device_id: str, counter: int, reason: str, detail: str) -> None:
         """Record a counted failure (scores stay here and in the log) and lock the device past the limit.
 
@@ -220,14 +227,14 @@ class Verifier:
         """
         now = self._now_ms()
         with self._store.tx(write=True) as ex:
-            start = ex("SELECT count_from_ms FROM devices WHERE device_id = ?" + self._store.for_update,
-                       (device_id,)).fetchone()[0]     # the device row, locked: failures count one at a time
+            ex("SELECT count_from_ms FROM devices WHERE device_id = ?" + self._store.for_update,
+               (device_id,))                           # the device row, locked: failures count one at a time
             ex("UPDATE devices SET last_counter = ? WHERE device_id = ? AND last_counter < ?",
                (counter, device_id, counter))
             ex("INSERT INTO failures (device_id, at_ms, reason, detail) VALUES (?, ?, ?, ?)",
                (device_id, now, reason, detail))
-            since = max(now - int(self.failure_window_s * 1000), start)
-            n = ex("SELECT COUNT(*) FROM failures WHERE device_id = ? AND at_ms >= ?", (device_id, since)).fetchone()[0]
+            n = ex("SELECT " + _RECENT_FAILURES + " FROM devices d WHERE d.device_id = ?",
+                   (self._window_start_ms(), device_id)).fetchone()[0]
             if n >= self.max_failures:
                 ex("UPDATE devices SET locked_ms = ? WHERE device_id = ? AND locked_ms IS NULL", (now, device_id))
         log.warning("device %s: %s (%s); %d failure(s) in the window%s", device_id, reason, detail, n,
@@ -249,11 +256,9 @@ class Verifier:
 
     def devices(self) -> list[dict]:
         """Admin: every device with its last counter, lock state and failures in the current window."""
-        since = self._now_ms() - int(self.failure_window_s * 1000)
         with self._store.tx() as ex:
-            rows = ex("SELECT d.device_id, d.last_counter, d.locked_ms, (SELECT COUNT(*) FROM failures f WHERE "
-                      "f.device_id = d.device_id AND f.at_ms >= ? AND f.at_ms >= d.count_from_ms) FROM devices d "
-                      "ORDER BY d.device_id", (since,)).fetchall()
+            rows = ex("SELECT d.device_id, d.last_counter, d.locked_ms, " + _RECENT_FAILURES + " FROM devices d "
+                      "ORDER BY d.device_id", (self._window_start_ms(),)).fetchall()
         return [{"device_id": r[0], "last_counter": r[1], "locked": r[2] is not None, "locked_ms": r[2],
                  "recent_failures": r[3]} for r in rows]
 
@@ -281,12 +286,10 @@ class Verifier:
                 towards the lockout and spend the envelope's counter.
         """
         def fresh(sf) -> None:  # after the signature, before any decryption or model work
-            since = self._now_ms() - int(self.failure_window_s * 1000)
             with self._inflight_lock:       # read and reserve together: a failure lands before its release
                 with self._store.tx() as ex:
-                    row = ex("SELECT last_counter, locked_ms, (SELECT COUNT(*) FROM failures f WHERE f.device_id = "
-                             "d.device_id AND f.at_ms >= ? AND f.at_ms >= d.count_from_ms) FROM devices d "
-                             "WHERE d.device_id = ?", (since, sf.device_info)).fetchone()
+                    row = ex("SELECT d.last_counter, d.locked_ms, " + _RECENT_FAILURES + " FROM devices d "
+                             "WHERE d.device_id = ?", (self._window_start_ms(), sf.device_info)).fetchone()
                 if row is not None and row[1] is not None:
                     raise VerificationError("device_locked", "too many failed matches; an admin must unlock the device")
                 if row is not None:     # every verification in flight might fail: never more than the limit
@@ -340,7 +343,7 @@ class Verifier:
                 raise VerificationError("face_mismatch", detail)
         distances = getattr(verdict, "distances", {})
         record = {"device_id": sf.device_info, "counter": sf.counter, "timestamp_ms": sf.timestamp_ms,
-                  "received_ms": int(self._clock() * 1000), "model": opened.model,
+                  "received_ms": self._now_ms(), "model": opened.model,
                   "image_sha256": hashlib.sha256(opened.image.data).hexdigest(),
                   "factor_distance": json.dumps(distances, sort_keys=True, default=float),
                   "face_score": face_score}

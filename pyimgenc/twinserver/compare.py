@@ -322,8 +322,8 @@ def exchange(tree: AndTree, incoming) -> list[bytes]:
 
 # ---------------------------------------------------------------------------------- S1's half
 
-def s1_compare(ops, src: str, width: int, e: dict, cursor: tuple) -> tuple[AndTree, list[bytes]]:
-    """S1: run cmp1/cmp2 on S2's tensor ``src`` with S1's offline entry ``e`` (``x``, ``a1``).
+def s1_compare(ops, src: str, width: int, e: dict) -> tuple[AndTree, list[bytes]]:
+    """S1: run cmp1/cmp2 on S2's tensor ``src`` with S1's offline entry ``e`` (``x``, ``a1``, OT cursor ``cur``).
 
     Returns:
         S1's tree (its root, once done, is S1's share ``t1`` xor the msb terms) and S1's
@@ -331,7 +331,7 @@ def s1_compare(ops, src: str, width: int, e: dict, cursor: tuple) -> tuple[AndTr
     """
     from .channel import ChannelError
     mat = ops.tape.ot
-    js, jl, jt = cursor
+    js, jl, jt = e["cur"]
     x = e["x"]
     nl, nt = x.size, x.shape[0] * (x.shape[1] - 1)
     try:

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import wire
+
 SMP_REQUEST, SMP_REPLY, SACT_REQUEST, SACT_REPLY = 1, 2, 3, 4
 FAST_REQUEST, FAST_REPLY = 10, 11
 CLASSIFY_REQUEST, CLASSIFY_REPLY = 20, 21
@@ -80,8 +82,7 @@ def call(ch, pk, meta: dict, tensors=(), blobs=()) -> tuple[dict, list, list]:
         ChannelError: S2 refused (``peer_error``), answered with another message type, a
             malformed body or the wrong number of parts (``bad_reply``), or the channel broke.
     """
-    from . import wire
-    from .channel import ChannelError
+    from .channel import ChannelError        # channel imports this module
     op = meta.get("op")
     data = ch.request(FAST_REQUEST, wire.pack_message(meta, tensors, blobs), FAST_REPLY, what=f"S2 refused {op}")
     try:

@@ -69,7 +69,7 @@ def select(ops, h, e: dict, out: str, width: int) -> None:
     mod = (1 << width) - 1
     mat = ops.tape.ot
     js = e["cur"][0]
-    tree, mine = compare.s1_compare(ops, h.name, width, e, e["cur"])
+    tree, mine = compare.s1_compare(ops, h.name, width, e)
     delta = ot.pack_bits(e["msb"] ^ tree.root ^ e["f"]).tobytes()        # t1 xor f: S2 turns t2 into t'
     eb, y0, y1 = ops.request("relu2", dict(width=width), blobs=[*mine, delta])
     try:

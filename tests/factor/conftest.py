@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
 import pytest
+
+FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "olivetti.npz"
 
 PG_DSN = os.environ.get("PYIMGENC_TEST_PG_DSN", "")
 _NO_PG = "PostgreSQL tests need PYIMGENC_TEST_PG_DSN (a maintenance database on a test server; .ci/run starts one)"
@@ -20,6 +24,14 @@ _NO_PG = "PostgreSQL tests need PYIMGENC_TEST_PG_DSN (a maintenance database on 
 def _with_db(dsn: str, name: str) -> str:
     u = urlsplit(dsn)
     return urlunsplit(u._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def faces():
+    """The 400 Olivetti faces (64x64 uint8)."""
+    if not FACES.is_file():
+        pytest.skip(f"real faces not found at {FACES}")
+    return np.load(FACES)["images"]
 
 
 @pytest.fixture()

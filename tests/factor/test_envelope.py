@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,14 +12,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pyimgenc.factor import EnvelopeError, SecondFactor, image_security_factor, open_envelope, parse_header, seal
 from pyimgenc.factor.first import first_factor
 
-FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "olivetti.npz"
-
-
-@pytest.fixture(scope="module")
-def faces():
-    if not FACES.is_file():
-        pytest.skip(f"real faces not found at {FACES}")
-    return np.load(FACES)["images"]
 
 
 @pytest.fixture(scope="module")

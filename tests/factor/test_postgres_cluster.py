@@ -9,35 +9,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
-
-import numpy as np
-import pytest
 
 from pyimgenc import factor
-from pyimgenc.factor.service import VerifierClient
-
-FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "olivetti.npz"
-
-
-@pytest.fixture(scope="module")
-def faces():
-    if not FACES.is_file():
-        pytest.skip(f"real faces not found at {FACES}")
-    return np.load(FACES)["images"]
-
-
-def _start(dsn: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "pyimgenc.cli", "serve", "verifier", "--db", dsn, "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("verifier on http://"):
-        proc.kill()
-        raise RuntimeError(f"verifier did not start: {line!r}")
-    return proc, line.split()[2]
+from pyimgenc.factor.service import VerifierClient, spawn as _start
 
 
 def _stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:

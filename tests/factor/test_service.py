@@ -187,7 +187,6 @@ def test_a_trickling_client_gets_408_within_the_deadline(service):
     srv, url, addr = service          # the fixture's server has timeout_s = 1
     s = socket.create_connection(addr, timeout=10)
     s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
-    t0 = time.monotonic()
     got = b""
     try:
         for _ in range(20):           # one byte every 0.3 s: each read is quick, the whole is not
@@ -195,31 +194,36 @@ def test_a_trickling_client_gets_408_within_the_deadline(service):
             time.sleep(0.3)
     except OSError:
         pass                          # the server closed the connection
-    s.settimeout(5)
+    s.settimeout(5)                   # the answer must already be there: a hung server fails here
     try:
         while chunk := s.recv(4096):
             got += chunk
     except OSError:
         pass
     s.close()
-    assert b" 408 " in got.split(b"\r\n")[0] and time.monotonic() - t0 < 8
+    assert b" 408 " in got.split(b"\r\n")[0]
+
+
+def _slow_uploads(port: int, count: int, length: int) -> list[socket.socket]:
+    """``count`` connections that announce a ``length``-byte body and send two bytes of it."""
+    out = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\nxx" % length)
+        out.append(s)
+    return out
 
 
 def test_slow_uploaders_do_not_starve_terminals(tmp_path):
-    """Twice max_concurrent clients trickle their bodies; a terminal is still approved at once."""
-    import time
+    """Twice max_concurrent clients trickle their bodies (for up to 20 s); a terminal is approved while they
+    still hold their connections, within its client's 5 s timeout."""
     srv = factor.Verifier.create(tmp_path / "s.sqlite", check, clock=lambda: NOW)
     with Server(srv, "127.0.0.1", 0, timeout_s=20.0, max_concurrent=2) as web:
-        slow = []
-        for _ in range(4):
-            s = socket.create_connection(("127.0.0.1", web.port), timeout=10)
-            s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nxx")
-            slow.append(s)
+        slow = _slow_uploads(web.port, 4, 100000)
         t = _terminal(srv)
-        t0 = time.monotonic()
-        with VerifierClient(web.url) as client:
+        with VerifierClient(web.url, timeout_s=5) as client:
             rec = client.verify(t.seal(np.full((8, 8), 5, np.uint8)))
-        assert rec["counter"] == 1 and time.monotonic() - t0 < 5
+        assert rec["counter"] == 1
         for s in slow:
             s.close()
 
@@ -323,9 +327,9 @@ def test_a_client_dribbling_headers_is_disconnected(tmp_path):
     srv = factor.Verifier.create(tmp_path / "h.sqlite", check, clock=lambda: NOW)
     with Server(srv, "127.0.0.1", 0, header_timeout_s=1.0) as web:
         s = socket.create_connection(("127.0.0.1", web.port), timeout=10)
-        t0 = time.monotonic()
         closed = False
-        for b in b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40:
+        head = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40   # ~7 s at 0.1 s a byte
+        for b in head:
             try:
                 s.sendall(bytes([b]))
             except OSError:
@@ -342,7 +346,7 @@ def test_a_client_dribbling_headers_is_disconnected(tmp_path):
             finally:
                 s.setblocking(True)
         s.close()
-        assert closed and time.monotonic() - t0 < 3
+        assert closed                 # cut off before the headers ended (the timeout is 1 s, sending takes ~7 s)
         assert _raw(("127.0.0.1", web.port), "GET", "/v1/health") == (200, {"ok": True})
 
 
@@ -350,11 +354,7 @@ def test_uploads_in_flight_are_capped_per_client(tmp_path):
     """Attack review M1: one address cannot hold more than max_uploads_per_client bodies in memory."""
     srv = factor.Verifier.create(tmp_path / "u.sqlite", check, clock=lambda: NOW)
     with Server(srv, "127.0.0.1", 0, timeout_s=20.0, max_uploads_per_client=2) as web:
-        slow = []
-        for _ in range(2):
-            s = socket.create_connection(("127.0.0.1", web.port), timeout=10)
-            s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nxx")
-            slow.append(s)
+        slow = _slow_uploads(web.port, 2, 1000000)
         import time
         time.sleep(0.3)
         status, body = _raw(("127.0.0.1", web.port), "POST", "/v1/verify", b"x" * 100)
