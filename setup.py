@@ -79,6 +79,7 @@ setup(
         "gpu": ["cupy-cuda12x>=13"],
         # training, the float models, the torch engines (inference of the shipped models needs none of it)
         "torch": ["torch>=2.1"],
+        "data": ["scipy>=1.10"],   # pyimgenc data download olivetti (reads the .mat file)
         "service": SERVICE,   # the System C verifier over HTTP(S): ASGI app, server, client
         "postgres": POSTGRES,  # verifier state in PostgreSQL, shared by several verifier processes
         "bench": ["pytest>=7", "pytest-benchmark>=4", "phe>=1.5", "tenseal>=0.3.14"],
@@ -88,11 +89,13 @@ setup(
             "hypothesis>=6",
             "phe>=1.5",
             "pillow>=10",
+            "scipy>=1.10",
             *SERVICE,
             *POSTGRES,
         ],
     },
     entry_points={"console_scripts": ["pyimgenc=pyimgenc.cli:main"]},
-    package_data={"pyimgenc": ["py.typed"], "pyimgenc.models": ["checkpoints/*.npz"]},
+    package_data={"pyimgenc": ["py.typed"], "pyimgenc.models": ["checkpoints/*.npz"],
+                  "pyimgenc.datasets": ["samples/*.npz", "samples/*.png"]},
     zip_safe=False,
 )

@@ -3,9 +3,9 @@
 Commands:
     info                what this machine runs: native core, CPU path, threads, backends,
                         System B engines
-    demo                encrypt a real MNIST digit, run an encrypted convolution and dense
-                        layer on it (plaintext integer weights), decrypt, and check the
-                        result equals the plaintext integer computation bit for bit
+    demo                Paillier (an encrypted convolution and dense layer) and Systems A, B, C
+                        on real sample images, each checked bit for bit against plaintext
+    data list|download  where the datasets are; fetch the full sets (SHA-256 checked)
     twinserver setup    System A: S2's Paillier key and the data owner's two model shares
     serve s2            System A key server (S2)
     serve s1            System A compute server (S1), connected to S2
@@ -25,15 +25,6 @@ import os
 import sys
 import time
 from pathlib import Path
-
-
-def _find_data(path: str | None) -> Path:
-    for c in ([path] if path else [os.environ.get("PYIMGENC_DATA", ""), "../shared/data", "shared/data",
-                                   "../../shared/data"]):
-        if c and (Path(c) / "faces").is_dir():
-            return Path(c)
-    raise SystemExit("data directory not found; pass --data PATH (holding faces/ and images/) "
-                     "or set PYIMGENC_DATA")
 
 
 def cmd_serve(args) -> int:
@@ -86,7 +77,7 @@ def cmd_serve(args) -> int:
 def cmd_factor_report(args) -> int:
     from .factor.report import write_report
 
-    res = write_report(_find_data(args.data), args.out, quiet=args.quiet)
+    res = write_report(args.data, args.out, quiet=args.quiet)
     print((Path(args.out) / "report.md").read_text())
     print(f"wrote {args.out}/report.md, report.json and {len(res['plots'])} plots in {res['seconds']} s")
     study = res.get("seal_study_256_grey") or {}
@@ -100,8 +91,7 @@ def cmd_rns_eval(args) -> int:
 
     from . import rns
 
-    data = np.load(_find_mnist(args.data))
-    x, y = data["x_test"][:args.n], data["y_test"][:args.n]
+    x, y = _take(*_mnist(args), 0, args.n)
     clf = rns.RNSClassifier.pretrained("mnist-avgpool", n_moduli=args.moduli, redundancy=args.redundancy,
                                        hardened=args.hardened, engine=args.engine)
     t = time.perf_counter()
@@ -127,30 +117,36 @@ def cmd_rns_attacks(args) -> int:
 
     from .rns import attacks
 
-    data = np.load(_find_mnist(args.data))
-    rows = attacks.security_table(data["x_test"][:args.n], seed=args.seed, progress=not args.quiet)
+    x, _ = _mnist(args)
+    rows = attacks.security_table(_take(x, x, 0, args.n)[0], seed=args.seed, progress=not args.quiet)
     print(attacks.markdown(rows))
     if args.plot:
-        attacks.plot(data["x_test"][:6], args.plot, seed=args.seed)
+        attacks.plot(x[:6], args.plot, seed=args.seed)
         print(f"wrote {args.plot}")
     return 0
 
 
-def _find_mnist(path: str | None) -> Path:
-    candidates = [path] if path else [
-        os.environ.get("PYIMGENC_DATA", ""),
-        "../shared/data", "shared/data", "../../shared/data",
-    ]
-    for c in candidates:
-        if not c:
-            continue
-        p = Path(c)
-        if p.is_dir():
-            p = p / "mnist" / "mnist.npz"
-        if p.is_file():
-            return p
-    raise SystemExit("demo: MNIST not found; pass --data PATH (a directory holding mnist/mnist.npz "
-                     "or the .npz itself) or set PYIMGENC_DATA")
+def _mnist(args) -> tuple:
+    """MNIST test images and labels: the full set from --data / PYIMGENC_DATA / the user cache,
+    else (with a note on stderr) the 300 shipped sample digits."""
+    from . import datasets
+    try:
+        return datasets.load_mnist(data=args.data)
+    except datasets.DataNotFoundError:
+        if args.data:
+            raise
+    x, y = datasets.load_mnist(sample=True)
+    print(f"note: full MNIST not found (pyimgenc data download mnist); using the {len(x)} shipped sample "
+          f"digits", file=sys.stderr)
+    return x, y
+
+
+def _take(x, y, start: int, n: int, what: str = "MNIST test images"):
+    if start >= len(x):
+        raise ValueError(f"--index {start}: only {len(x)} {what} available")
+    if start + n > len(x):
+        print(f"note: {len(x) - start} of the {n} images asked for are available", file=sys.stderr)
+    return x[start:start + n], y[start:start + n]
 
 
 def cmd_info(args) -> int:
@@ -169,57 +165,201 @@ def cmd_info(args) -> int:
     return 0
 
 
+class _Steps:
+    """A progress bar over named steps that keeps its clock running while one step waits on a
+    server (refreshed every second); called with each step's name as it begins."""
+
+    def __init__(self, names: list[str], desc: str, quiet: bool):
+        from tqdm import tqdm
+        self.names, self.done = names, 0
+        self.bar = tqdm(total=len(names), desc=desc, unit="step", disable=quiet)
+
+    def __call__(self, name: str) -> None:
+        k = self.names.index(name)
+        self.bar.update(k - self.bar.n)
+        self.bar.set_postfix_str(name)
+
+    def __enter__(self):
+        import threading
+        self._stop = threading.Event()
+
+        def tick():
+            while not self._stop.wait(1.0):
+                self.bar.refresh()
+        threading.Thread(target=tick, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if exc[0] is None:
+            self.bar.update(self.bar.total - self.bar.n)
+            self.bar.set_postfix_str("done")
+        self.bar.close()
+
+
+DEMO_SYSTEMS = ("paillier", "b", "c", "a")
+
+
 def cmd_demo(args) -> int:
+    import numpy as np
+
+    systems = [s.strip().lower() for s in args.systems.split(",") if s.strip()]
+    bad = [s for s in systems if s not in DEMO_SYSTEMS]
+    if bad or not systems:
+        raise ValueError(f"--systems: unknown {bad or systems}; choose from {','.join(DEMO_SYSTEMS)}")
+    bits = _key_bits(args)
+    x, y = _mnist(args)
+    if args.index >= len(x):
+        raise ValueError(f"--index {args.index}: only {len(x)} MNIST test images available")
+    ok = True
+    for name in DEMO_SYSTEMS:
+        if name in systems:
+            ok &= {"paillier": _demo_paillier, "a": _demo_a, "b": _demo_b, "c": _demo_c}[name](args, bits, x, y)
+    return 0 if ok else 1
+
+
+def _yes(ok: bool) -> str:
+    return "YES" if ok else "NO"
+
+
+def _demo_paillier(args, bits, x, y) -> bool:
+    """Paillier: an encrypted 3x3 convolution and dense layer on one digit, checked exactly."""
     import numpy as np
     from tqdm import tqdm
 
     from . import paillier
 
-    data = np.load(_find_mnist(args.data))
-    img = data["x_test"][args.index].astype(np.int64)           # 28x28 real digit, 0..255
-    label = int(data["y_test"][args.index])
+    img = x[args.index].astype(np.int64)                            # 28x28 real digit, 0..255
     rng = np.random.default_rng(args.seed)
     kernels = rng.integers(-8, 9, size=(4, 1, 3, 3))               # 4 integer 3x3 filters
     dense = rng.integers(-8, 9, size=(10, 4 * 13 * 13))            # dense layer to 10 scores
-
-    steps = tqdm(total=5, desc="demo", unit="step", disable=args.quiet)
-    t = time.perf_counter()
-    pk, sk = paillier.keygen(_key_bits(args), insecure=args.bits < 2048)
-    steps.set_postfix_str(f"keygen {args.bits}-bit"); steps.update()
-    t_key = time.perf_counter() - t
-
-    t = time.perf_counter()
-    enc = pk.encrypt(img[None])                                     # (1, 28, 28) ciphertexts
-    steps.set_postfix_str("encrypt"); steps.update()
-    t_enc = time.perf_counter() - t
-
-    t = time.perf_counter()
-    conv = enc.conv2d(kernels, stride=2)                            # (4, 13, 13) encrypted
-    steps.set_postfix_str("encrypted conv"); steps.update()
-    scores = dense @ conv.reshape(-1)                               # (10,) encrypted
-    steps.set_postfix_str("encrypted dense"); steps.update()
-    t_eval = time.perf_counter() - t
-
-    t = time.perf_counter()
-    out = sk.decrypt(scores)
-    steps.set_postfix_str("decrypt"); steps.update()
-    steps.close()
-    t_dec = time.perf_counter() - t
-
-    # plaintext integer reference
-    ref_conv = np.zeros((4, 13, 13), dtype=object)
+    with tqdm(total=4, desc="Paillier", unit="step", disable=args.quiet) as steps:
+        t = time.perf_counter()
+        pk, sk = paillier.keygen(bits, insecure=bits < 2048)
+        t_key = time.perf_counter() - t
+        steps.update()
+        t = time.perf_counter()
+        enc = pk.encrypt(img[None])                                 # (1, 28, 28) ciphertexts
+        t_enc = time.perf_counter() - t
+        steps.update()
+        t = time.perf_counter()
+        scores = dense @ enc.conv2d(kernels, stride=2).reshape(-1)  # (10,) encrypted
+        t_eval = time.perf_counter() - t
+        steps.update()
+        t = time.perf_counter()
+        out = sk.decrypt(scores)
+        t_dec = time.perf_counter() - t
+        steps.update()
+    ref_conv = np.zeros((4, 13, 13), dtype=object)                  # plaintext integer reference
     for o in range(4):
-        for y in range(13):
-            for x in range(13):
-                ref_conv[o, y, x] = int((img[2 * y:2 * y + 3, 2 * x:2 * x + 3] * kernels[o, 0]).sum())
+        for r in range(13):
+            for c in range(13):
+                ref_conv[o, r, c] = int((img[2 * r:2 * r + 3, 2 * c:2 * c + 3] * kernels[o, 0]).sum())
     ref = dense.astype(object) @ ref_conv.reshape(-1)
     ok = [int(v) for v in out.tolist()] == [int(v) for v in ref.tolist()]
-    print(f"MNIST test image #{args.index} (label {label}), {args.bits}-bit Paillier key")
+    print(f"Paillier: MNIST test image #{args.index} (label {int(y[args.index])}), {bits}-bit key")
     print(f"  keygen {t_key:.2f} s | encrypt 784 px {t_enc:.3f} s | encrypted conv(4x3x3, s2) + "
           f"dense(10x676) {t_eval:.2f} s | decrypt 10 {t_dec:.3f} s")
     print(f"  decrypted scores: {out.tolist()}")
-    print(f"  equal to the plaintext integer computation: {'YES' if ok else 'NO'}")
-    return 0 if ok else 1
+    print(f"  equal to the plaintext integer computation: {_yes(ok)}")
+    return ok
+
+
+def _demo_a(args, bits, x, y) -> bool:
+    """System A: one digit through S1 and S2 (in this process), checked against the integer model."""
+    import numpy as np
+
+    from .twinserver import SecureClassifier
+
+    img = x[args.index:args.index + 1]
+    clf = SecureClassifier.pretrained("mnist-icnn", key_bits=bits, insecure=bits < 2048)
+    try:
+        logits = clf.classify(img, progress=not args.quiet)
+    finally:
+        clf.close()
+    ok = bool((logits == clf.reference_logits(img)).all())
+    row = [int(v) for v in logits[0]]
+    print(f"System A (twin-server Paillier ICNN, {bits}-bit key, S1 and S2 in this process): "
+          f"image #{args.index} (label {int(y[args.index])})")
+    print(f"  class {int(np.argmax(row))} | offline {clf.last.offline_s:.1f} s, online {clf.last.online_s:.1f} s | "
+          f"online traffic {clf.last.bytes_online / 2**20:.1f} MiB")
+    print(f"  logits equal to the plaintext integer model: {_yes(ok)}")
+    return ok
+
+
+def _demo_b(args, bits, x, y) -> bool:
+    """System B: 64 digits encrypted, inferred, decrypted, checked exactly (obfuscation only)."""
+    import numpy as np
+
+    from . import rns
+
+    xs, ys = x[:64], y[:64]
+    clf = rns.RNSClassifier.pretrained("mnist-avgpool")
+    t = time.perf_counter()
+    got = clf.classify(xs, progress=not args.quiet)
+    ms = 1e3 * (time.perf_counter() - t) / len(xs)
+    exact = int(sum(np.array_equal(a, b) for a, b in zip(got, clf.reference_logits(xs))))
+    acc = float((np.argmax(clf.net.float_logits(got), 1) == ys).mean())
+    print(f"System B (RNS CNN; fast obfuscation, not encryption): {len(xs)} MNIST test images, "
+          f"engine {clf.server.engine}")
+    print(f"  {ms:.2f} ms/image (including the first call's compilation) | accuracy {100 * acc:.1f}%")
+    print(f"  decrypted logits equal to the plaintext integer model: {exact}/{len(xs)}")
+    return exact == len(xs)
+
+
+def _demo_c(args, bits, x, y) -> bool:
+    """System C: a terminal seals a face for a verifier, which opens it; a forged bit, a replay and
+    another person's face are refused."""
+    import logging
+    import tempfile
+
+    import numpy as np
+
+    from . import datasets, factor
+
+    faces, who = datasets.load_olivetti(sample=True)
+    enrol, capture, other = 20, 21, 0           # subject 32's photos #0 and #1; subject 30's photo #0
+    logging.getLogger("pyimgenc.verifier").setLevel(logging.ERROR)   # the rejections below are the point
+    with tempfile.TemporaryDirectory() as tmp:
+        srv = factor.Verifier.create(Path(tmp) / "verifier.sqlite")
+        dev = factor.Terminal.create(device_id="demo-1", server_public_key=srv.public_key, model="vae")
+        srv.register_device("demo-1", dev.public_key)
+        srv.register_face("demo-1", faces[enrol])
+        env = dev.seal(faces[capture])
+        try:
+            exact = bool(np.array_equal(srv.open(env).image, faces[capture]))
+        except factor.VerificationError as exc:
+            print(f"  the genuine capture was rejected: {exc.reason}")
+            exact = False
+        reasons = []
+        for bad in (env[:-1] + bytes([env[-1] ^ 1]), env, dev.seal(faces[other])):
+            try:
+                srv.open(bad)
+                reasons.append("ACCEPTED")
+            except factor.VerificationError as exc:
+                reasons.append(exc.reason)
+        srv.close()
+    print(f"System C (image-derived security factor, VAE first factor): Olivetti subject {int(who[enrol])} "
+          f"enrolled, a second photo of them captured (64x64)")
+    print(f"  envelope {len(env)} bytes | opened, face matched, image exact: {_yes(exact)}")
+    print(f"  refused: one flipped bit ({reasons[0]}), the same envelope again ({reasons[1]}), "
+          f"subject {int(who[other])}'s face ({reasons[2]})")
+    return exact and "ACCEPTED" not in reasons
+
+
+def cmd_data(args) -> int:
+    from . import datasets
+
+    if args.data_command == "list":
+        print(f"searched: {', '.join(map(str, datasets.data_dirs(args.data)))}")
+        for name, path in datasets.status(args.data).items():
+            print(f"  {name:14s} {path or 'missing (pyimgenc data download ' + name + ')'}")
+        print(f"  {'samples':14s} {datasets.SAMPLES} (shipped: 300 MNIST, 200 Fashion-MNIST, 40 faces, camera)")
+        return 0
+    for name in args.names:
+        path = datasets.download(name, args.dest, progress=not args.quiet, force=args.force)
+        print(f"{name}: {path}")
+    return 0
 
 
 def _hostport(s: str) -> tuple[str, int]:
@@ -277,9 +417,10 @@ def cmd_classify(args) -> int:
         from PIL import Image
         imgs = np.stack([np.asarray(Image.open(f).convert("L").resize((28, 28)), dtype=np.uint8) for f in args.image])
     else:
-        imgs = np.load(_find_mnist(args.data))["x_test"][args.index:args.index + args.n]
-    logits = deploy.classify_remote(Path(args.dir) / "public.json", imgs, _hostport(args.s1), _hostport(args.s2),
-                                    plaintext=_plaintext_warning(args))
+        imgs, _ = _take(*_mnist(args), args.index, args.n)
+    with _Steps(["open", "encrypt", "classify", "fetch"], f"classify {len(imgs)} image(s)", args.quiet) as step:
+        logits = deploy.classify_remote(Path(args.dir) / "public.json", imgs, _hostport(args.s1), _hostport(args.s2),
+                                        plaintext=_plaintext_warning(args), step=step)
     for i, row in enumerate(logits):
         print(f"image {i}: class {int(np.argmax([int(v) for v in row]))}  logits {[int(v) for v in row]}")
     return 0
@@ -291,14 +432,31 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("info", help="native core, CPU path, threads and backends of this machine")
     p.set_defaults(func=cmd_info)
-    p = sub.add_parser("demo", help="encrypted conv + dense on a real MNIST digit, checked exactly")
-    p.add_argument("--bits", type=int, default=2048, help="Paillier key size (default 2048)")
+    p = sub.add_parser("demo", help="Paillier and Systems A, B, C on real sample images, each checked exactly")
+    p.add_argument("--systems", default=",".join(DEMO_SYSTEMS),
+                   help=f"comma-separated subset of {','.join(DEMO_SYSTEMS)} (default: all; System A takes "
+                        f"about a minute at 2048 bits on a CPU without AVX-512 IFMA)")
+    p.add_argument("--bits", type=int, default=2048, help="Paillier key size for Paillier and System A (default 2048)")
     p.add_argument("--insecure", action="store_true", help="allow keys below 2048 bits (tests, demos)")
-    p.add_argument("--data", help="directory with mnist/mnist.npz (default: ../shared/data)")
+    p.add_argument("--data", help="data directory with mnist/mnist.npz (default: PYIMGENC_DATA, the user cache, "
+                                  "else the shipped samples)")
     p.add_argument("--index", type=int, default=0, help="MNIST test image index")
     p.add_argument("--seed", type=int, default=0, help="seed of the random integer weights")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("data", help="datasets: where they are, download the full sets")
+    dsub = p.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
+    q = dsub.add_parser("list", help="each dataset's file, or how to get it")
+    q.add_argument("--data", help="a data directory to search first")
+    q.set_defaults(func=cmd_data)
+    q = dsub.add_parser("download", help="fetch from the official sources, SHA-256 checked")
+    q.add_argument("names", nargs="+", choices=sorted(__import__("pyimgenc.datasets").datasets.SOURCES),
+                   metavar="NAME", help="mnist, fashion_mnist, olivetti (needs scipy), astronaut")
+    q.add_argument("--dest", help="data directory to write (default: the user cache, ~/.cache/pyimgenc)")
+    q.add_argument("--force", action="store_true", help="download again even if the file is there")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_data)
 
     p = sub.add_parser("serve", help="run a service (System C verifier; System A servers s1, s2)")
     ssub = p.add_subparsers(dest="service", metavar="SERVICE", required=True)
@@ -355,25 +513,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--s1", required=True, help="S1's HOST:PORT")
     p.add_argument("--s2", required=True, help="S2's HOST:PORT")
     p.add_argument("image", nargs="*", help="image files (greyscale, resized to 28x28); default: MNIST test images")
-    p.add_argument("--data", help="directory with mnist/mnist.npz when no image is given")
+    p.add_argument("--data", help="data directory with mnist/mnist.npz when no image is given (default: as for demo)")
     p.add_argument("--index", type=int, default=0)
     p.add_argument("-n", type=int, default=1)
     p.add_argument("--insecure-plaintext", action="store_true",
                    help="plain TCP without TLS (loopback tests only: no encryption, no authentication)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("factor", help="System C: image-derived security factor")
     fsub = p.add_subparsers(dest="factor_command", metavar="COMMAND", required=True)
     q = fsub.add_parser("report", help="metrics and plots on the real test images and faces")
-    q.add_argument("--data", help="shared data directory (default: ../shared/data)")
-    q.add_argument("--out", default="factor-report", help="output directory")
+    q.add_argument("--data", help="data directory with images/*.png and faces/olivetti.npz "
+                                  "(default: PYIMGENC_DATA, then the user cache)")
+    q.add_argument("--out", default="factor-report", help="output directory (default: ./factor-report)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_factor_report)
 
     p = sub.add_parser("rns", help="System B: modular-component CNN (fast obfuscation, not encryption)")
     rsub = p.add_subparsers(dest="rns_command", metavar="COMMAND", required=True)
     q = rsub.add_parser("eval", help="encrypted MNIST inference, checked against the integer model")
-    q.add_argument("--data", help="directory with mnist/mnist.npz (default: ../shared/data)")
+    q.add_argument("--data", help="data directory with mnist/mnist.npz (default: PYIMGENC_DATA, the user cache, else the shipped samples)")
     q.add_argument("-n", type=int, default=1000, help="number of test images (default 1000)")
     q.add_argument("--moduli", type=int, default=4, help="N (default 4)")
     q.add_argument("--redundancy", type=int, default=4, help="M (default 4)")
@@ -383,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_rns_eval)
     q = rsub.add_parser("attacks", help="recover images from ciphertexts: a table per parameter set")
-    q.add_argument("--data", help="directory with mnist/mnist.npz (default: ../shared/data)")
+    q.add_argument("--data", help="data directory with mnist/mnist.npz (default: PYIMGENC_DATA, the user cache, else the shipped samples)")
     q.add_argument("-n", type=int, default=100, help="number of test images (default 100)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--plot", help="also write a figure (PNG) of six digits and what the attacks recover")

@@ -1,14 +1,9 @@
 """The ``pyimgenc`` command line: help, info, and the demo on a real MNIST digit."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pyimgenc import cli
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 def test_help_lists_commands(capsys):
     assert cli.main([]) == 0
@@ -22,23 +17,30 @@ def test_info_reports_engines(capsys):
     assert "backends available" in out and "python" in out
 
 
-@pytest.mark.skipif(not (DATA / "mnist" / "mnist.npz").is_file(),
-                    reason=f"real MNIST not found at {DATA}/mnist/mnist.npz")
-def test_demo_is_exact_on_real_digit(capsys):
-    assert cli.main(["demo", "--bits", "512", "--insecure", "--data", str(DATA), "--index", "3", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "equal to the plaintext integer computation: YES" in out
+def test_demo_is_exact_on_the_shipped_samples(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("PYIMGENC_DATA", raising=False)                 # a bare install: no data anywhere
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cli.main(["demo", "--systems", "paillier,b,c", "--bits", "512", "--insecure", "--index", "3",
+                     "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert "using the 300 shipped sample digits" in out.err
+    assert "Paillier: MNIST test image #3 (label 0), 512-bit key" in out.out
+    assert "equal to the plaintext integer computation: YES" in out.out
+    assert "decrypted logits equal to the plaintext integer model: 64/64" in out.out
+    assert "image exact: YES" in out.out and "(face_mismatch)" in out.out and "(replayed_counter)" in out.out
 
 
-def test_demo_without_data_says_where_to_look(tmp_path):
-    with pytest.raises(SystemExit, match="MNIST not found"):
-        cli.main(["demo", "--data", str(tmp_path), "--quiet"])
+def test_demo_with_a_data_directory_without_mnist_says_how_to_get_it(tmp_path, capsys):
+    assert cli.main(["demo", "--data", str(tmp_path), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pyimgenc: error: mnist/mnist.npz not found in ") and "pyimgenc data download mnist" in err
+    assert cli.main(["demo", "--systems", "x", "--quiet"]) == 1
+    assert "--systems: unknown ['x']" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not (DATA / "images").is_dir(), reason=f"test images not found at {DATA}/images")
-def test_factor_report_writes_tables_and_plots(tmp_path, capsys):
+def test_factor_report_writes_tables_and_plots(tmp_path, capsys, photos, olivetti):
     import json
-    assert cli.main(["factor", "report", "--data", str(DATA), "--out", str(tmp_path), "--quiet"]) == 0
+    assert cli.main(["factor", "report", "--out", str(tmp_path), "--quiet"]) == 0
     res = json.loads((tmp_path / "report.json").read_text())
     assert {r["side"] for r in res["cipher_images"]} == {256, 512}
     # single rows are alpha = 0.05 tests (one in twenty fails for an ideal cipher); the rate must be ~95%
@@ -80,12 +82,11 @@ def test_serve_verifier_answers_over_http(tmp_path):
     assert (tmp_path / "v.db").is_file()
 
 
-@pytest.mark.skipif(not (DATA / "mnist" / "mnist.npz").is_file(), reason="real MNIST not found")
-def test_rns_eval_and_attacks(capsys):
-    assert cli.main(["rns", "eval", "--data", str(DATA), "-n", "40", "--quiet"]) == 0
+def test_rns_eval_and_attacks(capsys, mnist_test):
+    assert cli.main(["rns", "eval", "-n", "40", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "not semantically secure" in out and "40/40" in out
-    assert cli.main(["rns", "attacks", "--data", str(DATA), "-n", "5", "--quiet"]) == 0
+    assert cli.main(["rns", "attacks", "-n", "5", "--quiet"]) == 0
     assert "| literal, N=4, M=4 | ratio | 100% of 5" in capsys.readouterr().out
 
 

@@ -88,15 +88,14 @@ class FaceReport:
     subjects: tuple[int, int]
 
 
-def load_olivetti(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    path = Path(data_dir) / "faces" / "olivetti.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found")
-    with np.load(path) as z:
-        return z["images"], z["subject"].astype(np.int64)
+def load_olivetti(data_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All 400 Olivetti faces and their subjects, from a data directory (:mod:`pyimgenc.datasets`)."""
+    from .. import datasets
+    images, who = datasets.load_olivetti(data=data_dir)
+    return images, who.astype(np.int64)
 
 
-def evaluate(data_dir: str | Path, subjects: tuple[int, int] = TEST_SUBJECTS, thr: float | None = None) -> FaceReport:
+def evaluate(data_dir: str | Path | None, subjects: tuple[int, int] = TEST_SUBJECTS, thr: float | None = None) -> FaceReport:
     """FAR/FRR over all pairs of the Olivetti subjects ``subjects[0]..subjects[1]`` (default: the unseen ones)."""
     images, who = load_olivetti(data_dir)
     sel = (who >= subjects[0]) & (who <= subjects[1])
@@ -119,7 +118,7 @@ def fit_lda(x: np.ndarray, who: np.ndarray, reg: float, k: int) -> tuple[np.ndar
     return centre, (li.T @ vecs[:, ::-1])[:, :k]
 
 
-def calibrate(data_dir: str | Path, checkpoint_path: str | Path) -> dict:
+def calibrate(data_dir: str | Path | None, checkpoint_path: str | Path) -> dict:
     """Fit the LDA, choose its hyper-parameters and the threshold; store them in the checkpoint."""
     from ..models import checkpoint, qnn
     ck = checkpoint.load(checkpoint_path)
@@ -154,7 +153,7 @@ if __name__ == "__main__":
     import argparse
     p = argparse.ArgumentParser(prog="python -m pyimgenc.factor.faces")
     p.add_argument("command", choices=["calibrate"])
-    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--data", help="data directory (default: PYIMGENC_DATA, then the user cache)")
     p.add_argument("--checkpoint", default=str(Path(__file__).parents[1] / "models" / "checkpoints"
                                                / "vae_olivetti64.npz"))
     a = p.parse_args()

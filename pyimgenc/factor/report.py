@@ -21,24 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import datasets
 from . import metrics
 from .envelope import cipher_image
 
 # Wu, Noonan & Agaian (2011), alpha = 0.05: NPCR lower bound, UACI interval
 CRITICAL = {256: (99.5693, 33.2824, 33.6447), 512: (99.5893, 33.3730, 33.5541)}
-
-
-def _load_images(data: Path) -> dict[str, np.ndarray]:
-    from PIL import Image
-    out = {}
-    for p in sorted((data / "images").glob("*.png")):
-        im = np.asarray(Image.open(p))
-        if im.ndim == 3:
-            im = im[..., :3]
-        out[p.stem] = np.ascontiguousarray(im)
-    if not out:
-        raise FileNotFoundError(f"no test images in {data / 'images'}")
-    return out
 
 
 def cipher_metrics(images: dict[str, np.ndarray], progress=None) -> list[dict]:
@@ -194,14 +182,18 @@ def determinism(images: dict[str, np.ndarray], faces_: np.ndarray) -> list[dict]
     return rows
 
 
-def write_report(data: str | Path, out: str | Path, quiet: bool = False) -> dict:
-    """Compute everything, write ``report.md``, ``report.json`` and the plots into ``out``."""
+def write_report(data: str | Path | None, out: str | Path, quiet: bool = False) -> dict:
+    """Compute everything, write ``report.md``, ``report.json`` and the plots into ``out``.
+
+    ``data``: the data directory with ``images/*.png`` and ``faces/olivetti.npz``
+    (None: :mod:`pyimgenc.datasets`' search order).
+    """
     from tqdm import tqdm
 
     from . import faces
-    data, out = Path(data), Path(out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    images = _load_images(data)
+    images = datasets.load_images(data=data)
     t0 = time.time()
     n = sum((min(im.shape[:2]) >= 256) + (min(im.shape[:2]) >= 512) for im in images.values())
     with tqdm(total=n, desc="cipher images", disable=quiet) as bar:

@@ -3,10 +3,10 @@ faces, System A's ICNN and System B's AvgPoolPolyCNN on MNIST (torch, progress b
 
 Reproduce the shipped checkpoints (about 2 and 6 minutes on 2 CPU cores)::
 
-    python -m pyimgenc.models.train vae --data ../shared/data --out pyimgenc/models/checkpoints/vae_olivetti64.npz
-    python -m pyimgenc.models.train gan --data ../shared/data --out pyimgenc/models/checkpoints/dcgan_olivetti32.npz
-    python -m pyimgenc.models.train polycnn --data ../shared/data --out pyimgenc/models/checkpoints/polycnn_mnist.npz
-    python -m pyimgenc.models.train icnn --data ../shared/data --out pyimgenc/models/checkpoints/icnn_mnist.npz
+    python -m pyimgenc.models.train vae --out pyimgenc/models/checkpoints/vae_olivetti64.npz
+    python -m pyimgenc.models.train gan --out pyimgenc/models/checkpoints/dcgan_olivetti32.npz
+    python -m pyimgenc.models.train polycnn --out pyimgenc/models/checkpoints/polycnn_mnist.npz
+    python -m pyimgenc.models.train icnn --out pyimgenc/models/checkpoints/icnn_mnist.npz
 
 then ``python -m pyimgenc.factor.faces calibrate`` (face-matching projection and
 threshold, stored in the VAE checkpoint's metadata).
@@ -50,11 +50,10 @@ from .preprocess import resize_box
 TRAIN_SUBJECTS = range(0, 30)  # subjects 30..39 are held out for face-matching error rates
 
 
-def load_faces(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray, str]:
+def load_faces(data_dir: str | Path | None) -> tuple[np.ndarray, np.ndarray, str]:
     """Olivetti faces (400, 64, 64) uint8, subject ids, and the file's SHA-256."""
-    path = Path(data_dir) / "faces" / "olivetti.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; pass --data pointing at the shared data directory")
+    from .. import datasets
+    path = datasets.find(datasets.FILES["olivetti"], data_dir)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with np.load(path) as z:
         return z["images"], z["subject"].astype(np.int64), digest
@@ -177,9 +176,8 @@ def train_gan(args) -> dict:
 def _train_mnist(args, model, kind: str, weights_fn, extra: dict) -> dict:
     """Cross-entropy training of an MNIST classifier; accuracy on the 10,000 test images each epoch."""
     from .polycnn import normalise
-    path = Path(args.data) / "mnist" / "mnist.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; pass --data pointing at the shared data directory")
+    from .. import datasets
+    path = datasets.find(datasets.FILES["mnist"], args.data)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with np.load(path) as z:
         xtr, ytr, xte, yte = z["x_train"], z["y_train"], z["x_test"], z["y_test"]
@@ -232,7 +230,7 @@ def train_icnn(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pyimgenc.models.train", description=__doc__.split("\n\n")[0])
     p.add_argument("kind", choices=["vae", "gan", "polycnn", "icnn"])
-    p.add_argument("--data", default="../shared/data", help="shared data directory (holds faces/olivetti.npz)")
+    p.add_argument("--data", help="data directory (faces/olivetti.npz, mnist/mnist.npz; default: PYIMGENC_DATA, then the user cache)")
     p.add_argument("--out", required=True, help="checkpoint file to write (.npz)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch", type=int, default=32)

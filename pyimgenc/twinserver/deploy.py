@@ -30,6 +30,7 @@ import json
 import socket
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -186,25 +187,32 @@ def serve_s1(share_path: str | Path, s2_host: str, s2_port: int, host: str = "12
 
 
 def classify_remote(public_path: str | Path, images, s1: tuple[str, int], s2: tuple[str, int],
-                    timeout_s: float = 300.0, plaintext: bool = False) -> np.ndarray:
+                    timeout_s: float = 300.0, plaintext: bool = False,
+                    step: Callable[[str], None] | None = None) -> np.ndarray:
     """The user's client: logits (N, 10) from the two servers; neither server sees them.
 
     Both servers are checked against ``ca.crt`` beside ``public_path`` (TLS), unless
-    ``plaintext=True`` (loopback tests only).
+    ``plaintext=True`` (loopback tests only).  ``step(name)`` is called as each of the four
+    steps begins (``open``, ``encrypt``, ``classify``, ``fetch``): a progress display.
     """
+    step = step or (lambda name: None)
     ctx = None if plaintext else tls.client_context(Path(public_path).parent / tls.FILES["ca"])
     doc = json.loads(Path(public_path).read_text())
     pk = PublicKey.from_bytes(base64.b64decode(doc["public_key"]))
     images = check_images(images)
     integer = load_integer_model(doc["model"])          # public preprocessing (encode) only
     user = User(pk, doc["plan"], integer.encode_images)
+    step("open")
     with TcpChannel.connect(*s2, ssl_context=ctx, timeout_s=timeout_s) as c2:
         sid, secret = open_session(c2, pk)               # S2 draws the sid; the secret stays with the user
+    step("encrypt")
     ct = user.encrypt(images)
+    step("classify")
     with TcpChannel.connect(*s1, ssl_context=ctx, timeout_s=timeout_s) as c1:
         body = c1.request(CLASSIFY_REQUEST, wire.pack_message({"sid": sid, "n": len(images)}, [ct]), CLASSIFY_REPLY)
     meta, _ = wire.unpack_message(body, pk)
     mask = np.array(wire.unhex(meta["r"]), dtype=object).reshape(meta["shape"])
+    step("fetch")
     with TcpChannel.connect(*s2, ssl_context=ctx, timeout_s=timeout_s) as c2:
         blinded = fetch_result(c2, pk, sid, secret, timeout_s)
     if blinded.size != mask.size:

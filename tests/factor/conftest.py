@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pytest
-
-FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "olivetti.npz"
 
 PG_DSN = os.environ.get("PYIMGENC_TEST_PG_DSN", "")
 _NO_PG = "PostgreSQL tests need PYIMGENC_TEST_PG_DSN (a maintenance database on a test server; .ci/run starts one)"
@@ -27,11 +24,9 @@ def _with_db(dsn: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def faces():
+def faces(olivetti):
     """The 400 Olivetti faces (64x64 uint8)."""
-    if not FACES.is_file():
-        pytest.skip(f"real faces not found at {FACES}")
-    return np.load(FACES)["images"]
+    return olivetti[0]
 
 
 @pytest.fixture()

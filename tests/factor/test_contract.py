@@ -2,24 +2,10 @@
 face registration, deduction records, and replay protection across a restart."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from pyimgenc import factor
-
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
-def _photos():
-    Image = pytest.importorskip("PIL.Image")
-    out = []
-    for p in sorted((DATA / "images").glob("*.png")):
-        im = np.asarray(Image.open(p))
-        out.append((p.stem, np.ascontiguousarray(im[..., :3] if im.ndim == 3 else im)))
-    return out
-
 
 @pytest.fixture(scope="module")
 def faces(olivetti):
@@ -27,15 +13,12 @@ def faces(olivetti):
 
 
 @pytest.mark.parametrize("model", ["vae", "gan"])
-def test_contract_round_trip_on_every_test_image(tmp_path, model, faces):
+def test_contract_round_trip_on_every_test_image(tmp_path, model, faces, photos, mnist_test):
     srv = factor.Verifier.create(tmp_path / "v.sqlite")
     dev = factor.Terminal.create(device_id="dev-1", server_public_key=srv.public_key, model=model)
     srv.register_device("dev-1", dev.public_key)
-    mnist = DATA / "mnist" / "mnist.npz"
-    images = _photos() + [("olivetti", faces[0][17]), ("att-like crop", faces[0][300][5:60, 3:50])]
-    if mnist.is_file():
-        with np.load(mnist) as z:
-            images.append(("mnist", z["x_test"][0]))
+    images = [*photos.items(), ("olivetti", faces[0][17]), ("att-like crop", faces[0][300][5:60, 3:50]),
+              ("mnist", mnist_test[0][0])]
     assert len(images) >= 8
     for i, (name, image) in enumerate(images, start=1):
         env = dev.seal(image)

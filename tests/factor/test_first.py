@@ -6,7 +6,6 @@ import hashlib
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,24 +15,9 @@ from hypothesis import strategies as st
 from pyimgenc.factor import first
 from pyimgenc.factor.first import compare, exact_rank, first_factor, parse
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
 @pytest.fixture(scope="module")
 def faces(olivetti):
     return olivetti
-
-
-@pytest.fixture(scope="module")
-def photos():
-    Image = pytest.importorskip("PIL.Image")
-    out = {}
-    for p in sorted((DATA / "images").glob("*.png")):
-        out[p.stem] = np.ascontiguousarray(np.asarray(Image.open(p))[..., :3] if p.stem != "camera"
-                                           else np.asarray(Image.open(p)))
-    if not out:
-        pytest.skip("no test images")
-    return out
 
 
 @pytest.mark.parametrize("model", ["vae", "gan"])

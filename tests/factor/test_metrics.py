@@ -12,28 +12,26 @@ rate, and ``pyimgenc factor report`` measures it on fresh draws).
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pyimgenc import datasets
 from pyimgenc.factor import SecondFactor, cipher_image, image_security_factor, open_envelope, parse_header, seal
 from pyimgenc.factor.first import first_factor
 from pyimgenc.factor.metrics import correlation, entropy, histogram, npcr, uaci
 
-Image = pytest.importorskip("PIL.Image")
-IMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "images"
 # Wu, Noonan & Agaian (2011), alpha = 0.05: NPCR lower bound, UACI interval
 CRITICAL = {256: (99.5693, 33.2824, 33.6447), 512: (99.5893, 33.3730, 33.5541)}
 
 
 def load(name):
-    p = IMAGES / f"{name}.png"
-    if not p.is_file():
-        pytest.skip(f"test image {p} not found")
-    return np.asarray(Image.open(p))
+    try:
+        return datasets.load_image(name)
+    except datasets.DataNotFoundError as exc:
+        pytest.skip(f"real data not found: {exc}")
 
 
 def cipher(img, counter=1, second=None):

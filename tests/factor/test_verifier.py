@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from pyimgenc.factor import SecondFactor, VerificationError, Verifier, seal
 
-FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "olivetti.npz"
 NOW = 1_800_000_000.0
 
 
@@ -27,10 +25,8 @@ def check(image, claimed, model):
 
 
 @pytest.fixture()
-def face():
-    if not FACES.is_file():
-        pytest.skip(f"real faces not found at {FACES}")
-    return np.load(FACES)["images"][11][:32, :32]
+def face(faces):
+    return faces[11][:32, :32]
 
 
 @pytest.fixture()

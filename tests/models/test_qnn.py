@@ -3,7 +3,6 @@ and the integer models close to the float32 torch models they quantise."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,15 +13,11 @@ from hypothesis import strategies as st
 from pyimgenc.models import checkpoint, nets, qnn
 from pyimgenc.models.preprocess import model_input, resize_box, to_grey
 
-FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "olivetti.npz"
 
 
 @pytest.fixture(scope="module")
-def faces():
-    if not FACES.is_file():
-        pytest.skip(f"{FACES} not found")
-    with np.load(FACES) as z:
-        return z["images"]
+def faces(olivetti):
+    return olivetti[0]
 
 
 def test_sigmoid_table_is_correctly_rounded_and_monotone():

@@ -25,13 +25,8 @@ def clf():
 
 
 @pytest.fixture(scope="module")
-def fashion():
-    from pathlib import Path
-    p = Path(__file__).resolve().parents[3] / "shared" / "data" / "fashion_mnist" / "fashion_mnist.npz"
-    if not p.is_file():
-        pytest.skip(f"real data not found at {p}")
-    with np.load(p) as z:
-        return z["x_test"][:4]
+def fashion(fashion_test):
+    return fashion_test[0][:4]
 
 
 def test_graph_equals_the_integer_model(clf, mnist_test):
@@ -47,14 +42,9 @@ def test_plan_slots_fit_the_key(clf):
 
 
 @pytest.fixture(scope="module")
-def photo():
-    from pathlib import Path
-
+def photo(photos):
     from PIL import Image
-    p = Path(__file__).resolve().parents[3] / "shared" / "data" / "images" / "camera.png"
-    if not p.is_file():
-        pytest.skip(f"real data not found at {p}")
-    return np.asarray(Image.open(p).convert("L").resize((28, 28)), dtype=np.uint8)[None]
+    return np.asarray(Image.fromarray(photos["camera"]).convert("L").resize((28, 28)), dtype=np.uint8)[None]
 
 
 def test_classify_equals_reference_mnist_fashion_photo(clf, mnist_test, fashion, photo):
