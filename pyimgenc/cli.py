@@ -369,6 +369,21 @@ def _hostport(s: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _wait_for(host: str, port: int, seconds: float) -> None:
+    """Wait up to ``seconds`` for a TCP listener at host:port (servers just started)."""
+    import socket
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+            return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise ConnectionError(f"{host}:{port}: {exc.strerror or exc}"
+                                      + (f" (waited {seconds:g} s)" if seconds else "")) from None
+            time.sleep(0.2)
+
+
 def _key_bits(args) -> int:
     if args.bits < 2048 and not args.insecure:
         raise SystemExit(f"--bits {args.bits}: keys below 2048 bits are insecure; add --insecure to use one anyway "
@@ -418,6 +433,8 @@ def cmd_classify(args) -> int:
         imgs = np.stack([np.asarray(Image.open(f).convert("L").resize((28, 28)), dtype=np.uint8) for f in args.image])
     else:
         imgs, _ = _take(*_mnist(args), args.index, args.n)
+    for hp in (args.s1, args.s2):
+        _wait_for(*_hostport(hp), args.wait)
     with _Steps(["open", "encrypt", "classify", "fetch"], f"classify {len(imgs)} image(s)", args.quiet) as step:
         logits = deploy.classify_remote(Path(args.dir) / "public.json", imgs, _hostport(args.s1), _hostport(args.s2),
                                         plaintext=_plaintext_warning(args), step=step)
@@ -518,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", type=int, default=1)
     p.add_argument("--insecure-plaintext", action="store_true",
                    help="plain TCP without TLS (loopback tests only: no encryption, no authentication)")
+    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for servers that are still starting")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_classify)
 

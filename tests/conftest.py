@@ -33,7 +33,8 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "pyimgenc"))
 
 _NO_CORE = f"native core not importable: {_ext.CORE_ERROR}"
-_NO_IFMA = "CPU lacks AVX-512 IFMA (avx512ifma flag), so the 'ifma' path cannot run here"
+_NO_IFMA = (_NO_CORE if not _ext.HAVE_CORE else
+            "CPU lacks AVX-512 IFMA (avx512ifma flag), so the 'ifma' path cannot run here")
 
 # (backend_name, cpu_path) for every engine/path the library has.
 ENGINES = [
@@ -133,6 +134,24 @@ def photos():
     """{name: uint8 (H, W) or (H, W, 3)} of the real test photographs (alpha dropped)."""
     from pyimgenc import datasets
     return full_data(datasets.load_images)
+
+
+# ---------------------------------------------------------------- the package under test
+# PYIMGENC_REQUIRE_INSTALLED=1 (set by .ci/run): the suite must test the installed wheel, not
+# this source tree (which has no compiled core); stop at once if the tree's copy was imported.
+def pytest_configure(config):
+    import pyimgenc
+    here = __import__("pathlib").Path(__file__).resolve().parents[1]
+    where = __import__("pathlib").Path(pyimgenc.__file__).resolve()
+    if os.environ.get("PYIMGENC_REQUIRE_INSTALLED") == "1" and here in where.parents:
+        raise pytest.UsageError(f"PYIMGENC_REQUIRE_INSTALLED=1 but pyimgenc was imported from the source tree "
+                                f"({where}); run pytest from outside the tree with --import-mode=importlib")
+
+
+def pytest_report_header(config):
+    import pyimgenc
+    return f"pyimgenc {pyimgenc.__version__} from {__import__('pathlib').Path(pyimgenc.__file__).parent}; " \
+           f"native core: {'yes' if _ext.HAVE_CORE else 'NO'}; IFMA: {'yes' if _ext.HAVE_IFMA else 'no'}"
 
 
 # ---------------------------------------------------------------- skips that CI must not accept

@@ -402,6 +402,20 @@ class VerifierClient:
             raise ConnectionError(f"verifier at {self.url} answered {r.status_code} with a malformed body") from None
         return r.status_code, obj
 
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        """Return once ``/v1/health`` answers 200 (a server just started); ConnectionError after
+        ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if self._call("GET", "/v1/health")[0] == 200:
+                    return
+            except ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"verifier at {self.url} not ready after {timeout_s:g} s")
+            time.sleep(0.2)
+
     def public_key(self) -> X25519PublicKey:
         status, obj = self._call("GET", "/v1/public-key")
         if status != 200:
