@@ -34,23 +34,6 @@ def test_integer_model_from_the_checkpoint_equals_the_one_from_the_torch_module(
         IntegerICNN(checkpoint.load("mnist-avgpool"))
 
 
-def test_integer_inference_does_not_import_torch():
-    code = ("import sys, numpy as np, pyimgenc.twinserver, pyimgenc.rns, pyimgenc.models as M\n"
-            "m = pyimgenc.twinserver.load_integer_model()\n"
-            "x = np.zeros((1, 28, 28), np.uint8)\n"
-            "m.logits(x); M.pretrained('mnist-avgpool').reference(x)\n"
-            "pyimgenc.rns.RNSClassifier(engine='numba', seed=0).classify(x)\n"
-            "print('torch' in sys.modules)")
-    import os
-    from pathlib import Path
-
-    import pyimgenc
-    root = str(Path(pyimgenc.__file__).resolve().parents[1])     # this checkout, not an installed copy
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.strip() == "False"
-
-
 def test_exact_integer_logits_match_the_quantised_float64_model(mnist_test):
     integer = pretrained("mnist-icnn")
     x = mnist_test[0][:40]
