@@ -21,6 +21,12 @@ def _rates(path: str) -> dict:
     return out
 
 
+def paired(data: dict) -> list[dict]:
+    """The paired-rounds entries (``extra_info`` of ``test_paired``) of a bench_paillier result, by bits, op."""
+    rows = [b["extra_info"] for b in data["benchmarks"] if "paired_op" in b.get("extra_info", {})]
+    return sorted(rows, key=lambda p: (p["bits"], p["paired_op"]))
+
+
 def scaling(a: str, b: str, md: bool) -> int:
     ra, rb = _rates(a), _rates(b)
     hdr = ("op", "bits", "run 1 ops/s", "run 2 ops/s", "run 2 / run 1")
@@ -47,7 +53,6 @@ def main(argv: list[str]) -> int:
             continue
         rate = info.get("ops_per_round", 1) / b["stats"]["median"]
         rows[(info["op"], info["bits"])][info["impl"]] = rate
-    paired = [b["extra_info"] for b in data["benchmarks"] if "paired_op" in b.get("extra_info", {})]
     cpu = data.get("machine_info", {}).get("cpu", {}).get("brand_raw", "?")
     print(f"machine: {cpu}; commit: {data.get('commit_info', {}).get('id', '?')[:10]}")
     hdr = ("op", "bits", "pyimgenc ops/s", "peer ops/s", "ratio")
@@ -64,12 +69,13 @@ def main(argv: list[str]) -> int:
             print("| " + " | ".join(cells) + " |")
         else:
             print("{:<10} {:>5} {:>16} {:>12} {:>8}".format(*cells))
-    if paired:
+    rounds = paired(data)
+    if rounds:
         print("\npaired rounds (pyimgenc and phe alternating in one loop; medians):")
         hdr = ("op", "bits", "pyimgenc ops/s", "phe ops/s", "ratio (min-max)")
         if md:
             print("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr))
-        for p in sorted(paired, key=lambda p: (p["bits"], p["paired_op"])):
+        for p in rounds:
             cells = (p["paired_op"], str(p["bits"]), f"{p['ours_median']:,.0f}", f"{p['phe_median']:,.1f}",
                      f"{p['ratio_median']:.1f}x ({p['ratio_min']:.1f}-{p['ratio_max']:.1f})")
             print("| " + " | ".join(cells) + " |" if md else "{:<10} {:>5} {:>16} {:>12} {:>18}".format(*cells))

@@ -12,20 +12,24 @@ ORDER = ["aesgcm_plain", "factor_vae", "factor_gan", "kdf", "aead", "capsule", "
          "seal_crypto_tag", "seal_crypto_full", "seal_total", "open_crypto"]
 
 
+def paired(data: dict) -> dict[str, dict]:
+    """Size -> ``extra_info`` of bench_factor's ``test_paired`` (``overhead_over_aes``: envelope / AES-GCM)."""
+    infos = (b.get("extra_info", {}) for b in data["benchmarks"])
+    return {e["size"]: e for e in infos if e.get("paired")}
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
         return 2
     md = "--markdown" in argv
     data = json.load(open(argv[0]))
-    rates, paired = defaultdict(dict), {}
+    rates, rounds = defaultdict(dict), paired(data)
     for b in data["benchmarks"]:
         info = b.get("extra_info", {})
-        if info.get("paired"):
-            paired[info["size"]] = info
-        elif "op" in info:
+        if "op" in info and not info.get("paired"):
             rates[info["size"]][info["op"]] = b["stats"]["median"]
-    sizes = [s for s in ("28", "256", "1024", "1024rgb") if s in rates or s in paired]
+    sizes = [s for s in ("28", "256", "1024", "1024rgb") if s in rates or s in rounds]
     hdr = ["component"] + [f"{s} ops/s" for s in sizes]
     print("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr) if md else "  ".join(f"{h:>16}" for h in hdr))
     for op in ORDER:
@@ -36,7 +40,7 @@ def main(argv: list[str]) -> int:
            "seal total ms", "target: total <= 2 AES + factor"]
     print("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr) if md else " | ".join(hdr))
     for s in sizes:
-        p = paired.get(s)
+        p = rounds.get(s)
         if not p:
             continue
         budget = 2 * p["aesgcm_s"] + p["factor_s"]

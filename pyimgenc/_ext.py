@@ -11,10 +11,18 @@ try:  # pragma: no cover - exercised by whether the build succeeded
     HAVE_IFMA = bool(_core.has_ifma())
     CORE_ERROR: str | None = None
 except ImportError as exc:  # pragma: no cover
+    import importlib.machinery as _m
+    import os as _os
+
+    _here = _os.path.dirname(__file__)
     _core = None
     HAVE_CORE = False
     HAVE_IFMA = False
-    CORE_ERROR = str(exc)
+    if not any(f.startswith("_core.") and f.endswith(tuple(_m.EXTENSION_SUFFIXES)) for f in _os.listdir(_here)):
+        CORE_ERROR = (f"the compiled module pyimgenc._core is not in {_here} (a source tree or a broken "
+                      f"install): pip install the wheel, or build it with `pip install .` (needs a C++17 compiler)")
+    else:
+        CORE_ERROR = str(exc)
 
 # No CUDA engine is built yet; the flag is kept so callers can ask.
 HAVE_CUDA = False
