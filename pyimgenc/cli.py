@@ -408,19 +408,32 @@ def _plaintext_warning(args) -> bool:
     return args.insecure_plaintext
 
 
+class _Announce:
+    """The ``ready`` event of a System A server: prints its line once the port is bound and
+    the key and share have loaded (not before a failure)."""
+
+    def __init__(self, text: str):
+        import threading
+        self.text, self.port, self._event = text, None, threading.Event()
+
+    def set(self) -> None:
+        print(self.text.format(port=self.port), flush=True)
+        self._event.set()
+
+
 def cmd_serve_s2(args) -> int:
     from .twinserver import deploy
-    print(f"S2 (key server) on {args.host}:{args.port}", flush=True)
-    deploy.serve_s2(args.dir, args.host, args.port, timeout_s=args.timeout, plaintext=_plaintext_warning(args))
+    deploy.serve_s2(args.dir, args.host, args.port, timeout_s=args.timeout, plaintext=_plaintext_warning(args),
+                    ready=_Announce(f"S2 (key server) on {args.host}:{{port}}"))
     return 0
 
 
 def cmd_serve_s1(args) -> int:
     from .twinserver import deploy
     h, p = _hostport(args.s2)
-    print(f"S1 (compute server) on {args.host}:{args.port}, S2 at {h}:{p}", flush=True)
     deploy.serve_s1(Path(args.dir) / "s1.share", h, p, args.host, args.port, timeout_s=args.timeout,
-                    plaintext=_plaintext_warning(args))
+                    plaintext=_plaintext_warning(args),
+                    ready=_Announce(f"S1 (compute server) on {args.host}:{{port}}, S2 at {h}:{p}"))
     return 0
 
 

@@ -143,3 +143,10 @@ def test_a_secret_file_others_can_read_is_refused_with_the_fix(tmp_path, capsys)
     err = capsys.readouterr().err
     assert rc == 1 and "s2.key is a secret but readable or writable by others (mode 644)" in err
     assert f"chmod 600 {tmp_path / 's2.key'}" in err
+
+
+def test_a_server_that_cannot_start_does_not_announce_itself(tmp_path, capsys):
+    assert cli.main(["serve", "s2", "--dir", str(tmp_path), "--port", "0"]) == 1
+    out = capsys.readouterr()
+    assert "S2 (key server) on" not in out.out and out.err.startswith("pyimgenc: error: ")
+    assert "s2.key: no such file" in out.err
