@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,22 +36,20 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pyimgenc.factor import SecondFactor, Terminal, image_security_factor, open_envelope, seal
+from pyimgenc import datasets
 from pyimgenc.factor.envelope import HPKE_SUITE
 from pyimgenc.factor.first import first_factor
 
-DATA = Path(os.environ.get("PYIMGENC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SIZES = ["28", "256", "1024", "1024rgb"]
 
 
 def _image(size: str) -> np.ndarray:
-    from PIL import Image
     if size == "28":
-        with np.load(DATA / "mnist" / "mnist.npz") as z:
-            return z["x_test"][0].copy()
+        return datasets.load_mnist()[0][0].copy()
     if size == "1024rgb":
-        a = np.asarray(Image.open(DATA / "images" / "astronaut.png"))[..., :3]
+        a = datasets.load_image("astronaut")
         return np.ascontiguousarray(a.repeat(2, 0).repeat(2, 1))
-    cam = np.asarray(Image.open(DATA / "images" / "camera.png"))
+    cam = datasets.load_image("camera")
     return np.ascontiguousarray(cam[:256, :256] if size == "256" else cam.repeat(2, 0).repeat(2, 1))
 
 
@@ -192,7 +189,7 @@ def test_http_load(benchmark, tmp_path, store, procs):
         db = admin.rsplit("/", 1)[0] + "/" + name
     else:
         db = str(tmp_path / "load.sqlite")
-    faces = np.load(DATA / "faces" / "olivetti.npz")["images"]
+    faces = datasets.load_olivetti()[0]
     srv = Verifier.create(db)
     terms = [Terminal(f"load-{k}", srv.public_key) for k in range(LOAD_DEVICES)]
     for t in terms:

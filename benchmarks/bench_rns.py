@@ -20,9 +20,7 @@ Accuracy and ciphertext size go into ``extra_info``.
 """
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,14 +30,13 @@ from pyimgenc import rns
 from pyimgenc.models.polycnn import normalise
 from pyimgenc.rns import keys
 
-DATA = Path(os.environ.get("PYIMGENC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 ts = pytest.importorskip("tenseal")
 
 
 @pytest.fixture(scope="module")
 def mnist():
-    with np.load(DATA / "mnist" / "mnist.npz") as z:
-        return z["x_train"], z["y_train"], z["x_test"], z["y_test"]
+    from pyimgenc import datasets
+    return (*datasets.load_mnist("train"), *datasets.load_mnist("test"))
 
 
 class TensealNet(torch.nn.Module):

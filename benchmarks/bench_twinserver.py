@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import statistics
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,18 +30,15 @@ from pyimgenc import paillier
 from pyimgenc.twinserver import SecureClassifier, TwinKeyServer, in_process_pair, scvl_literal
 from pyimgenc.twinserver.graph import PlainOps, layer_inputs
 
-DATA = Path(os.environ.get("PYIMGENC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 LAYER = "b1_3r"
 RUNS: dict = {}
 
 
 @pytest.fixture(scope="module")
 def mnist():
-    p = DATA / "mnist" / "mnist.npz"
-    if not p.is_file():
-        pytest.skip(f"MNIST not found at {p}")
-    with np.load(p) as z:
-        return z["x_test"][:8], z["y_test"][:8]
+    from pyimgenc import datasets
+    x, y = datasets.load_mnist()
+    return x[:8], y[:8]
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,15 @@ Run, e.g.::
 pytest-benchmark records the machine (CPU, Python, commit) in the JSON.
 """
 import os
+from pathlib import Path
 
 import pytest
+
+# The full data sets come through pyimgenc.datasets (--data / PYIMGENC_DATA / the user cache);
+# a checkout beside ../shared/data uses that directory by default.
+_SIBLING = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not os.environ.get("PYIMGENC_DATA") and _SIBLING.is_dir():
+    os.environ["PYIMGENC_DATA"] = str(_SIBLING)
 
 
 def pytest_report_header(config):

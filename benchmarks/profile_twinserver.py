@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import time
-from pathlib import Path
 
-import numpy as np
 
 from pyimgenc.paillier import ObfuscatorPool
+from pyimgenc import datasets
 from pyimgenc.twinserver import SecureClassifier, wire
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=os.environ.get("PYIMGENC_DATA",
-                                                     Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--data", help="data directory with mnist/mnist.npz (default: PYIMGENC_DATA, the user cache)")
     ap.add_argument("--index", type=int, default=20)
     args = ap.parse_args()
-    x = np.load(Path(args.data) / "mnist" / "mnist.npz")["x_test"][args.index:args.index + 2]
+    x = datasets.load_mnist(data=args.data)[0][args.index:args.index + 2]
     clf = SecureClassifier.pretrained(key_bits=2048)
     clf.classify(x[:1])                                  # warm-up (numba, tables)
     acc: dict[str, float] = collections.defaultdict(float)

@@ -113,8 +113,6 @@ def cmd_rns_eval(args) -> int:
 
 
 def cmd_rns_attacks(args) -> int:
-    import numpy as np
-
     from .rns import attacks
 
     x, _ = _mnist(args)
@@ -201,8 +199,6 @@ DEMO_SYSTEMS = ("paillier", "b", "c", "a")
 
 
 def cmd_demo(args) -> int:
-    import numpy as np
-
     systems = [s.strip().lower() for s in args.systems.split(",") if s.strip()]
     bad = [s for s in systems if s not in DEMO_SYSTEMS]
     if bad or not systems:

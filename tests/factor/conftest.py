@@ -11,7 +11,6 @@ import os
 import secrets
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
 import pytest
 
 PG_DSN = os.environ.get("PYIMGENC_TEST_PG_DSN", "")
