@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -34,18 +35,18 @@ def cmd_serve(args) -> int:
     try:
         from .factor.service import Server
     except ImportError as exc:
-        raise SystemExit(f"serve verifier needs the web extra: pip install 'pyimgenc[service]' ({exc})")
+        raise ValueError(f"serve verifier needs the web extra: pip install 'pyimgenc[service]' ({exc})")
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     db = args.db                              # a SQLite path or a postgresql:// DSN (factor.store.open_store)
     token = os.environ.get(args.admin_token_env) if args.admin_token_env else None
     if args.admin_token_env and not token:
-        raise SystemExit(f"serve: environment variable {args.admin_token_env} is empty")
+        raise ValueError(f"serve: environment variable {args.admin_token_env} is empty")
     if (args.tls_cert is None) != (args.tls_key is None):
-        raise SystemExit("serve: --tls-cert and --tls-key go together")
+        raise ValueError("serve: --tls-cert and --tls-key go together")
     for f in (args.tls_cert, args.tls_key):
         if f is not None and not Path(f).is_file():
-            raise SystemExit(f"serve: {f} not found")
+            raise ValueError(f"serve: {f} not found")
     lock = dict(max_failures=args.max_failures, failure_window_s=args.failure_window)
     try:
         try:
@@ -53,13 +54,13 @@ def cmd_serve(args) -> int:
         except FileNotFoundError:            # a new file, or a PostgreSQL database without the tables
             srv = Verifier.create(db, window_s=args.window, **lock)
     except (ConnectionError, ImportError, FileExistsError) as exc:
-        raise SystemExit(f"serve: {exc}")
+        raise ValueError(f"serve: {exc}")
     web = Server(srv, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key, admin_token=token,
                  max_concurrent=args.max_concurrent)
     try:
         web.start()
     except RuntimeError as exc:
-        raise SystemExit(f"serve: {exc}")
+        raise ValueError(f"serve: {exc}")
     print(f"verifier on {web.url}  db={srv.db_path}  window={args.window:g}s  "
           f"device registration {'enabled' if token else 'disabled'}", flush=True)
     if not web.tls and args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -349,7 +350,8 @@ def cmd_data(args) -> int:
     if args.data_command == "list":
         print(f"searched: {', '.join(map(str, datasets.data_dirs(args.data)))}")
         for name, path in datasets.status(args.data).items():
-            print(f"  {name:14s} {path or 'missing (pyimgenc data download ' + name + ')'}")
+            get = f"pyimgenc data download {name}" + (f" --dest {args.data}" if args.data else "")
+            print(f"  {name:14s} {path or f'missing ({get})'}")
         print(f"  {'samples':14s} {datasets.SAMPLES} (shipped: 300 MNIST, 200 Fashion-MNIST, 40 faces, camera)")
         return 0
     for name in args.names:
@@ -360,9 +362,22 @@ def cmd_data(args) -> int:
 
 def _hostport(s: str) -> tuple[str, int]:
     host, _, port = s.rpartition(":")
-    if not host or not port.isdigit():
-        raise SystemExit(f"expected HOST:PORT, got {s!r}")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT with a port in 1..65535, got {s!r}")
     return host, int(port)
+
+
+def _port(s: str) -> int:
+    """argparse type of --port: 0 (any free port) .. 65535."""
+    if not s.isdigit() or int(s) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {s!r}")
+    return int(s)
+
+
+def _positive(s: str) -> int:
+    if not s.isdigit() or int(s) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return int(s)
 
 
 def _wait_for(host: str, port: int, seconds: float) -> None:
@@ -382,7 +397,7 @@ def _wait_for(host: str, port: int, seconds: float) -> None:
 
 def _key_bits(args) -> int:
     if args.bits < 2048 and not args.insecure:
-        raise SystemExit(f"--bits {args.bits}: keys below 2048 bits are insecure; add --insecure to use one anyway "
+        raise ValueError(f"--bits {args.bits}: keys below 2048 bits are insecure; add --insecure to use one anyway "
                          f"(tests, demos)")
     return args.bits
 
@@ -490,16 +505,16 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--db", default="verifier.sqlite", help="SQLite file, or a postgresql:// DSN shared by several verifier processes "
                         "(server key, devices, counters, records)")
     q.add_argument("--host", default="127.0.0.1")
-    q.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    q.add_argument("--port", type=_port, default=8080, help="0 picks a free port")
     q.add_argument("--window", type=float, default=300.0, help="accepted capture clock skew, seconds")
     q.add_argument("--admin-token-env", default=None,
                    help="environment variable holding the token that enables the admin endpoints "
                         "(/v1/devices: register, list, unlock)")
     q.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)")
     q.add_argument("--tls-key", help="PEM private key of --tls-cert")
-    q.add_argument("--max-concurrent", type=int, default=8,
+    q.add_argument("--max-concurrent", type=_positive, default=8,
                    help="verifications at once (whole bodies only; 503 busy beyond); about the core count")
-    q.add_argument("--max-failures", type=int, default=5,
+    q.add_argument("--max-failures", type=_positive, default=5,
                    help="failed face/factor matches of one device that lock it (default 5)")
     q.add_argument("--failure-window", type=float, default=3600.0,
                    help="seconds those failures are counted over (default 3600)")
@@ -508,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     q = ssub.add_parser("s2", help="System A key server (needs s2.key and s2.share from 'twinserver setup')")
     q.add_argument("--dir", required=True, help="directory written by 'pyimgenc twinserver setup'")
     q.add_argument("--host", default="127.0.0.1")
-    q.add_argument("--port", type=int, default=7002)
+    q.add_argument("--port", type=_port, default=7002)
     q.add_argument("--timeout", type=float, default=300.0, help="seconds a peer may stay silent mid-message")
     q.add_argument("--insecure-plaintext", action="store_true",
                    help="plain TCP without TLS (loopback tests only: no encryption, no authentication)")
@@ -517,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--dir", required=True, help="directory written by 'pyimgenc twinserver setup'")
     q.add_argument("--s2", required=True, help="S2's HOST:PORT")
     q.add_argument("--host", default="127.0.0.1")
-    q.add_argument("--port", type=int, default=7001)
+    q.add_argument("--port", type=_port, default=7001)
     q.add_argument("--timeout", type=float, default=300.0)
     q.add_argument("--insecure-plaintext", action="store_true",
                    help="plain TCP without TLS (loopback tests only: no encryption, no authentication)")
@@ -589,7 +604,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pyimgenc: interrupted", file=sys.stderr)
         return 130
-    except (OSError, ValueError, ImportError, RuntimeError, KeyError) as exc:   # user mistakes, dead peers
+    except (OSError, ValueError, ImportError, RuntimeError, KeyError, OverflowError,
+            sqlite3.Error) as exc:                                   # user mistakes, dead peers
         if args.debug:
             raise
         print(f"pyimgenc: error: {_one_line(exc)}", file=sys.stderr)

@@ -130,6 +130,13 @@ def fashion_test():
 
 
 @pytest.fixture(scope="session")
+def photo():
+    """``photo(name)``: one real test photograph (``images/<name>.png``), or a "not found" skip."""
+    from pyimgenc import datasets
+    return lambda name: full_data(datasets.load_image, name)
+
+
+@pytest.fixture(scope="session")
 def photos():
     """{name: uint8 (H, W) or (H, W, 3)} of the real test photographs (alpha dropped)."""
     from pyimgenc import datasets
@@ -160,7 +167,8 @@ def pytest_report_header(config):
 # PYIMGENC_REQUIRE_DATA=1 (set by .ci/run) such a skip is turned into a failure, here, once
 # for every test, instead of a guard beside each skip.
 _REQUIRED = (("PYIMGENC_REQUIRE_CORE", ("native core",)),
-             ("PYIMGENC_REQUIRE_DATA", ("not found", "no test images")))
+             ("PYIMGENC_REQUIRE_DATA", ("not found", "no test images")),
+             ("PYIMGENC_REQUIRE_EXTRAS", ("optional extra",)))
 
 
 def _required_but_missing(reason: str) -> str | None:
@@ -180,3 +188,15 @@ def pytest_runtest_makereport(item, call):
         if var is not None:
             rep.outcome = "failed"
             rep.longrepr = f"{var}=1 but this test would skip: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole module skipped at import (``pytest.importorskip`` at the top)."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and isinstance(rep.longrepr, tuple):
+        var = _required_but_missing(str(rep.longrepr[2]))
+        if var is not None:
+            rep.outcome = "failed"
+            rep.longrepr = f"{var}=1 but this module would skip: {rep.longrepr[2]}"

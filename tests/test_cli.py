@@ -121,9 +121,26 @@ def test_serve_and_classify_say_when_tls_is_off(capsys):
 
 def test_errors_are_one_line_with_a_nonzero_exit(tmp_path, capsys):
     """User mistakes: a one-line message on stderr and exit status 1 (2 for bad arguments), no traceback."""
-    with pytest.raises(SystemExit, match="below 2048 bits are insecure; add --insecure"):
-        cli.main(["twinserver", "setup", "--out", str(tmp_path), "--bits", "1024"])
+    assert cli.main(["twinserver", "setup", "--out", str(tmp_path), "--bits", "1024"]) == 1
+    assert "pyimgenc: error: --bits 1024: keys below 2048 bits are insecure; add --insecure" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())                       # nothing written
+    for argv in (["serve", "verifier", "--db", str(tmp_path / "x.sqlite"), "--port", "70000"],
+                 ["serve", "s2", "--dir", str(tmp_path), "--port", "-1"],
+                 ["serve", "verifier", "--max-concurrent", "0"]):
+        with pytest.raises(SystemExit) as ei:
+            cli.main(argv)
+        assert ei.value.code == 2
+    assert "expected a port number 0..65535, got '70000'" in capsys.readouterr().err
+    assert cli.main(["classify", "--dir", str(tmp_path), "--s1", "127.0.0.1:70001", "--s2", "h:1"]) == 1
+    assert "port in 1..65535" in capsys.readouterr().err
+    (tmp_path / "not-a-db").write_text("hello")
+    assert cli.main(["serve", "verifier", "--db", str(tmp_path / "not-a-db"), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pyimgenc: error: ") and "Traceback" not in err
+    assert cli.main(["serve", "verifier", "--db", str(tmp_path / "no" / "dir" / "v.sqlite"), "--port", "0"]) == 1
+    assert capsys.readouterr().err.startswith("pyimgenc: error: ")
+    assert cli.main(["data", "list", "--data", str(tmp_path / "nowhere")]) == 1
+    assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit) as ei:
         cli.main(["rns", "eval", "-n", "0"])
     assert ei.value.code == 2 and "-n must be at least 1" in capsys.readouterr().err

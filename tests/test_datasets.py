@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import os
 import threading
 from functools import partial
 
@@ -33,12 +34,12 @@ def test_samples_ship_in_the_package_and_are_small():
         datasets.load_mnist("train", sample=True)
 
 
-def test_samples_are_the_first_rows_of_the_full_sets(mnist_test, fashion_test, olivetti, photos):
+def test_samples_are_the_first_rows_of_the_full_sets(mnist_test, fashion_test, olivetti, photo):
     assert np.array_equal(datasets.load_mnist(sample=True)[0], mnist_test[0][:300])
     assert np.array_equal(datasets.load_mnist(sample=True)[1], mnist_test[1][:300])
     assert np.array_equal(datasets.load_fashion_mnist(sample=True)[0], fashion_test[0][:200])
     assert np.array_equal(datasets.load_olivetti(sample=True)[0], olivetti[0][300:340])
-    assert np.array_equal(datasets.load_image(sample=True), photos["camera"])
+    assert np.array_equal(datasets.load_image(sample=True), photo("camera"))
 
 
 def _mnist_npz(root, n=5, seed=0):
@@ -141,6 +142,9 @@ def test_download_digits_from_a_local_server(server, tmp_path, monkeypatch, name
         x, y = loader(split, data=tmp_path / "data")
         assert np.array_equal(x, arrays[f"x_{split}"]) and np.array_equal(y, arrays[f"y_{split}"])
     assert not list((tmp_path / "data").rglob("*.part")) and not list((tmp_path / "data").rglob(".download-*"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask        # as any new file: readable where the umask says
 
 
 def test_a_file_with_the_wrong_checksum_is_refused_and_nothing_written(server, tmp_path, monkeypatch):
@@ -199,7 +203,7 @@ def test_a_truncated_idx_file_is_refused(server, tmp_path, monkeypatch):
 
 
 def test_download_olivetti_from_its_mat_file(server, tmp_path, monkeypatch):
-    sio = pytest.importorskip("scipy.io", reason="reading olivettifaces.mat needs the optional scipy (pyimgenc[data])")
+    sio = pytest.importorskip("scipy.io", reason="reading olivettifaces.mat needs scipy, an optional extra (pyimgenc[data])")
     base, www = server
     rng = np.random.default_rng(3)
     faces = rng.integers(0, 256, (400, 64, 64), dtype=np.uint8)
@@ -230,9 +234,24 @@ def test_cli_data_download_and_list(server, tmp_path, monkeypatch, capsys):
     assert cli.main(["data", "list", "--data", str(dest)]) == 0
     out = capsys.readouterr().out
     assert f"mnist          {dest / 'mnist' / 'mnist.npz'}" in out
-    assert "fashion_mnist  missing (pyimgenc data download fashion_mnist)" in out
+    assert f"fashion_mnist  missing (pyimgenc data download fashion_mnist --dest {dest})" in out
 
 
 def test_cli_data_download_refuses_unknown_names():
     with pytest.raises(SystemExit):
         cli.main(["data", "download", "nonsense"])
+
+
+def test_palette_and_alpha_pngs_load_as_pixels(tmp_path):
+    from PIL import Image
+    (tmp_path / "images").mkdir()
+    rgb = np.random.default_rng(5).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    rgb[:, :, 1] = rgb[:, :, 0]
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(tmp_path / "images" / "pal.png")
+    pal = datasets.load_image("pal", data=tmp_path)
+    assert pal.shape == (8, 8, 3) and pal.dtype == np.uint8 and pal.max() > 15     # colours, not palette indices
+    grey = rgb[:, :, 0]
+    Image.fromarray(np.dstack([grey, np.full_like(grey, 200)]), "LA").save(tmp_path / "images" / "la.png")
+    assert np.array_equal(datasets.load_image("la", data=tmp_path), grey)            # alpha dropped, grey kept
+    Image.fromarray(np.dstack([rgb, np.full_like(grey, 7)]), "RGBA").save(tmp_path / "images" / "rgba.png")
+    assert np.array_equal(datasets.load_image("rgba", data=tmp_path), rgb)

@@ -34,8 +34,8 @@ import gzip
 import hashlib
 import io
 import os
-import shutil
 import tempfile
+import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -129,7 +129,13 @@ def find(rel: str, data: str | os.PathLike | None = None) -> Path:
 
 
 def status(data: str | os.PathLike | None = None) -> dict[str, Path | None]:
-    """Each dataset's file, or None where it is missing (for ``pyimgenc data list``)."""
+    """Each dataset's file, or None where it is missing (for ``pyimgenc data list``).
+
+    Raises:
+        DataNotFoundError: ``data`` is given and is not a directory.
+    """
+    if data is not None and not Path(data).is_dir():
+        raise DataNotFoundError(f"data directory {data} does not exist")
     out: dict[str, Path | None] = {}
     for name, rel in FILES.items():
         try:
@@ -193,10 +199,19 @@ def _read_png(path: Path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
-        a = np.asarray(im)
-    if a.dtype != np.uint8 or a.ndim not in (2, 3):
-        raise ValueError(f"{path}: expected an 8-bit grey or colour image, got {a.dtype} {a.shape}")
-    return np.ascontiguousarray(a[..., :3] if a.ndim == 3 else a)     # alpha dropped
+        if im.mode not in ("L", "RGB"):
+            if im.mode in ("1", "LA") or (im.mode == "P" and _grey_palette(im)):
+                im = im.convert("L")
+            elif im.mode in ("P", "RGBA", "CMYK", "YCbCr"):
+                im = im.convert("RGB")                                # palette expanded, alpha dropped
+            else:
+                raise ValueError(f"{path}: expected an 8-bit grey or colour image, got PIL mode {im.mode}")
+        return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
+
+
+def _grey_palette(im) -> bool:
+    rgb = np.asarray(im.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
 def load_image(name: str = "camera", *, data=None, sample: bool = False) -> np.ndarray:
@@ -238,7 +253,8 @@ def _fetch(url: str, sha256: str, out: Path, *, progress: bool, timeout: float) 
     req = urllib.request.Request(url, headers={"User-Agent": "pyimgenc"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r, open(tmp, "wb") as f:
-            total = int(r.headers.get("Content-Length") or 0) or None
+            length = r.headers.get("Content-Length") or ""
+            total = int(length) if length.isdigit() and int(length) > 0 else None
             if total is not None and total > MAX_DOWNLOAD:
                 raise ValueError(f"{url}: {total} bytes, more than the {MAX_DOWNLOAD} allowed")
             got = 0
@@ -253,7 +269,7 @@ def _fetch(url: str, sha256: str, out: Path, *, progress: bool, timeout: float) 
         if h.hexdigest() != sha256:
             raise ValueError(f"{url}: SHA-256 {h.hexdigest()} is not the pinned {sha256}; file refused")
         tmp.replace(out)
-    except OSError as exc:                   # URLError, timeouts, refused connections
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:   # HTTP errors, refused, timeouts
         raise ConnectionError(f"download of {url} failed: {getattr(exc, 'reason', exc)}") from None
     finally:
         tmp.unlink(missing_ok=True)
@@ -272,18 +288,31 @@ def _idx(raw_gz: bytes, what: str) -> np.ndarray:
     return body.reshape(dims)
 
 
+def _publish(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` the mode a new file gets under the umask, then move it to ``path`` (atomic)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def _write_npz(path: Path, **arrays: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as f:
-        np.savez_compressed(f, **arrays)
-    os.replace(f.name, path)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".write-") as tmp:
+        np.savez_compressed(Path(tmp) / "out.npz", **arrays)
+        _publish(Path(tmp) / "out.npz", path)
 
 
-def _olivetti_from_mat(raw: bytes) -> dict[str, np.ndarray]:
+def _need_scipy():
     try:
         from scipy.io import loadmat
     except ImportError:
         raise ImportError("reading olivettifaces.mat needs scipy: pip install 'pyimgenc[data]'") from None
+    return loadmat
+
+
+def _olivetti_from_mat(raw: bytes) -> dict[str, np.ndarray]:
+    loadmat = _need_scipy()
     faces = np.asarray(loadmat(io.BytesIO(raw))["faces"])       # (4096, 400), one column per face
     if faces.shape != (4096, 400):
         raise ValueError(f"olivettifaces.mat: faces has shape {faces.shape}, expected (4096, 400)")
@@ -311,6 +340,8 @@ def download(name: str, dest: str | os.PathLike | None = None, *, progress: bool
     out = dest / (FILES.get(name) or f"images/{name}.png")
     if out.is_file() and not force:
         return out
+    if name == "olivetti":
+        _need_scipy()                        # before fetching, not after
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".download-") as tmp:
         raw: dict[str, bytes] = {}
@@ -330,5 +361,5 @@ def download(name: str, dest: str | os.PathLike | None = None, *, progress: bool
         elif name == "olivetti":
             _write_npz(out, **_olivetti_from_mat(raw["olivettifaces.mat"]))
         else:
-            shutil.copyfile(Path(tmp) / next(iter(raw)), out)
+            _publish(Path(tmp) / next(iter(raw)), out)
     return out

@@ -57,9 +57,9 @@ def test_same_bytes_under_other_thread_counts(faces, tmp_path):
 
 
 @pytest.mark.parametrize("model", ["vae", "gan"])
-def test_torch_engine_gives_identical_bytes(model, faces, photos):
+def test_torch_engine_gives_identical_bytes(model, faces, photo):
     pytest.importorskip("torch", reason="torch is an optional extra (pip install 'pyimgenc[torch]'), not installed")
-    for img in [faces[0][3], faces[0][250], photos["camera"], photos["peppers"]]:
+    for img in [faces[0][3], faces[0][250], photo("camera"), photo("peppers")]:
         assert first_factor(img, model, engine="torch:cpu") == first_factor(img, model)
 
 

@@ -42,13 +42,13 @@ def test_plan_slots_fit_the_key(clf):
 
 
 @pytest.fixture(scope="module")
-def photo(photos):
+def camera(photo):
     from PIL import Image
-    return np.asarray(Image.fromarray(photos["camera"]).convert("L").resize((28, 28)), dtype=np.uint8)[None]
+    return np.asarray(Image.fromarray(photo("camera")).convert("L").resize((28, 28)), dtype=np.uint8)[None]
 
 
-def test_classify_equals_reference_mnist_fashion_photo(clf, mnist_test, fashion, photo):
-    x = np.concatenate([mnist_test[0][:2], fashion[:1], photo])   # two digits, a garment, a photograph
+def test_classify_equals_reference_mnist_fashion_photo(clf, mnist_test, fashion, camera):
+    x = np.concatenate([mnist_test[0][:2], fashion[:1], camera])   # two digits, a garment, a photograph
     got = clf.classify(x, batch=4)
     assert got.shape == (4, 10)
     assert (got == clf.reference_logits(x)).all()
