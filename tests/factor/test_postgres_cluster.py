@@ -88,12 +88,23 @@ def test_kill_9_under_load_loses_no_approval_and_accepts_no_replay(pg_dsn, faces
                 answered.append((env, r))
 
     threads = [threading.Thread(target=load, args=(t, (url_a, url_b)[k % 2])) for k, t in enumerate(terms)]
+    def until(what, cond, limit_s=120):            # progress by count, not by the clock
+        deadline = time.monotonic() + limit_s
+        while not cond():
+            assert time.monotonic() < deadline, f"no {what} within {limit_s} s"
+            time.sleep(0.05)
+
+    def count(pred):
+        with lock:
+            return sum(1 for _, r in answered if pred(r))
+
     for th in threads:
         th.start()
-    time.sleep(3.0)
+    until("8 approvals", lambda: count(lambda r: r.startswith("ok")) >= 8)
     os.kill(a.pid, signal.SIGKILL)                 # no shutdown, no flush: mid-transaction for some requests
     a.wait()
-    time.sleep(1.0)
+    after = len(answered)
+    until("answers after the kill", lambda: count(lambda r: True) >= after + 8)   # both servers' clients again
     stop.set()
     for th in threads:
         th.join(60)
