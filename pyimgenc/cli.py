@@ -170,7 +170,7 @@ class _Steps:
 
     def __init__(self, names: list[str], desc: str, quiet: bool):
         from tqdm import tqdm
-        self.names, self.done = names, 0
+        self.names = names
         self.bar = tqdm(total=len(names), desc=desc, unit="step", disable=quiet)
 
     def __call__(self, name: str) -> None:
@@ -424,12 +424,10 @@ class _Announce:
     the key and share have loaded (not before a failure)."""
 
     def __init__(self, text: str):
-        import threading
-        self.text, self.port, self._event = text, None, threading.Event()
+        self.text, self.port = text, None
 
     def set(self) -> None:
         print(self.text.format(port=self.port), flush=True)
-        self._event.set()
 
 
 def cmd_serve_s2(args) -> int:
@@ -489,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("data", help="datasets: where they are, download the full sets")
     dsub = p.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
     q = dsub.add_parser("list", help="each dataset's file, or how to get it")
-    q.add_argument("--data", help="a data directory to search first")
+    q.add_argument("--data", help="a data directory to look in (only it; default: PYIMGENC_DATA, the user cache)")
     q.set_defaults(func=cmd_data)
     q = dsub.add_parser("download", help="fetch from the official sources, SHA-256 checked")
     q.add_argument("names", nargs="+", choices=sorted(__import__("pyimgenc.datasets").datasets.SOURCES),

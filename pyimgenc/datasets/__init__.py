@@ -101,9 +101,18 @@ def cache_dir() -> Path:
     return Path(base) / "pyimgenc"
 
 
+_ELSE = "pass --data/data=, set PYIMGENC_DATA, or use the shipped sample (sample=True)"
+
+
 def data_dirs(data: str | os.PathLike | None = None) -> list[Path]:
-    """The data directories searched: ``[data]`` when given, else ``PYIMGENC_DATA`` then the cache."""
+    """The data directories searched: ``[data]`` when given, else ``PYIMGENC_DATA`` then the cache.
+
+    Raises:
+        DataNotFoundError: ``data`` is given and is not a directory.
+    """
     if data:
+        if not Path(data).is_dir():
+            raise DataNotFoundError(f"data directory {data} does not exist")
         return [Path(data)]
     out = [Path(os.environ["PYIMGENC_DATA"])] if os.environ.get("PYIMGENC_DATA") else []
     return out + [cache_dir()]
@@ -115,8 +124,6 @@ def find(rel: str, data: str | os.PathLike | None = None) -> Path:
     Raises:
         DataNotFoundError: naming the directories searched and how to get the file.
     """
-    if data is not None and not Path(data).is_dir():
-        raise DataNotFoundError(f"data directory {data} does not exist")
     dirs = data_dirs(data)
     for d in dirs:
         if (d / rel).is_file():
@@ -124,8 +131,7 @@ def find(rel: str, data: str | os.PathLike | None = None) -> Path:
     name = next((k for k, v in FILES.items() if v == rel), Path(rel).stem)
     how = (f"run `pyimgenc data download {name}`" if name in SOURCES
            else f"copy it into one of them as {rel}")
-    raise DataNotFoundError(f"{rel} not found in {', '.join(map(str, dirs))}; {how}, pass --data/data=, "
-                            f"set PYIMGENC_DATA, or use the shipped sample (sample=True)")
+    raise DataNotFoundError(f"{rel} not found in {', '.join(map(str, dirs))}; {how}, {_ELSE}")
 
 
 def status(data: str | os.PathLike | None = None) -> dict[str, Path | None]:
@@ -134,8 +140,7 @@ def status(data: str | os.PathLike | None = None) -> dict[str, Path | None]:
     Raises:
         DataNotFoundError: ``data`` is given and is not a directory.
     """
-    if data is not None and not Path(data).is_dir():
-        raise DataNotFoundError(f"data directory {data} does not exist")
+    data_dirs(data)
     out: dict[str, Path | None] = {}
     for name, rel in FILES.items():
         try:
@@ -235,44 +240,41 @@ def load_images(*, data=None, sample: bool = False) -> dict[str, np.ndarray]:
     """
     if sample:
         return {"camera": load_image(sample=True)}
-    for d in data_dirs(data):
+    dirs = data_dirs(data)
+    for d in dirs:
         paths = sorted((d / "images").glob("*.png"))
         if paths:
             return {p.stem: _read_png(p) for p in paths}
-    raise DataNotFoundError(f"no test images (images/*.png) in {', '.join(map(str, data_dirs(data)))}; "
-                            f"pass --data/data=, set PYIMGENC_DATA, or use the shipped sample (sample=True)")
+    raise DataNotFoundError(f"no test images (images/*.png) in {', '.join(map(str, dirs))}; {_ELSE}")
 
 
 # ---------------------------------------------------------------------------- the downloader
-def _fetch(url: str, sha256: str, out: Path, *, progress: bool, timeout: float) -> None:
-    """``url`` to ``out``, refused (and nothing written) unless its SHA-256 is ``sha256``."""
+def _fetch(url: str, sha256: str, *, progress: bool, timeout: float) -> bytes:
+    """The bytes at ``url`` (at most MAX_DOWNLOAD), refused unless their SHA-256 is ``sha256``."""
     from tqdm import tqdm
 
     h = hashlib.sha256()
-    tmp = out.with_name(out.name + ".part")
+    body = bytearray()
     req = urllib.request.Request(url, headers={"User-Agent": "pyimgenc"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r, open(tmp, "wb") as f:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             length = r.headers.get("Content-Length") or ""
             total = int(length) if length.isdigit() and int(length) > 0 else None
             if total is not None and total > MAX_DOWNLOAD:
                 raise ValueError(f"{url}: {total} bytes, more than the {MAX_DOWNLOAD} allowed")
-            got = 0
-            with tqdm(total=total, unit="B", unit_scale=True, desc=out.name, disable=not progress) as bar:
+            name = url.rstrip("/").rsplit("/", 1)[-1]
+            with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress) as bar:
                 while chunk := r.read(1 << 16):
-                    got += len(chunk)
-                    if got > MAX_DOWNLOAD:
+                    if len(body) + len(chunk) > MAX_DOWNLOAD:
                         raise ValueError(f"{url}: more than the {MAX_DOWNLOAD} bytes allowed")
                     h.update(chunk)
-                    f.write(chunk)
+                    body += chunk
                     bar.update(len(chunk))
-        if h.hexdigest() != sha256:
-            raise ValueError(f"{url}: SHA-256 {h.hexdigest()} is not the pinned {sha256}; file refused")
-        tmp.replace(out)
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:   # HTTP errors, refused, timeouts
         raise ConnectionError(f"download of {url} failed: {getattr(exc, 'reason', exc)}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    if h.hexdigest() != sha256:
+        raise ValueError(f"{url}: SHA-256 {h.hexdigest()} is not the pinned {sha256}; file refused")
+    return bytes(body)
 
 
 def _idx(raw_gz: bytes, what: str) -> np.ndarray:
@@ -296,11 +298,11 @@ def _publish(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _write_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".write-") as tmp:
-        np.savez_compressed(Path(tmp) / "out.npz", **arrays)
-        _publish(Path(tmp) / "out.npz", path)
+def _write(path: Path, write) -> None:
+    """``write(tmp_path)`` into a temporary file beside ``path``, then published there atomically."""
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
+        write(Path(tmp) / path.name)
+        _publish(Path(tmp) / path.name, path)
 
 
 def _need_scipy():
@@ -342,24 +344,22 @@ def download(name: str, dest: str | os.PathLike | None = None, *, progress: bool
         return out
     if name == "olivetti":
         _need_scipy()                        # before fetching, not after
+    raw = {fname: _fetch(src.url + fname if src.url.endswith("/") else src.url, src.sha256,
+                         progress=progress, timeout=timeout)
+           for fname, src in SOURCES[name].items()}
+    if name in ("mnist", "fashion_mnist"):
+        arrays = {}
+        for split, prefix in (("train", "train"), ("test", "t10k")):
+            x = _idx(raw[f"{prefix}-images-idx3-ubyte.gz"], f"{name} {split} images")
+            y = _idx(raw[f"{prefix}-labels-idx1-ubyte.gz"], f"{name} {split} labels")
+            if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != x.shape[:1]:
+                raise ValueError(f"{name} {split}: images {x.shape} and labels {y.shape} do not match")
+            arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
+    elif name == "olivetti":
+        arrays = _olivetti_from_mat(raw["olivettifaces.mat"])
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".download-") as tmp:
-        raw: dict[str, bytes] = {}
-        for fname, src in SOURCES[name].items():
-            url = src.url + fname if src.url.endswith("/") else src.url
-            _fetch(url, src.sha256, Path(tmp) / fname, progress=progress, timeout=timeout)
-            raw[fname] = (Path(tmp) / fname).read_bytes()
-        if name in ("mnist", "fashion_mnist"):
-            arrays = {}
-            for split, prefix in (("train", "train"), ("test", "t10k")):
-                x = _idx(raw[f"{prefix}-images-idx3-ubyte.gz"], f"{name} {split} images")
-                y = _idx(raw[f"{prefix}-labels-idx1-ubyte.gz"], f"{name} {split} labels")
-                if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != x.shape[:1]:
-                    raise ValueError(f"{name} {split}: images {x.shape} and labels {y.shape} do not match")
-                arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
-            _write_npz(out, **arrays)
-        elif name == "olivetti":
-            _write_npz(out, **_olivetti_from_mat(raw["olivettifaces.mat"]))
-        else:
-            _publish(Path(tmp) / next(iter(raw)), out)
+    if name in FILES:
+        _write(out, lambda p: np.savez_compressed(p, **arrays))
+    else:                                    # a photograph: its bytes as they came
+        _write(out, lambda p: p.write_bytes(next(iter(raw.values()))))
     return out
