@@ -1,7 +1,8 @@
 """Build of pyimgenc and its private native core ``pyimgenc._core``.
 
 The core is portable C++17 compiled with -O3 (no -march=native); the AVX-512
-IFMA kernels carry per-function target attributes and are chosen at run time.
+IFMA kernels carry per-function target attributes, the x86-64 BMI2/ADX kernels are
+generated assembly (csrc/cpu/gen_adx_kernels.py), and both are chosen at run time.
 OpenMP is used when the compiler supports it.  CUDA is never needed to build.
 """
 import os
@@ -45,6 +46,9 @@ ext = Pybind11Extension(
             "csrc/cpu/mont_cpu.cpp",
             "csrc/cpu/modexp_cpu.cpp",
             "csrc/cpu/ifma_cpu.cpp",
+            "csrc/cpu/kernels.cpp",
+            "csrc/cpu/adx_kernels.cpp",
+            "csrc/cpu/radix_cpu.cpp",
         ]
     ),
     include_dirs=["csrc"],

@@ -39,9 +39,10 @@ int threads(int n) {
 }
 
 Simd to_simd(int s) {
-  PYIMGENC_CHECK(s == 0 || s == 1, "simd must be 0 (portable) or 1 (ifma)");
-  PYIMGENC_CHECK(s == 0 || cpu_has_ifma(), "the AVX-512 IFMA path was requested but this CPU lacks it");
-  return s ? Simd::Ifma : Simd::Portable;
+  PYIMGENC_CHECK(s >= 0 && s <= 3, "simd must be 0 (portable), 1 (ifma), 2 (adx) or 3 (generic)");
+  PYIMGENC_CHECK(s != 1 || cpu_has_ifma(), "the AVX-512 IFMA path was requested but this CPU lacks it");
+  PYIMGENC_CHECK(s != 2 || cpu_has_adx(), "the ADX path was requested but this CPU (or build) lacks BMI2/ADX");
+  return (Simd)s;
 }
 
 Arr new_out(long B, int L) { return Arr({(py::ssize_t)B, (py::ssize_t)L}); }
@@ -186,6 +187,17 @@ Arr py_multiexp(const PyModulus& m, Arr bases, py::object inv_obj, IArr idx, IAr
 PYBIND11_MODULE(_core, mod) {
   mod.doc() = "pyimgenc private native core (do not import directly)";
   mod.def("has_ifma", &cpu_has_ifma);
+  mod.def("has_adx", &cpu_has_adx);
+  mod.def("adx_limb_counts", []() {
+    int n = 0;
+    const int* p = adx_limb_counts(&n);
+    return std::vector<int>(p, p + n);
+  });
+  mod.def("kernel_family", [](int L, int simd) {
+    PYIMGENC_CHECK(L >= 1 && L <= kMaxLimbs, "limbs: 1 to 256");
+    const Kern& k = pick_kernel(L, to_simd(simd));
+    return std::string(k.family) + (k.L ? "" : "-any-size");
+  });
   py::class_<PyModulus>(mod, "Modulus")
       .def(py::init([](Arr limbs) {
         PYIMGENC_CHECK(limbs.ndim() == 1, "modulus limbs must be 1-D");
@@ -195,6 +207,7 @@ PYBIND11_MODULE(_core, mod) {
       .def_property_readonly("nlimbs", [](const PyModulus& m) { return m.ctx->L; })
       .def_property_readonly("ndigits52", [](const PyModulus& m) { return m.ctx->D; })
       .def_property_readonly("radix_digits", [](const PyModulus& m) { return m.ctx->rk; })
+      .def_property_readonly("radix_limbs", [](const PyModulus& m) { return m.ctx->rk64; })
       .def("set_root", [](PyModulus& m, Arr root, Arr mu, int min_digits, std::vector<Arr> pairs) {
         PYIMGENC_CHECK(root.ndim() == 1 && mu.ndim() == 1, "root and mu must be 1-D limb arrays");
         std::vector<std::vector<u64>> pv;

@@ -9,6 +9,7 @@ try:  # pragma: no cover - exercised by whether the build succeeded
 
     HAVE_CORE = True
     HAVE_IFMA = bool(_core.has_ifma())
+    HAVE_ADX = bool(_core.has_adx())
     CORE_ERROR: str | None = None
 except ImportError as exc:  # pragma: no cover
     import importlib.machinery as _m
@@ -18,6 +19,7 @@ except ImportError as exc:  # pragma: no cover
     _core = None
     HAVE_CORE = False
     HAVE_IFMA = False
+    HAVE_ADX = False
     if not any(f.startswith("_core.") and f.endswith(tuple(_m.EXTENSION_SUFFIXES)) for f in _os.listdir(_here)):
         CORE_ERROR = (f"the compiled module pyimgenc._core is not in {_here} (a source tree or a broken "
                       f"install): pip install the wheel, or build it with `pip install .` (needs a C++17 compiler)")

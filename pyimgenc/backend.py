@@ -9,9 +9,13 @@ Modular arithmetic (:mod:`pyimgenc.math`): :func:`get_backend`, :func:`set_backe
 ``PYIMGENC_BACKEND``; automatic is ``cuda`` if built and a device is present,
 else ``cpu`` — the C++ core — else ``python``.
 
-The C++ backend has two code paths with identical results: ``ifma`` (AVX-512
-IFMA, 8-lane multi-buffer) and ``portable`` (64-bit limbs).  The path is chosen
-by :func:`set_cpu_path`, then ``PYIMGENC_CPU_PATH``, then automatically.
+The C++ backend has three code paths with identical results: ``ifma`` (AVX-512
+IFMA, 8-lane multi-buffer), ``adx`` (64-bit limbs, x86-64 BMI2/ADX ``mulx``/``adcx``/
+``adox`` kernels) and ``generic`` (64-bit limbs in C++ over ``unsigned __int128``: every
+other CPU, ARM64 included).  ``portable`` names the best of the last two on this CPU.
+The path is chosen by :func:`set_cpu_path`, then ``PYIMGENC_CPU_PATH``, then
+automatically (the first available of ``ifma``, ``adx``, ``generic``);
+:func:`cpu_path_reason` says why.
 
 Threads: :func:`set_num_threads`, then ``PYIMGENC_NUM_THREADS``, then all cores.
 
@@ -29,7 +33,8 @@ import os
 from . import _ext
 
 BACKENDS = ("cuda", "cpu", "python")
-CPU_PATHS = ("ifma", "portable")
+CPU_PATHS = ("ifma", "adx", "generic", "portable")  # portable: adx where available, else generic
+_SIMD = {"portable": 0, "ifma": 1, "adx": 2, "generic": 3}
 
 _backend: str | None = None
 _cpu_path: str | None = None
@@ -40,12 +45,12 @@ def native_status() -> dict:
     """What the native build offers on this machine, for ``pyimgenc info`` and bug reports.
 
     Returns:
-        ``{"core": bool, "core_error": str | None, "ifma": bool, "cuda": bool}``: whether the
-        C++ core imported (and why not), whether the CPU has AVX-512 IFMA, whether a CUDA
-        engine is built.
+        ``{"core": bool, "core_error": str | None, "ifma": bool, "adx": bool, "cuda": bool}``:
+        whether the C++ core imported (and why not), whether the CPU has AVX-512 IFMA, whether
+        it has BMI2 + ADX (and the build has those kernels), whether a CUDA engine is built.
     """
     return {"core": _ext.HAVE_CORE, "core_error": _ext.CORE_ERROR, "ifma": _ext.HAVE_IFMA,
-            "cuda": _ext.HAVE_CUDA}
+            "adx": _ext.HAVE_ADX, "cuda": _ext.HAVE_CUDA}
 
 
 def available_backends() -> list[str]:
@@ -60,10 +65,23 @@ def available_backends() -> list[str]:
 
 
 def available_cpu_paths() -> list[str]:
-    """CPU code paths usable on this machine (``ifma`` needs AVX-512 IFMA)."""
+    """CPU code paths usable on this machine, fastest first (``ifma`` needs AVX-512 IFMA,
+    ``adx`` an x86-64 CPU with BMI2 and ADX; ``generic`` runs everywhere)."""
     if not _ext.HAVE_CORE:
         return []
-    return (["ifma"] if _ext.HAVE_IFMA else []) + ["portable"]
+    return (["ifma"] if _ext.HAVE_IFMA else []) + (["adx"] if _ext.HAVE_ADX else []) + ["generic"]
+
+
+def _resolve_cpu_path(name: str, where: str) -> str:
+    if name not in CPU_PATHS:
+        raise ValueError(f"{where}: unknown CPU path {name!r}; choose one of {CPU_PATHS}")
+    paths = available_cpu_paths()
+    if name == "portable" and paths:
+        return [p for p in paths if p != "ifma"][0]
+    if name not in paths:
+        need = {"ifma": "AVX-512 IFMA", "adx": "an x86-64 CPU with BMI2 and ADX"}.get(name, "the native core")
+        raise RuntimeError(f"{where}: CPU path {name!r} is not available on this CPU (needs {need})")
+    return name
 
 
 def _check_backend(name: str, where: str) -> str:
@@ -95,29 +113,44 @@ def get_backend(name: str | None = None) -> str:
 
 
 def set_cpu_path(name: str | None) -> None:
-    """Force the C++ path (``'ifma'`` or ``'portable'``; ``None`` = automatic)."""
+    """Force the C++ path (``'ifma'``, ``'adx'``, ``'generic'`` or ``'portable'``; ``None`` =
+    automatic)."""
     global _cpu_path
     if name is not None:
-        if name not in CPU_PATHS:
-            raise ValueError(f"set_cpu_path: unknown path {name!r}; choose one of {CPU_PATHS}")
-        if name not in available_cpu_paths():
-            raise RuntimeError(f"set_cpu_path: {name!r} is not available on this CPU")
+        _resolve_cpu_path(name, "set_cpu_path")
     _cpu_path = name
 
 
 def get_cpu_path(name: str | None = None) -> str:
-    """Resolve the C++ path: argument -> set_cpu_path -> PYIMGENC_CPU_PATH -> auto."""
-    name = name or _cpu_path or os.environ.get("PYIMGENC_CPU_PATH") or None
+    """Resolve the C++ path: argument -> set_cpu_path -> PYIMGENC_CPU_PATH -> auto.
+
+    Returns the concrete path (``'portable'`` resolves to ``'adx'`` or ``'generic'``)."""
+    for value, where in ((name, "cpu_path"), (_cpu_path, "set_cpu_path"),
+                         (os.environ.get("PYIMGENC_CPU_PATH"), "PYIMGENC_CPU_PATH")):
+        if value:
+            return _resolve_cpu_path(value, where)
     paths = available_cpu_paths()
-    if name is None:
-        if not paths:
-            raise RuntimeError("the native core is not available")
-        return paths[0]
-    if name not in CPU_PATHS:
-        raise ValueError(f"unknown CPU path {name!r}; choose one of {CPU_PATHS}")
-    if name not in paths:
-        raise RuntimeError(f"CPU path {name!r} is not available on this CPU")
-    return name
+    if not paths:
+        raise RuntimeError(f"the native core is not available: {_ext.CORE_ERROR}")
+    return paths[0]
+
+
+def cpu_path_reason() -> str:
+    """One line: the C++ path in use and why (for ``pyimgenc info`` and bug reports)."""
+    for value, where in ((_cpu_path, "set_cpu_path()"),
+                         (os.environ.get("PYIMGENC_CPU_PATH"), "PYIMGENC_CPU_PATH")):
+        if value:
+            return f"{get_cpu_path()}: forced by {where}={value!r}"
+    path = get_cpu_path()
+    if path == "ifma":
+        return "ifma: this CPU has AVX-512 IFMA (8 numbers per instruction, 52-bit digits)"
+    if path == "adx":
+        return ("adx: this CPU has BMI2 and ADX (mulx/adcx/adox) but not AVX-512 IFMA; "
+                f"dedicated kernels for {', '.join(map(str, _ext._core.adx_limb_counts()))} limbs, "
+                "generic C++ for other sizes")
+    import platform
+    return (f"generic: C++ over unsigned __int128 on {platform.machine() or 'this CPU'} "
+            "(no AVX-512 IFMA, no BMI2/ADX kernels here)")
 
 
 def set_num_threads(n: int | None) -> None:

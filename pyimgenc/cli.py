@@ -154,6 +154,7 @@ def cmd_info(args) -> int:
     native = backend.native_status()
     print(f"pyimgenc native core: {'yes' if native['core'] else 'NO (' + str(native['core_error']) + ')'}")
     print(f"AVX-512 IFMA path:    {'yes' if native['ifma'] else 'no'}")
+    print(f"BMI2/ADX path:        {'yes' if native['adx'] else 'no'}")
     print(f"CUDA engine:          {'yes' if native['cuda'] else 'no'}")
     print(f"backends available:   {', '.join(backend.available_backends())}")
     print(f"CPU paths available:  {', '.join(backend.available_cpu_paths()) or '-'}")
@@ -161,6 +162,8 @@ def cmd_info(args) -> int:
     print(f"selected:             backend={backend.get_backend()} "
           + (f"cpu_path={backend.get_cpu_path()} " if native["core"] else "")
           + f"threads={backend.get_num_threads()}")
+    if native["core"]:
+        print(f"CPU path in use:      {backend.cpu_path_reason()}")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Every property test that takes a ``kw`` argument runs once per engine:
 ``python`` (the gmpy2 reference), and the C++ core on each CPU path
-(``portable`` and, where the CPU has AVX-512 IFMA, ``ifma``).  A path that is
+(``generic`` everywhere, ``adx`` where the CPU has BMI2/ADX, ``ifma`` where it has
+AVX-512 IFMA).  A path that is
 missing here is still listed, and skipped with the reason (STYLE habit 10).
 
 Hypothesis profiles (choose with ``HYPOTHESIS_PROFILE``):
@@ -35,12 +36,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "pyimgenc"))
 _NO_CORE = f"native core not importable: {_ext.CORE_ERROR}"
 _NO_IFMA = (_NO_CORE if not _ext.HAVE_CORE else
             "CPU lacks AVX-512 IFMA (avx512ifma flag), so the 'ifma' path cannot run here")
+_NO_ADX = (_NO_CORE if not _ext.HAVE_CORE else
+           "CPU (or build) lacks BMI2/ADX, so the 'adx' path cannot run here")
 
 # (backend_name, cpu_path) for every engine/path the library has.
 ENGINES = [
     pytest.param({"backend_name": "python", "cpu_path": None}, id="python"),
-    pytest.param({"backend_name": "cpu", "cpu_path": "portable"}, id="cpu-portable",
+    pytest.param({"backend_name": "cpu", "cpu_path": "generic"}, id="cpu-generic",
                  marks=pytest.mark.skipif(not _ext.HAVE_CORE, reason=_NO_CORE)),
+    pytest.param({"backend_name": "cpu", "cpu_path": "adx"}, id="cpu-adx",
+                 marks=pytest.mark.skipif(not _ext.HAVE_ADX, reason=_NO_ADX)),
     pytest.param({"backend_name": "cpu", "cpu_path": "ifma"}, id="cpu-ifma",
                  marks=pytest.mark.skipif(not _ext.HAVE_IFMA, reason=_NO_IFMA)),
 ]

@@ -9,10 +9,6 @@
 
 namespace pyimgenc {
 
-enum class Simd { Portable = 0, Ifma = 1 };
-
-bool cpu_has_ifma();
-
 // Exponents: E limbs each; `exp_stride` 0 broadcasts one exponent to the batch.
 struct ExpView {
   const u64* data;
@@ -36,7 +32,7 @@ struct FixedBaseTable {
   const ModCtx* ctx;
   int exp_bits, window, nwin;
   Simd simd;
-  std::vector<u64> entries;  // (nwin * 2^w) entries, L limbs (portable) or D digits (IFMA)
+  std::vector<u64> entries;  // (nwin * 2^w) entries: the portable arithmetic's width, or D digits (IFMA)
 };
 void fixed_base_build(FixedBaseTable& t, const u64* base, int nthreads);
 void fixed_base_pow(const FixedBaseTable& t, u64* out, const u64* exps, long B, int E,

@@ -1,5 +1,6 @@
 // Portable Montgomery arithmetic (CIOS, 64-bit limbs) and the modulus context.
 #include "mont_cpu.hpp"
+#include "radix_cpu.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -124,10 +125,24 @@ void ModCtx::set_root(const u64* root, int root_limbs, const u64* mu, int mu_lim
   }
   for (int i = 0; i < (int)sq.size(); ++i)
     PYIMGENC_CHECK(sq[i] == (i < L ? N[i] : 0), "root: root^2 != modulus");
+  root_ctx = std::make_shared<ModCtx>(root, rl);
+  // Portable paths: pairs over 64-bit limbs, R = 2^(64 rl) (needs R > n + 1, i.e. n is not
+  // all ones; small n gains nothing)
+  bool all_ones = true;
+  for (int i = 0; i < rl; ++i) all_ones = all_ones && root[i] == ~(u64)0;
+  if (rl >= 4 && !all_ones) {
+    rk64 = rl;
+    const PairArith pa(*this, Simd::Portable);
+    one_pair64.resize(2 * rl);
+    r2_pair64.resize(2 * rl);
+    pa.split(one_pair64.data(), pow2_mod(N, 64L * rl).data());
+    pa.split(r2_pair64.data(), pow2_mod(N, 128L * rl).data());
+  }
   const int rbits = 64 * (rl - 1) + (64 - __builtin_clzll(root[rl - 1]));
   const int k = (rbits + 51) / 52;
-  // Margin 2^(52 k) >= 16 n missing (Barrett and Montgomery bounds of the radix-n
-  // kernels), or n too small for the representation to pay: keep Montgomery modulo N
+  // IFMA path, 52-bit digits.  Margin 2^(52 k) >= 16 n missing (Barrett and Montgomery
+  // bounds of the radix-n kernels), or n too small for the representation to pay: keep
+  // Montgomery modulo N there
   if (52 * k - rbits < 4 || k < std::max(2, min_digits)) return;
   PYIMGENC_CHECK(pairs.size() == 4, "set_root: four pair constants expected");
   PYIMGENC_CHECK(mu_limbs * 64 >= 52 * (k + 1) - 51, "mu: too few limbs");
@@ -142,67 +157,20 @@ void ModCtx::set_root(const u64* root, int root_limbs, const u64* mu, int mu_lim
     limbs_to_digits52(one_pair52.data() + h * k, k, pairs[h].data(), (int)pairs[h].size());
     limbs_to_digits52(r2_pair52.data() + h * k, k, pairs[2 + h].data(), (int)pairs[2 + h].size());
   }
-  root_ctx = std::make_shared<ModCtx>(root, rl);
   PYIMGENC_CHECK(root_ctx->D == k, "set_root: digit count mismatch");
   rk = k;
 }
 
-void mont_mul(const ModCtx& c, u64* r, const u64* a, const u64* b) {
-  const int L = c.L;
-  const u64* N = c.N.data();
-  u64 t[kMaxLimbs + 2];
-  std::memset(t, 0, sizeof(u64) * (L + 2));
-  for (int i = 0; i < L; ++i) {
-    u64 bi = b[i];
-    u64 carry = 0;
-    for (int j = 0; j < L; ++j) {
-      u128 s = (u128)a[j] * bi + t[j] + carry;
-      t[j] = (u64)s;
-      carry = (u64)(s >> 64);
-    }
-    u128 s = (u128)t[L] + carry;
-    t[L] = (u64)s;
-    t[L + 1] = (u64)(s >> 64);
-    u64 m = t[0] * c.n0inv;
-    s = (u128)m * N[0] + t[0];
-    carry = (u64)(s >> 64);
-    for (int j = 1; j < L; ++j) {
-      s = (u128)m * N[j] + t[j] + carry;
-      t[j - 1] = (u64)s;
-      carry = (u64)(s >> 64);
-    }
-    s = (u128)t[L] + carry;
-    t[L - 1] = (u64)s;
-    t[L] = t[L + 1] + (u64)(s >> 64);
-  }
-  if (t[L] || geq(t, N, L)) sub_n(t, N, L);
-  std::memcpy(r, t, sizeof(u64) * L);
+void MontArith::from_mont(u64* r, const u64* x) const { redc_wide(r, x, c.L); }
+
+void MontArith::redc_wide(u64* r, const u64* x, int xl) const {
+  u64 t[2 * kMaxLimbs] = {0};
+  std::memcpy(t, x, sizeof(u64) * xl);
+  k.redc(r, t, c.N.data(), c.n0inv, c.L);
 }
 
-void mont_redc_wide(const ModCtx& c, u64* r, const u64* x, int xl) {
-  // Montgomery reduction of a 2L-limb value, limb by limb.
-  const int L = c.L;
-  const u64* N = c.N.data();
-  u64 t[2 * kMaxLimbs + 1];
-  std::memset(t, 0, sizeof(u64) * (2 * L + 1));
-  std::memcpy(t, x, sizeof(u64) * xl);
-  for (int i = 0; i < L; ++i) {
-    u64 m = t[i] * c.n0inv;
-    u64 carry = 0;
-    for (int j = 0; j < L; ++j) {
-      u128 s = (u128)m * N[j] + t[i + j] + carry;
-      t[i + j] = (u64)s;
-      carry = (u64)(s >> 64);
-    }
-    for (int k = i + L; carry && k <= 2 * L; ++k) {
-      u128 s = (u128)t[k] + carry;
-      t[k] = (u64)s;
-      carry = (u64)(s >> 64);
-    }
-  }
-  u64* h = t + L;  // < 2N when x < N R
-  if (h[L] || geq(h, N, L)) sub_n(h, N, L);
-  std::memcpy(r, h, sizeof(u64) * L);
+void mont_mul(const ModCtx& c, u64* r, const u64* a, const u64* b) {
+  MontArith(c, Simd::Portable).mul(r, a, b);
 }
 
 void reduce_wide(const ModCtx& c, u64* r, const u64* x, int xl) {
@@ -211,9 +179,10 @@ void reduce_wide(const ModCtx& c, u64* r, const u64* x, int xl) {
     // x < N*R is required for REDC's bound: check the top half against N.
     PYIMGENC_CHECK(!geq(x + c.L, c.N.data(), c.L), "value is not below N * 2^(64 L)");
   }
+  const MontArith m(c, Simd::Portable);
   u64 t[kMaxLimbs];
-  mont_redc_wide(c, t, x, xl);              // x R^-1
-  mont_mul(c, r, t, c.R2.data());           // x R^-1 R^2 R^-1 = x mod N
+  m.redc_wide(t, x, xl);                    // x R^-1
+  m.mul(r, t, c.R2.data());                 // x R^-1 R^2 R^-1 = x mod N
 }
 
 }  // namespace pyimgenc

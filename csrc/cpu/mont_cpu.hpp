@@ -4,7 +4,7 @@
 #include <memory>
 #include <vector>
 
-#include "../common/check.hpp"
+#include "kernels.hpp"
 
 namespace pyimgenc {
 
@@ -32,6 +32,10 @@ struct ModCtx {
   // and R^2 mod N, each 2 rk digits [a | b] with x = a + b n
   std::vector<u64> one_pair52, r2_pair52;
   std::shared_ptr<ModCtx> root_ctx;  // constants of n itself (Montgomery modulo n)
+  // The same representation on the portable paths, over 64-bit limbs (R = 2^(64 rk64)),
+  // pairs kept fully reduced: R mod N and R^2 mod N as pairs [a | b], 2 rk64 limbs each.
+  int rk64 = 0;             // limbs of n (0: Montgomery modulo N instead)
+  std::vector<u64> one_pair64, r2_pair64;
 
   explicit ModCtx(const u64* modulus, int nlimbs);
   // Enables the radix-n path when n has at least min_digits 52-bit digits (below
@@ -41,10 +45,32 @@ struct ModCtx {
                 const std::vector<std::vector<u64>>& pairs);
 };
 
-// r = a*b*R^{-1} mod N, fully reduced; a, b < N. r may alias a or b.
+// Montgomery arithmetic modulo N on the portable paths (kernels chosen by the path);
+// residues of L limbs, fully reduced.  Outputs may alias inputs.
+struct MontArith {
+  const ModCtx& c;
+  const Kern& k;
+  int W;  // limbs per residue
+  MontArith(const ModCtx& ctx, Simd s) : c(ctx), k(pick_kernel(ctx.L, s)), W(ctx.L) {}
+  void mul(u64* r, const u64* a, const u64* b) const {  // a b R^-1
+    u64 t[2 * kMaxLimbs];
+    k.mul(t, a, b, c.L);
+    k.redc(r, t, c.N.data(), c.n0inv, c.L);
+  }
+  void sqr(u64* r, const u64* a) const {
+    u64 t[2 * kMaxLimbs];
+    k.sqr(t, a, c.L);
+    k.redc(r, t, c.N.data(), c.n0inv, c.L);
+  }
+  void to_mont(u64* r, const u64* x) const { mul(r, x, c.R2.data()); }
+  void from_mont(u64* r, const u64* x) const;
+  // r = x R^-1 mod N for a wide x of xl <= 2L limbs with x < N R
+  void redc_wide(u64* r, const u64* x, int xl) const;
+  const u64* one() const { return c.R1.data(); }
+};
+
+// r = a*b*R^{-1} mod N, fully reduced; a, b < N. r may alias a or b (best portable kernels).
 void mont_mul(const ModCtx& c, u64* r, const u64* a, const u64* b);
-// r = x*R^{-1} mod N for a wide x of xl <= 2L limbs with x < N*R.
-void mont_redc_wide(const ModCtx& c, u64* r, const u64* x, int xl);
 // r = x mod N for x of xl <= 2L limbs (x < N*R).
 void reduce_wide(const ModCtx& c, u64* r, const u64* x, int xl);
 // 1 if a < N (a has L limbs).

@@ -14,7 +14,7 @@ def _modulus(modulus) -> Modulus:
 
 
 def _simd(cpu_path: str | None) -> int:
-    return 1 if backend.get_cpu_path(cpu_path) == "ifma" else 0
+    return backend._SIMD[backend.get_cpu_path(cpu_path)]
 
 
 def _check_reduced(name: str, arr: np.ndarray, m: Modulus) -> None:
@@ -33,7 +33,7 @@ def powmod(bases: np.ndarray, exps, modulus, *, backend_name: str | None = None,
             batch), or a sequence/array of non-negative ints.
         modulus: odd N (int or :class:`Modulus`).
         backend_name: ``'cpu'`` or ``'python'`` (default: automatic).
-        cpu_path: ``'ifma'`` or ``'portable'`` for the C++ backend.
+        cpu_path: ``'ifma'``, ``'adx'``, ``'generic'`` or ``'portable'`` for the C++ backend.
         secret_exponent: one exponent shared by the batch that must not leak
             through timing (e.g. ``p-1`` in decryption): fixed windows, every
             table entry read for every window, no branch on exponent bits.  The

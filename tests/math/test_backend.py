@@ -28,7 +28,8 @@ def test_available_lists_are_consistent():
     assert backend.available_backends()[-1] == "python"
     assert ("cpu" in backend.available_backends()) == _ext.HAVE_CORE
     paths = backend.available_cpu_paths()
-    assert paths == ((["ifma"] if _ext.HAVE_IFMA else []) + ["portable"] if _ext.HAVE_CORE else [])
+    assert paths == ((["ifma"] if _ext.HAVE_IFMA else []) + (["adx"] if _ext.HAVE_ADX else []) + ["generic"]
+                     if _ext.HAVE_CORE else [])
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs Linux /proc/cpuinfo")
@@ -81,7 +82,7 @@ def test_unknown_cpu_path_is_value_error(clean_backend):
     for call in _call_each_primitive(backend_name="cpu", cpu_path="avx2"):
         with pytest.raises(ValueError, match="unknown CPU path 'avx2'"):
             call()
-    with pytest.raises(ValueError, match="unknown path 'avx2'"):
+    with pytest.raises(ValueError, match="set_cpu_path: unknown CPU path 'avx2'"):
         backend.set_cpu_path("avx2")
     clean_backend.setenv("PYIMGENC_CPU_PATH", "avx2")
     with pytest.raises(ValueError, match="unknown CPU path 'avx2'"):
@@ -107,13 +108,15 @@ def test_ifma_requested_without_ifma_is_runtime_error(clean_backend):
 def test_ifma_requested_when_detection_says_absent(clean_backend):
     # Simulates a CPU without IFMA at the Python layer (runs on every machine).
     clean_backend.setattr(_ext, "HAVE_IFMA", False)
-    assert backend.available_cpu_paths() == ["portable"]
+    portable = ["adx", "generic"] if _ext.HAVE_ADX else ["generic"]
+    assert backend.available_cpu_paths() == portable
     for call in _call_each_primitive(backend_name="cpu", cpu_path="ifma"):
         with pytest.raises(RuntimeError, match="'ifma' is not available"):
             call()
     with pytest.raises(RuntimeError, match="not available on this CPU"):
         backend.set_cpu_path("ifma")
-    assert backend.get_cpu_path() == "portable"
+    assert backend.get_cpu_path() == portable[0]
+    assert backend.get_cpu_path("portable") == portable[0]
 
 
 class _Spy:
@@ -135,21 +138,48 @@ def test_cpu_path_and_threads_reach_the_core(clean_backend):
     b = ints_to_limbs(_bases(3), L)
     want = limbs_to_ints(powmod(b, [65537], N, backend_name="python"))
 
+    portable = 2 if _ext.HAVE_ADX else 3  # 'portable' resolves to adx, else generic
     mp.setenv("PYIMGENC_CPU_PATH", "portable")
     mp.setenv("PYIMGENC_NUM_THREADS", "3")
     assert limbs_to_ints(powmod(b, [65537], N, backend_name="cpu")) == want
-    assert spy.calls[-1] == (0, 3)
+    assert spy.calls[-1] == (portable, 3)
 
     backend.set_num_threads(1)  # set_num_threads beats the environment
     assert limbs_to_ints(powmod(b, [65537], N, backend_name="cpu")) == want
-    assert spy.calls[-1] == (0, 1)
+    assert spy.calls[-1] == (portable, 1)
 
+    backend.set_cpu_path("generic")  # set_cpu_path beats the environment
+    assert limbs_to_ints(powmod(b, [65537], N, backend_name="cpu")) == want
+    assert spy.calls[-1] == (3, 1)
+    assert backend.cpu_path_reason().startswith("generic: forced by set_cpu_path()")
     if _ext.HAVE_IFMA:
-        backend.set_cpu_path("ifma")  # set_cpu_path beats the environment
+        backend.set_cpu_path("ifma")
         powmod(b, [65537], N, backend_name="cpu")
         assert spy.calls[-1] == (1, 1)
-        powmod(b, [65537], N, backend_name="cpu", cpu_path="portable")  # argument beats both
-        assert spy.calls[-1] == (0, 1)
+    powmod(b, [65537], N, backend_name="cpu", cpu_path="portable")  # argument beats both
+    assert spy.calls[-1] == (portable, 1)
+
+
+@pytest.mark.skipif(not _ext.HAVE_CORE, reason="native core not built")
+def test_adx_detection_and_refusal(clean_backend):
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+        import platform
+        assert _ext.HAVE_ADX == (platform.machine() in ("x86_64", "AMD64") and {"bmi2", "adx"} <= set(flags))
+    assert _ext._core.kernel_family(32, 3) == "generic"
+    assert _ext._core.kernel_family(33, 3) == "generic-any-size"
+    if _ext.HAVE_ADX:
+        assert _ext._core.kernel_family(32, 2) == "adx"
+        assert _ext._core.kernel_family(32, 0) == "adx"
+        assert backend.cpu_path_reason().startswith(("adx: this CPU has BMI2", "ifma:"))
+    else:
+        clean_backend.setenv("PYIMGENC_CPU_PATH", "adx")
+        with pytest.raises(RuntimeError, match="'adx' is not available on this CPU"):
+            backend.get_cpu_path()
+        m = pyimgenc.math.Modulus(N)
+        with pytest.raises(ValueError, match="ADX path was requested"):
+            _ext._core.powmod(m.native, ints_to_limbs([2], L), ints_to_limbs([3], 1), 2, 1)
 
 
 # --- threads --------------------------------------------------------------------

@@ -41,6 +41,26 @@ def test_radix_eligible_sizes_use_radix(bits):
     m = _modulus(_odd(bits, rng))
     k = (bits + 51) // 52
     assert m.native.radix_digits == (k if 52 * k - bits >= 4 else 0)
+    limbs = (bits + 63) // 64  # the portable paths' pairs: from 4 limbs of n
+    assert m.native.radix_limbs == (limbs if limbs >= 4 else 0)
+
+
+@pytest.mark.parametrize("n", [2 ** 1024 - 3, 2 ** 1023 + 1, 2 ** 2048 - 2 ** 64 - 1, 2 ** 1024 - 1])
+def test_portable_pairs_at_the_bounds(n, kw):
+    # n close to R = 2^(64 K) (the corrections of fold() at their limits), n just above a
+    # power of two, and n = R - 1 (pairs refused: R > n + 1 is needed; Montgomery instead)
+    m = _modulus(n)
+    assert m.native.radix_limbs == (0 if n == 2 ** 1024 - 1 else (n.bit_length() + 63) // 64)
+    rng = random.Random(n)
+    xs = _edge_values(n, rng, 12) + [n * n - 1, n * (n - 1), n - 1]
+    es = [3, 2 ** 64 + 1, rng.getrandbits(n.bit_length())]
+    x = pm.ints_to_limbs(xs, m.nlimbs)
+    for e in es:
+        got = pm.limbs_to_ints(pm.powmod(x, [e], m, **kw))
+        assert got == [pow(a, e, n * n) for a in xs]
+    secret = pm.limbs_to_ints(pm.powmod(x, [es[-1]], m, secret_exponent=True, **kw)) if kw["backend_name"] == "cpu" else None
+    assert secret in (None, [pow(a, es[-1], n * n) for a in xs])
+    assert pm.limbs_to_ints(pm.mulmod(x, x[::-1].copy(), m, **kw)) == [a * b % (n * n) for a, b in zip(xs, xs[::-1])]
 
 
 @pytest.mark.parametrize("bits", SIZES)
