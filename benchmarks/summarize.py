@@ -71,13 +71,14 @@ def main(argv: list[str]) -> int:
             print("{:<10} {:>5} {:>16} {:>12} {:>8}".format(*cells))
     rounds = paired(data)
     if rounds:
-        print("\npaired rounds (pyimgenc and phe alternating in one loop; medians):")
-        hdr = ("op", "bits", "pyimgenc ops/s", "phe ops/s", "ratio (min-max)")
+        peer = rounds[0].get("peer", "phe")
+        print(f"\npaired rounds (pyimgenc and {peer} alternating in one loop; medians):")
+        hdr = ("op", "bits", "pyimgenc ops/s", f"{peer} ops/s", "ratio (min-max)")
         if md:
             print("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr))
         for p in rounds:
             cells = (p["paired_op"], str(p["bits"]), f"{p['ours_median']:,.0f}", f"{p['phe_median']:,.1f}",
-                     f"{p['ratio_median']:.1f}x ({p['ratio_min']:.1f}-{p['ratio_max']:.1f})")
+                     f"{p['ratio_median']:.2f}x ({p['ratio_min']:.2f}-{p['ratio_max']:.2f})")
             print("| " + " | ".join(cells) + " |" if md else "{:<10} {:>5} {:>16} {:>12} {:>18}".format(*cells))
     return 0
 

@@ -3,6 +3,7 @@
 // Compiled per function with target attributes and chosen at run time; never
 // executed on a CPU without IFMA.  Not constant time: table look-ups are indexed
 // by exponent windows (fine for public exponents; documented for decryption).
+#if defined(__x86_64__)
 #include "ifma_kernels.hpp"
 #include "ifma_radix.hpp"
 
@@ -367,3 +368,23 @@ IFMA_TARGET void ifma_multiexp(const ModCtx& c, u64* out, const std::vector<u64>
 }
 
 }  // namespace pyimgenc
+#else  // not x86-64: no IFMA path (cpu_has_ifma() is false, so nothing below is reached)
+#include "modexp_cpu.hpp"
+
+namespace pyimgenc {
+namespace {
+[[noreturn]] void no_ifma() { PYIMGENC_CHECK(false, "the AVX-512 IFMA path exists on x86-64 only"); throw 0; }
+}  // namespace
+void ifma_powmod(const ModCtx&, u64*, const u64*, long, ExpView, int) { no_ifma(); }
+void ifma_mulmod(const ModCtx&, u64*, const u64*, const u64*, long, int) { no_ifma(); }
+void ifma_fixed_base_build(FixedBaseTable&, const u64*, int) { no_ifma(); }
+void ifma_fixed_base_pow(const FixedBaseTable&, u64*, const u64*, long, int, int) { no_ifma(); }
+void ifma_multiexp(const ModCtx&, u64*, const std::vector<u64>&, int, int, long, const int64_t*,
+                   const int64_t*, long, long, int) {
+  no_ifma();
+}
+std::vector<u64> ifma_multiexp_tables(const ModCtx&, const u64*, const u64*, long, int, int) {
+  no_ifma();
+}
+}  // namespace pyimgenc
+#endif
