@@ -131,11 +131,7 @@ void mulmod_batch(const ModCtx& c, u64* out, const u64* a, const u64* b, long B,
   const int L = c.L;
   const MontArith ar(c, simd);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
-  for (long i = 0; i < B; ++i) {
-    u64 t[kMaxLimbs];
-    ar.mul(t, a + i * L, b + i * L);          // a b R^-1
-    ar.mul(out + i * L, t, c.R2.data());      // a b
-  }
+  for (long i = 0; i < B; ++i) ar.mul_normal(out + i * L, a + i * L, b + i * L);
 }
 
 void fixed_base_build(FixedBaseTable& t, const u64* base, int nthreads) {

@@ -163,6 +163,40 @@ void ModCtx::set_root(const u64* root, int root_limbs, const u64* mu, int mu_lim
 
 void MontArith::from_mont(u64* r, const u64* x) const { redc_wide(r, x, c.L); }
 
+void MontArith::mul_normal(u64* r, const u64* a, const u64* b) const {
+  const int L = c.L, slack = 64 * L - c.bits;
+  if (slack > 2) {  // R > 8 N: two Montgomery products
+    u64 t[kMaxLimbs];
+    mul(t, a, b);              // a b R^-1
+    mul(r, t, c.R2.data());    // a b
+    return;
+  }
+  // a b = h R + l with h < N: a b mod N = (l + REDC(h R^2)) mod N, and l < R < 2^(slack+1) N,
+  // so 2^(slack+1) masked subtractions of N finish it (three products of L^2 instead of four)
+  u64 t[2 * kMaxLimbs], u[2 * kMaxLimbs], y[kMaxLimbs + 1], d[kMaxLimbs + 1];
+  k.mul(t, a, b, L);
+  k.mul(u, t + L, c.R2.data(), L);
+  k.redc(y, u, c.N.data(), c.n0inv, L);
+  u64 carry = 0;
+  for (int j = 0; j < L; ++j) {
+    const u128 s = (u128)y[j] + t[j] + carry;
+    y[j] = (u64)s;
+    carry = (u64)(s >> 64);
+  }
+  y[L] = carry;  // y < (2^(slack+1) + 1) N
+  for (int round = 0; round < (2 << slack); ++round) {
+    u64 borrow = 0;
+    for (int j = 0; j <= L; ++j) {
+      const u128 v = (u128)y[j] - (j < L ? c.N[j] : 0) - borrow;
+      d[j] = (u64)v;
+      borrow = (u64)(v >> 64) & 1;
+    }
+    const u64 keep = (u64)0 - borrow;  // y < N: keep y
+    for (int j = 0; j <= L; ++j) y[j] = (y[j] & keep) | (d[j] & ~keep);
+  }
+  std::memcpy(r, y, sizeof(u64) * L);
+}
+
 void MontArith::redc_wide(u64* r, const u64* x, int xl) const {
   u64 t[2 * kMaxLimbs] = {0};
   std::memcpy(t, x, sizeof(u64) * xl);

@@ -64,6 +64,8 @@ struct MontArith {
   }
   void to_mont(u64* r, const u64* x) const { mul(r, x, c.R2.data()); }
   void from_mont(u64* r, const u64* x) const;
+  // r = a b mod N in the normal representation (a, b < N)
+  void mul_normal(u64* r, const u64* a, const u64* b) const;
   // r = x R^-1 mod N for a wide x of xl <= 2L limbs with x < N R
   void redc_wide(u64* r, const u64* x, int xl) const;
   const u64* one() const { return c.R1.data(); }
