@@ -29,7 +29,7 @@ from pyimgenc import math as pm  # noqa: E402
 
 BITS = [1024, 2048, 4096]
 PATHS = ["ifma", "adx", "generic"]
-BATCH = {1024: 64, 2048: 16, 4096: 4}   # ~0.03-0.1 s per batch on one core
+BATCH = {1024: 192, 2048: 48, 4096: 8}   # ~0.1-0.2 s per batch on one core
 ROUNDS = 9
 
 

@@ -27,6 +27,18 @@ def pytest_report_header(config):
             f"threads={backend.get_num_threads()} (PYIMGENC_NUM_THREADS={os.environ.get('PYIMGENC_NUM_THREADS')})")
 
 
+def pytest_benchmark_update_machine_info(config, machine_info):
+    # which engine produced the numbers: the C++ path in use (as PYIMGENC_CPU_PATH resolves) and why
+    from pyimgenc import backend
+
+    try:
+        machine_info["pyimgenc_cpu_path"] = backend.get_cpu_path()
+        machine_info["pyimgenc_cpu_path_reason"] = backend.cpu_path_reason()
+    except RuntimeError as exc:  # no native core: the record says so
+        machine_info["pyimgenc_cpu_path"] = "none"
+        machine_info["pyimgenc_cpu_path_reason"] = str(exc)
+
+
 def pytest_collection_modifyitems(config, items):
     # keep peers next to each other in the report
     items.sort(key=lambda it: it.nodeid)

@@ -6,7 +6,7 @@
 Runs a fast subset of each suite with pytest-benchmark (the commands are in SUITES),
 takes the ratios the summarize scripts compute (pyimgenc against a peer timed in the same
 run, so that machine speed and load largely cancel) and compares each with the baseline
-of this *machine record* -- CPU path (ifma/portable), CPU model, core count --
+of this *machine record* -- CPU path (ifma/adx/generic), CPU model, core count --
 ``benchmarks/baselines/<record>.json``.  Exit 1 when a ratio got worse by more than the
 margin (relative: higher-is-better ratios below baseline * (1 - margin), lower-is-better
 ones above baseline * (1 + margin); 0.25, 0.5 for the unpaired rns suite, or --margin for
@@ -100,7 +100,9 @@ def machine(data: dict) -> dict:
     """The machine record of a result: CPU path, CPU model, cores, and the key naming its baseline."""
     info = data.get("machine_info", {})
     cpu = info.get("cpu", {})
-    path = info.get("pyimgenc_cpu_path") or ("ifma" if "avx512ifma" in cpu.get("flags", []) else "portable")
+    flags = set(cpu.get("flags", []))
+    path = info.get("pyimgenc_cpu_path") or (
+        "ifma" if "avx512ifma" in flags else "adx" if {"bmi2", "adx"} <= flags else "generic")
     rec = {"cpu_path": path, "cpu": cpu.get("brand_raw", "unknown"), "cores": cpu.get("count")}
     rec["key"] = re.sub(r"[^a-z0-9]+", "-", f"{path} {rec['cpu']} {rec['cores']} cores".lower()).strip("-")
     return rec

@@ -34,7 +34,7 @@ from . import _ext
 
 BACKENDS = ("cuda", "cpu", "python")
 CPU_PATHS = ("ifma", "adx", "generic", "portable")  # portable: adx where available, else generic
-_SIMD = {"portable": 0, "ifma": 1, "adx": 2, "generic": 3}
+CPU_PATH_CODES = {"portable": 0, "ifma": 1, "adx": 2, "generic": 3}  # the native core's numbering
 
 _backend: str | None = None
 _cpu_path: str | None = None

@@ -14,7 +14,7 @@ def _modulus(modulus) -> Modulus:
 
 
 def _simd(cpu_path: str | None) -> int:
-    return backend._SIMD[backend.get_cpu_path(cpu_path)]
+    return backend.CPU_PATH_CODES[backend.get_cpu_path(cpu_path)]
 
 
 def _check_reduced(name: str, arr: np.ndarray, m: Modulus) -> None:

@@ -39,7 +39,7 @@ def baseline(regress, tmp_path):
     path = tmp_path / "baseline.json"
     assert regress.main(["--from-json", str(src), "--baseline", str(path), "--update"]) == 0
     saved = json.loads(path.read_text())
-    assert saved["machine"]["key"] == "portable-test-cpu-9000-4-cores"
+    assert saved["machine"]["key"] == "generic-test-cpu-9000-4-cores"
     assert set(saved["suites"]) == {"paillier", "factor"}
     return path
 
@@ -82,7 +82,7 @@ def test_other_machines_baseline_is_refused(regress, tmp_path, baseline, capsys)
     ifma = result(tmp_path, "ifma.json", {"encrypt": 10.0, "decrypt": 2.0}, envelope=1.5, flags=("avx512ifma",))
     assert check(regress, tmp_path, baseline, ifma) == 2
     err = capsys.readouterr().err
-    assert "portable-test-cpu-9000-4-cores" in err and "ifma-test-cpu-9000-4-cores" in err and "not used" in err
+    assert "generic-test-cpu-9000-4-cores" in err and "ifma-test-cpu-9000-4-cores" in err and "not used" in err
 
 
 def test_update_keeps_the_other_suites(regress, tmp_path, baseline):
