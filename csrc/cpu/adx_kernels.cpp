@@ -3,7 +3,7 @@
 
 #if PYIMGENC_HAVE_ADX_KERNELS
 __asm__(R"ASM(
-.text
+.pushsection .text
 
 .globl pyimgenc_adx_mul8
 .hidden pyimgenc_adx_mul8
@@ -11,6 +11,7 @@ __asm__(R"ASM(
 .p2align 5
 pyimgenc_adx_mul8:
 	.cfi_startproc
+	endbr64
 	mov %rdx, %rcx
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
@@ -73,6 +74,7 @@ pyimgenc_adx_mul8:
 .p2align 5
 pyimgenc_adx_redc8:
 	.cfi_startproc
+	endbr64
 	push %r12
 		.cfi_adjust_cfa_offset 8
 		.cfi_offset %r12, -16
@@ -193,6 +195,7 @@ pyimgenc_adx_redc8:
 .p2align 5
 pyimgenc_adx_mul12:
 	.cfi_startproc
+	endbr64
 	mov %rdx, %rcx
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
@@ -275,6 +278,7 @@ pyimgenc_adx_mul12:
 .p2align 5
 pyimgenc_adx_redc12:
 	.cfi_startproc
+	endbr64
 	push %r12
 		.cfi_adjust_cfa_offset 8
 		.cfi_offset %r12, -16
@@ -435,6 +439,7 @@ pyimgenc_adx_redc12:
 .p2align 5
 pyimgenc_adx_mul16:
 	.cfi_startproc
+	endbr64
 	mov %rdx, %rcx
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
@@ -537,6 +542,7 @@ pyimgenc_adx_mul16:
 .p2align 5
 pyimgenc_adx_redc16:
 	.cfi_startproc
+	endbr64
 	push %r12
 		.cfi_adjust_cfa_offset 8
 		.cfi_offset %r12, -16
@@ -737,6 +743,7 @@ pyimgenc_adx_redc16:
 .p2align 5
 pyimgenc_adx_mul24:
 	.cfi_startproc
+	endbr64
 	mov %rdx, %rcx
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
@@ -879,6 +886,7 @@ pyimgenc_adx_mul24:
 .p2align 5
 pyimgenc_adx_redc24:
 	.cfi_startproc
+	endbr64
 	push %r12
 		.cfi_adjust_cfa_offset 8
 		.cfi_offset %r12, -16
@@ -1159,6 +1167,7 @@ pyimgenc_adx_redc24:
 .p2align 5
 pyimgenc_adx_mul32:
 	.cfi_startproc
+	endbr64
 	mov %rdx, %rcx
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
@@ -1341,6 +1350,7 @@ pyimgenc_adx_mul32:
 .p2align 5
 pyimgenc_adx_redc32:
 	.cfi_startproc
+	endbr64
 	push %r12
 		.cfi_adjust_cfa_offset 8
 		.cfi_offset %r12, -16
@@ -1701,6 +1711,7 @@ pyimgenc_adx_redc32:
 .p2align 5
 pyimgenc_adx_mul48:
 	.cfi_startproc
+	endbr64
 	mov %rdx, %rcx
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
@@ -1963,6 +1974,7 @@ pyimgenc_adx_mul48:
 .p2align 5
 pyimgenc_adx_redc48:
 	.cfi_startproc
+	endbr64
 	push %r12
 		.cfi_adjust_cfa_offset 8
 		.cfi_offset %r12, -16
@@ -2483,6 +2495,7 @@ pyimgenc_adx_redc48:
 .p2align 5
 pyimgenc_adx_mul64:
 	.cfi_startproc
+	endbr64
 	mov %rdx, %rcx
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
@@ -2825,6 +2838,7 @@ pyimgenc_adx_mul64:
 .p2align 5
 pyimgenc_adx_redc64:
 	.cfi_startproc
+	endbr64
 	push %r12
 		.cfi_adjust_cfa_offset 8
 		.cfi_offset %r12, -16
@@ -3505,6 +3519,7 @@ pyimgenc_adx_redc64:
 .p2align 5
 pyimgenc_adx_mul96:
 	.cfi_startproc
+	endbr64
 	mov %rdx, %rcx
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
@@ -4007,6 +4022,7 @@ pyimgenc_adx_mul96:
 .p2align 5
 pyimgenc_adx_redc96:
 	.cfi_startproc
+	endbr64
 	push %r12
 		.cfi_adjust_cfa_offset 8
 		.cfi_offset %r12, -16
@@ -5007,6 +5023,7 @@ pyimgenc_adx_redc96:
 .p2align 5
 pyimgenc_adx_mul128:
 	.cfi_startproc
+	endbr64
 	mov %rdx, %rcx
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
@@ -5669,6 +5686,7 @@ pyimgenc_adx_mul128:
 .p2align 5
 pyimgenc_adx_redc128:
 	.cfi_startproc
+	endbr64
 	push %r12
 		.cfi_adjust_cfa_offset 8
 		.cfi_offset %r12, -16
@@ -6989,6 +7007,7 @@ pyimgenc_adx_redc128:
 .p2align 5
 pyimgenc_adx_sqr8:
 	.cfi_startproc
+	endbr64
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
 	mov %rax, 8(%rdi)
@@ -7230,6 +7249,7 @@ pyimgenc_adx_sqr8:
 .p2align 5
 pyimgenc_adx_sqr12:
 	.cfi_startproc
+	endbr64
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
 	mov %rax, 8(%rdi)
@@ -7683,6 +7703,7 @@ pyimgenc_adx_sqr12:
 .p2align 5
 pyimgenc_adx_sqr16:
 	.cfi_startproc
+	endbr64
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
 	mov %rax, 8(%rdi)
@@ -8412,6 +8433,7 @@ pyimgenc_adx_sqr16:
 .p2align 5
 pyimgenc_adx_sqr24:
 	.cfi_startproc
+	endbr64
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
 	mov %rax, 8(%rdi)
@@ -9885,6 +9907,7 @@ pyimgenc_adx_sqr24:
 .p2align 5
 pyimgenc_adx_sqr32:
 	.cfi_startproc
+	endbr64
 	xor %eax, %eax
 	mov %rax, 0(%rdi)
 	mov %rax, 8(%rdi)
@@ -12351,7 +12374,6 @@ pyimgenc_adx_sqr32:
 	ret
 	.cfi_endproc
 .size pyimgenc_adx_sqr32, .-pyimgenc_adx_sqr32
-.section .note.GNU-stack,"",@progbits
-.text
+.popsection
 )ASM");
 #endif

@@ -33,9 +33,11 @@ GUARD = "defined(__x86_64__) && defined(__ELF__) && !defined(PYIMGENC_NO_ADX)"
 
 
 def fn(name: str, body: list[str]) -> list[str]:
+    # endbr64: the kernels are called through function pointers, and the object may be marked
+    # IBT-compatible (-fcf-protection); it is a no-op on CPUs without CET
     return ["", f".globl {name}", f".hidden {name}", f".type {name}, @function", ".p2align 5",
-            f"{name}:", "\t.cfi_startproc", *("\t" + line for line in body), "\t.cfi_endproc",
-            f".size {name}, .-{name}"]
+            f"{name}:", "\t.cfi_startproc", "\tendbr64", *("\t" + line for line in body),
+            "\t.cfi_endproc", f".size {name}, .-{name}"]
 
 
 def row(B: str, T: str, L: int, boff: int = 0, toff: int = 0) -> list[str]:
@@ -120,12 +122,12 @@ def gen_redc(L: int) -> list[str]:
 
 
 def render() -> dict[str, str]:
-    asm = [".text"]
+    asm = [".pushsection .text"]
     for L in MUL_SIZES:
         asm += gen_mul(L) + gen_redc(L)
     for L in SQR_SIZES:
         asm += gen_sqr(L)
-    asm += ['.section .note.GNU-stack,"",@progbits', ".text"]
+    asm += [".popsection"]
     decl = []
     for L in MUL_SIZES:
         decl.append(f"void pyimgenc_adx_mul{L}(u64* t, const u64* a, const u64* b, long L);")

@@ -136,6 +136,7 @@ void mulmod_batch(const ModCtx& c, u64* out, const u64* a, const u64* b, long B,
 
 void fixed_base_build(FixedBaseTable& t, const u64* base, int nthreads) {
   if (t.simd == Simd::Ifma) return ifma_fixed_base_build(t, base, nthreads);
+  t.layout = t.ctx->rk64;
   with_arith(*t.ctx, t.simd, [&](const auto& ar) {
     const int W = ar.W, nd = 1 << t.window;
     t.entries.assign((size_t)t.nwin * nd * W, 0);
@@ -157,6 +158,8 @@ void fixed_base_pow(const FixedBaseTable& t, u64* out, const u64* exps, long B, 
   PYIMGENC_CHECK(E * 64 >= 1, "exponent limbs");
   if (t.simd == Simd::Ifma) return ifma_fixed_base_pow(t, out, exps, B, E, nthreads);
   const ModCtx& c = *t.ctx;
+  // a root set on the modulus after the table was built changes the layout: refuse
+  PYIMGENC_CHECK(t.layout == c.rk64, "fixed-base table was built before the modulus got its root");
   with_arith(c, t.simd, [&](const auto& ar) {
     const int L = c.L, W = ar.W, w = t.window, nd = 1 << w;
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 4)

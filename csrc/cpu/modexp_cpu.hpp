@@ -33,6 +33,7 @@ struct FixedBaseTable {
   int exp_bits, window, nwin;
   Simd simd;
   std::vector<u64> entries;  // (nwin * 2^w) entries: the portable arithmetic's width, or D digits (IFMA)
+  int layout = -1;  // portable paths: the ModCtx's rk64 when built (pairs or Montgomery entries)
 };
 void fixed_base_build(FixedBaseTable& t, const u64* base, int nthreads);
 void fixed_base_pow(const FixedBaseTable& t, u64* out, const u64* exps, long B, int E,

@@ -16,27 +16,21 @@ bool geq(const u64* a, const u64* b, int n) {
   return true;
 }
 
-// a -= b over n limbs, returns borrow
-u64 sub_n(u64* a, const u64* b, int n) {
-  u64 borrow = 0;
-  for (int i = 0; i < n; ++i) {
-    u128 d = (u128)a[i] - b[i] - borrow;
-    a[i] = (u64)d;
-    borrow = (u64)(d >> 64) & 1;
-  }
-  return borrow;
-}
-
-// x = 2x mod N (x < N)
+// x = 2x mod N (x < N), without branching on x or N (N may be a secret p^2)
 void dbl_mod(std::vector<u64>& x, const std::vector<u64>& N) {
   const int L = (int)N.size();
-  u64 carry = 0;
+  u64 carry = 0, borrow = 0;
+  std::vector<u64> d(L);
   for (int i = 0; i < L; ++i) {
-    u64 nc = x[i] >> 63;
+    const u64 nc = x[i] >> 63;
     x[i] = (x[i] << 1) | carry;
     carry = nc;
+    const u128 v = (u128)x[i] - N[i] - borrow;
+    d[i] = (u64)v;
+    borrow = (u64)(v >> 64) & 1;
   }
-  if (carry || geq(x.data(), N.data(), L)) sub_n(x.data(), N.data(), L);
+  const u64 take = (u64)0 - (carry | (borrow ^ 1));
+  for (int i = 0; i < L; ++i) x[i] = (d[i] & take) | (x[i] & ~take);
 }
 
 // 2^k mod N by doubling from 1 (N > 1 odd)
@@ -65,7 +59,12 @@ int choose_window(int ebits) {
   return 7;
 }
 
-bool less_than_modulus(const ModCtx& c, const u64* a) { return !geq(a, c.N.data(), c.L); }
+bool less_than_modulus(const ModCtx& c, const u64* a) {
+  // every limb, no early exit (N may be a secret p^2 in decryption)
+  u64 borrow = 0;
+  for (int i = 0; i < c.L; ++i) borrow = (u64)(((u128)a[i] - c.N[i] - borrow) >> 64) & 1;
+  return borrow != 0;
+}
 
 void limbs_to_digits52(u64* d, int D, const u64* x, int L) {
   const u64 mask = (1ULL << 52) - 1;

@@ -118,3 +118,25 @@ def test_radix_random_sizes(bits, data, kw):
 def test_root_must_square_to_modulus():
     with pytest.raises(ValueError, match="root"):
         pm.Modulus(15 * 15, root=13)
+
+
+def test_fixed_base_table_built_before_the_root_is_refused():
+    # The pairs change the table layout: a table built on the bare modulus must not be read
+    # as pairs once the root is set (only reachable through the private core).
+    from pyimgenc import _ext
+    if not _ext.HAVE_CORE:
+        pytest.skip(f"native core not importable: {_ext.CORE_ERROR}")
+    n = 2 ** 195 + 12345
+    N = n * n
+    nat = _ext._core.Modulus(pm.ints_to_limbs([N], pm.nlimbs_for(N))[0])
+    fb = _ext._core.FixedBase(nat, pm.ints_to_limbs([3], pm.nlimbs_for(N))[0], 64, 4, 0, 1)
+    ref = pm.Modulus(N, root=n, radix_min_digits=2)  # the constants set_root takes, computed by Python
+    k = (n.bit_length() + 51) // 52
+    mu = (1 << (104 * k)) // n
+    r1 = (1 << (52 * k)) % N
+    r2 = r1 * r1 % N
+    pairs = [pm.ints_to_limbs([v], pm.nlimbs_for(v))[0] for v in (r1 % n, r1 // n, r2 % n, r2 // n)]
+    nat.set_root(pm.ints_to_limbs([n], pm.nlimbs_for(n))[0], pm.ints_to_limbs([mu], pm.nlimbs_for(mu))[0], 2, pairs)
+    assert nat.radix_limbs == ref.native.radix_limbs == 4
+    with pytest.raises(ValueError, match="built before the modulus got its root"):
+        fb.pow(pm.ints_to_limbs([5], 1), 1)
