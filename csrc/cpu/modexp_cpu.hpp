@@ -1,6 +1,6 @@
 // Batched modular exponentiation, fixed-base exponentiation and
-// multi-exponentiation: one entry point per primitive, two CPU paths
-// (portable 64-bit limbs, AVX-512 IFMA 8-lane multi-buffer) with identical results.
+// multi-exponentiation: one entry point per primitive, three CPU paths
+// (adx and generic over 64-bit limbs, AVX-512 IFMA 8-lane multi-buffer) with identical results.
 #pragma once
 #include <cstdint>
 #include <vector>

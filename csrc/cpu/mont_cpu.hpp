@@ -1,5 +1,5 @@
-// Montgomery arithmetic over fixed-width 64-bit limbs (portable path) and the
-// shared modulus context used by both CPU paths (portable and AVX-512 IFMA).
+// Montgomery arithmetic over fixed-width 64-bit limbs (portable paths) and the
+// shared modulus context used by every CPU path (adx, generic and AVX-512 IFMA).
 #pragma once
 #include <memory>
 #include <vector>
@@ -8,7 +8,7 @@
 
 namespace pyimgenc {
 
-// Everything both CPU paths need to know about one odd modulus N.
+// Everything the CPU paths need to know about one odd modulus N.
 struct ModCtx {
   int bits = 0;
   int L = 0;               // 64-bit limbs of N
