@@ -18,16 +18,6 @@ const Kern kGenericFixed[] = {PYIMGENC_GENERIC(8),  PYIMGENC_GENERIC(12), PYIMGE
 const Kern kGenericAny{0, generic::mul<0>, generic::sqr<0>, generic::redc<0>, "generic"};
 
 #if PYIMGENC_HAVE_ADX_KERNELS
-// t[off..end) += x (xl limbs), carrying to the end
-inline void add_into(u64* t, int end, const u64* x, int xl) {
-  u64 carry = 0;
-  for (int j = 0; j < end; ++j) {
-    const u128 s = (u128)t[j] + (j < xl ? x[j] : 0) + carry;
-    t[j] = (u64)s;
-    carry = (u64)(s >> 64);
-  }
-}
-
 // a^2 for 2H limbs from squares and one product of the halves: the same H(2H+1)
 // limb products as the triangle, with a code size of the H-limb kernels.
 template <int H, void (*SQR)(u64*, const u64*, long), void (*MUL)(u64*, const u64*, const u64*, long)>
@@ -36,8 +26,20 @@ void sqr_halves(u64* t, const u64* a, long) {
   SQR(t, a, H);
   SQR(t + 2 * H, a + H, H);
   MUL(c, a, a + H, H);
-  add_into(t + H, 3 * H, c, 2 * H);  // t += 2 c 2^(64 H); the total fits 4H limbs
-  add_into(t + H, 3 * H, c, 2 * H);
+  // t += 2 c 2^(64 H) in one pass (c shifted left by one bit); the total fits 4H limbs
+  u64 carry = 0, shifted_out = 0;
+  for (int j = 0; j < 3 * H; ++j) {
+    u64 x = 0;
+    if (j < 2 * H) {
+      x = (c[j] << 1) | shifted_out;
+      shifted_out = c[j] >> 63;
+    } else if (j == 2 * H) {
+      x = shifted_out;
+    }
+    const u128 v = (u128)t[H + j] + x + carry;
+    t[H + j] = (u64)v;
+    carry = (u64)(v >> 64);
+  }
 }
 
 #define PYIMGENC_ADX(L, SQR) \
