@@ -58,6 +58,7 @@ ext = Pybind11Extension(
 
 SERVICE = ["starlette>=0.40", "uvicorn>=0.30", "httpx>=0.27"]
 POSTGRES = ["psycopg[binary]>=3.1", "psycopg-pool>=3.2"]
+DASK = ["dask[array,distributed]>=2024.1"]
 
 setup(
     name="pyimgenc",
@@ -86,6 +87,7 @@ setup(
         "data": ["scipy>=1.10"],   # pyimgenc data download olivetti (reads the .mat file)
         "service": SERVICE,   # the System C verifier over HTTP(S): ASGI app, server, client
         "postgres": POSTGRES,  # verifier state in PostgreSQL, shared by several verifier processes
+        "dask": DASK,          # pyimgenc.dist: encrypted tensors and batch classification on a Dask cluster
         "bench": ["pytest>=7", "pytest-benchmark>=4", "phe>=1.5", "tenseal>=0.3.14"],
         "test": [
             "pytest>=7",
@@ -96,6 +98,7 @@ setup(
             "scipy>=1.10",
             *SERVICE,
             *POSTGRES,
+            *DASK,
         ],
     },
     entry_points={"console_scripts": ["pyimgenc=pyimgenc.cli:main"]},

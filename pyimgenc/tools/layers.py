@@ -12,7 +12,8 @@ The layers, lowest first (``docs/architecture.md``)::
     3  models     pyimgenc.models                 model definitions, exact integer ops, encodings
     4  schemes    pyimgenc.paillier, pyimgenc.rns
     5  systems    pyimgenc.twinserver, pyimgenc.factor
-    6  front      pyimgenc.cli, pyimgenc.tools, benchmarks/
+    6  scale-out  pyimgenc.dist                  the schemes and systems on a Dask cluster
+    7  front      pyimgenc.cli, pyimgenc.tools, benchmarks/
 
 Rules:
 
@@ -45,11 +46,13 @@ LAYERS: dict[str, int] = {
     "pyimgenc.rns": 4,
     "pyimgenc.twinserver": 5,
     "pyimgenc.factor": 5,
-    "pyimgenc.cli": 6,
-    "pyimgenc.tools": 6,
-    "benchmarks": 6,
+    "pyimgenc.dist": 6,
+    "pyimgenc.cli": 7,
+    "pyimgenc.tools": 7,
+    "benchmarks": 7,
 }
-LAYER_NAMES = {0: "native", 1: "engines", 2: "math", 3: "models", 4: "schemes", 5: "systems", 6: "front"}
+LAYER_NAMES = {0: "native", 1: "engines", 2: "math", 3: "models", 4: "schemes", 5: "systems", 6: "scale-out",
+               7: "front"}
 NATIVE_USERS = 2  # layers up to math may use the native core
 NATIVE = {"pyimgenc._core", "pyimgenc._ext"}
 
