@@ -96,7 +96,10 @@ def cmd_rns_eval(args) -> int:
     clf = rns.RNSClassifier.pretrained("mnist-avgpool", n_moduli=args.moduli, redundancy=args.redundancy,
                                        hardened=args.hardened, engine=args.engine)
     t = time.perf_counter()
-    got = clf.classify(x, progress=not args.quiet)
+    if args.scheduler:
+        got = _dist_rns(args, x)
+    else:
+        got = clf.classify(x, progress=not args.quiet)
     t_enc = time.perf_counter() - t
     t = time.perf_counter()
     ref = clf.reference_logits(x)
@@ -106,11 +109,60 @@ def cmd_rns_eval(args) -> int:
     print("System B is fast obfuscation, not semantically secure encryption (see `pyimgenc rns attacks`).")
     print(f"{len(x)} MNIST test images, N={args.moduli} moduli x M={args.redundancy} positions"
           f"{' (hardened)' if args.hardened else ''}, engine {clf.server.engine}")
-    print(f"  encrypted inference {1e3 * t_enc / len(x):.2f} ms/image | plaintext integer model (Python ints) "
-          f"{1e3 * t_ref / len(x):.2f} ms/image")
+    where = f" on Dask cluster {args.scheduler} (start-up and worker warm-up included)" if args.scheduler else ""
+    print(f"  encrypted inference {1e3 * t_enc / len(x):.2f} ms/image{where} | plaintext integer model "
+          f"(Python ints) {1e3 * t_ref / len(x):.2f} ms/image")
     print(f"  decrypted logits equal to the plaintext integer model: {exact}/{len(x)}")
     print(f"  accuracy {100 * acc:.2f}%")
     return 0 if exact == len(x) else 1
+
+
+def _pair_arg(v: str) -> tuple[str, str]:
+    a, sep, b = v.partition(",")
+    if not sep or not a or not b:
+        raise SystemExit(f"pyimgenc: error: --pair {v!r}: expected S1HOST:PORT,S2HOST:PORT")
+    return a, b
+
+
+def _dask_client(spec: str):
+    """A Dask client: ``local:K`` starts K single-threaded worker processes on 127.0.0.1 (closed
+    with the client), anything else is a scheduler address (``tcp://host:8786``, ``tls://...``)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SystemExit("pyimgenc: error: --scheduler needs Dask: pip install 'pyimgenc[dask]'") from None
+    if spec.startswith("local"):
+        k = spec.partition(":")[2] or "2"
+        if not k.isdigit() or int(k) < 1:
+            raise SystemExit(f"pyimgenc: error: --scheduler {spec!r}: expected local:K with K >= 1")
+        cluster = LocalCluster(n_workers=int(k), threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+        client = Client(cluster)
+        client._pyimgenc_cluster = cluster   # closed by _close_client
+        return client
+    return Client(spec, timeout=30)
+
+
+def _close_client(client) -> None:
+    cluster = getattr(client, "_pyimgenc_cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _dist_rns(args, x):
+    from . import dist
+    client = _dask_client(args.scheduler)
+    try:
+        opts = dict(n_moduli=args.moduli, redundancy=args.redundancy, hardened=args.hardened, engine=args.engine)
+        fut = client.compute(dist.classify("mnist-avgpool", x, chunk=args.chunk, **opts))
+        if not args.quiet:
+            from distributed import progress
+            progress(fut)
+            print(file=sys.stderr)
+        return fut.result()
+    finally:
+        _close_client(client)
 
 
 def cmd_rns_attacks(args) -> int:
@@ -458,11 +510,26 @@ def cmd_classify(args) -> int:
         imgs = np.stack([np.asarray(Image.open(f).convert("L").resize((28, 28)), dtype=np.uint8) for f in args.image])
     else:
         imgs, _ = _take(*_mnist(args), args.index, args.n)
-    for hp in (args.s1, args.s2):
-        _wait_for(*_hostport(hp), args.wait)
-    with _Steps(["open", "encrypt", "classify", "fetch"], f"classify {len(imgs)} image(s)", args.quiet) as step:
-        logits = deploy.classify_remote(Path(args.dir) / "public.json", imgs, _hostport(args.s1), _hostport(args.s2),
-                                        plaintext=_plaintext_warning(args), step=step)
+    if bool(args.s1) != bool(args.s2) or bool(args.s1) == bool(args.pair):
+        raise SystemExit("pyimgenc: error: give --s1 and --s2, or one --pair S1HOST:PORT,S2HOST:PORT per server pair")
+    pairs = [(args.s1, args.s2)] if args.s1 else [_pair_arg(v) for v in args.pair]
+    for s1, s2 in pairs:
+        for hp in (s1, s2):
+            _wait_for(*_hostport(hp), args.wait)
+    if args.pair:   # a batch fanned out over the pairs (pyimgenc.dist.classify_pairs)
+        from .dist.systems import classify_pairs
+        client = _dask_client(args.scheduler) if args.scheduler else None
+        try:
+            logits = classify_pairs(Path(args.dir) / "public.json", imgs,
+                                    [(_hostport(a), _hostport(b)) for a, b in pairs],
+                                    client=client, plaintext=_plaintext_warning(args), progress=not args.quiet)
+        finally:
+            if client is not None:
+                _close_client(client)
+    else:
+        with _Steps(["open", "encrypt", "classify", "fetch"], f"classify {len(imgs)} image(s)", args.quiet) as step:
+            logits = deploy.classify_remote(Path(args.dir) / "public.json", imgs, _hostport(args.s1),
+                                            _hostport(args.s2), plaintext=_plaintext_warning(args), step=step)
     for i, row in enumerate(logits):
         print(f"image {i}: class {int(np.argmax([int(v) for v in row]))}  logits {[int(v) for v in row]}")
     return 0
@@ -552,8 +619,13 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("classify", help="System A user: classify images via the S1/S2 servers")
     p.add_argument("--dir", required=True, help="directory holding public.json")
-    p.add_argument("--s1", required=True, help="S1's HOST:PORT")
-    p.add_argument("--s2", required=True, help="S2's HOST:PORT")
+    p.add_argument("--s1", help="S1's HOST:PORT")
+    p.add_argument("--s2", help="S2's HOST:PORT")
+    p.add_argument("--pair", action="append", default=[], metavar="S1HOST:PORT,S2HOST:PORT",
+                   help="instead of --s1/--s2: one server pair of the same setup; repeat to fan the images "
+                        "out over several pairs (one request per image, round robin)")
+    p.add_argument("--scheduler", help="with --pair: send the requests from a Dask cluster (scheduler address, "
+                                       "or local:K) instead of threads here (needs pyimgenc[dask])")
     p.add_argument("image", nargs="*", help="image files (greyscale, resized to 28x28); default: MNIST test images")
     p.add_argument("--data", help="data directory with mnist/mnist.npz when no image is given (default: as for demo)")
     p.add_argument("--index", type=int, default=0)
@@ -583,6 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--hardened", action="store_true", help="fresh decoys, secret multipliers, PK kept")
     q.add_argument("--engine", default=None, choices=["numba", "torch"],
                    help="evaluation engine (default: PYIMGENC_RNS_ENGINE, else torch on a GPU, else numba)")
+    q.add_argument("--scheduler", help="run on a Dask cluster: a scheduler address, or local:K for K worker "
+                                       "processes on 127.0.0.1 (needs pyimgenc[dask]; the cluster sees the images)")
+    q.add_argument("--chunk", type=int, default=250, help="images per Dask task (with --scheduler)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_rns_eval)
     q = rsub.add_parser("attacks", help="recover images from ciphertexts: a table per parameter set")
