@@ -118,10 +118,15 @@ def cmd_rns_eval(args) -> int:
 
 
 def _pair_arg(v: str) -> tuple[str, str]:
-    a, sep, b = v.partition(",")
-    if not sep or not a or not b:
+    parts = v.split(",")
+    if len(parts) != 2 or not all(parts):
         raise SystemExit(f"pyimgenc: error: --pair {v!r}: expected S1HOST:PORT,S2HOST:PORT")
-    return a, b
+    for hp in parts:
+        try:
+            _hostport(hp)
+        except ValueError as exc:
+            raise SystemExit(f"pyimgenc: error: --pair {v!r}: {exc}") from None
+    return parts[0], parts[1]
 
 
 def _dask_client(spec: str):
@@ -131,10 +136,10 @@ def _dask_client(spec: str):
         from distributed import Client, LocalCluster
     except ImportError:
         raise SystemExit("pyimgenc: error: --scheduler needs Dask: pip install 'pyimgenc[dask]'") from None
-    if spec.startswith("local"):
+    if spec == "local" or spec.startswith("local:"):
         k = spec.partition(":")[2] or "2"
-        if not k.isdigit() or int(k) < 1:
-            raise SystemExit(f"pyimgenc: error: --scheduler {spec!r}: expected local:K with K >= 1")
+        if not k.isdigit() or not 1 <= int(k) <= 256:
+            raise SystemExit(f"pyimgenc: error: --scheduler {spec!r}: expected local:K with K in 1..256")
         cluster = LocalCluster(n_workers=int(k), threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None)
         client = Client(cluster)
@@ -512,6 +517,8 @@ def cmd_classify(args) -> int:
         imgs, _ = _take(*_mnist(args), args.index, args.n)
     if bool(args.s1) != bool(args.s2) or bool(args.s1) == bool(args.pair):
         raise SystemExit("pyimgenc: error: give --s1 and --s2, or one --pair S1HOST:PORT,S2HOST:PORT per server pair")
+    if args.scheduler and not args.pair:
+        raise SystemExit("pyimgenc: error: --scheduler goes with --pair (it runs the requests to several pairs)")
     pairs = [(args.s1, args.s2)] if args.s1 else [_pair_arg(v) for v in args.pair]
     for s1, s2 in pairs:
         for hp in (s1, s2):
@@ -657,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="evaluation engine (default: PYIMGENC_RNS_ENGINE, else torch on a GPU, else numba)")
     q.add_argument("--scheduler", help="run on a Dask cluster: a scheduler address, or local:K for K worker "
                                        "processes on 127.0.0.1 (needs pyimgenc[dask]; the cluster sees the images)")
-    q.add_argument("--chunk", type=int, default=250, help="images per Dask task (with --scheduler)")
+    q.add_argument("--chunk", type=_positive, default=250, help="images per Dask task (with --scheduler)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_rns_eval)
     q = rsub.add_parser("attacks", help="recover images from ciphertexts: a table per parameter set")
