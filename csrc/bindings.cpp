@@ -39,7 +39,7 @@ int threads(int n) {
 }
 
 Simd to_simd(int s) {
-  PYIMGENC_CHECK(s >= 0 && s <= 3, "simd must be 0 (portable), 1 (ifma), 2 (adx) or 3 (generic)");
+  PYIMGENC_CHECK(s >= 0 && s <= 4, "simd must be 0 (portable), 1 (ifma), 2 (adx), 3 (generic) or 4 (lane)");
   PYIMGENC_CHECK(s != 1 || cpu_has_ifma(), "the AVX-512 IFMA path was requested but this CPU lacks it");
   PYIMGENC_CHECK(s != 2 || cpu_has_adx(), "the ADX path was requested but this CPU (or build) lacks BMI2/ADX");
   return (Simd)s;
@@ -198,6 +198,9 @@ PYBIND11_MODULE(_core, mod) {
     const Kern& k = pick_kernel(L, to_simd(simd));
     return std::string(k.family) + (k.L ? "" : "-any-size");
   });
+  // window rules of the per-lane drivers (the CUDA engine sizes its workspace with them)
+  mod.def("sliding_window", [](int ebits) { return lane::sliding_window(ebits); });
+  mod.def("multiexp_window", [](int ebits, long K, long uses) { return lane::multiexp_window(ebits, K, uses); });
   py::class_<PyModulus>(mod, "Modulus")
       .def(py::init([](Arr limbs) {
         PYIMGENC_CHECK(limbs.ndim() == 1, "modulus limbs must be 1-D");

@@ -13,6 +13,9 @@ The C++ backend has three code paths with identical results: ``ifma`` (AVX-512
 IFMA, 8-lane multi-buffer), ``adx`` (64-bit limbs, x86-64 BMI2/ADX ``mulx``/``adcx``/
 ``adox`` kernels) and ``generic`` (64-bit limbs in C++ over ``unsigned __int128``: every
 other CPU, ARM64 included).  ``portable`` names the best of the last two on this CPU.
+``lane`` runs the CUDA engine's per-lane code (``csrc/lane/lane.hpp``, exponentiation
+drivers included) on the CPU, one element per thread as a GPU thread would: never chosen
+automatically, it exists so the GPU's arithmetic is tested on machines without a GPU.
 The path is chosen by :func:`set_cpu_path`, then ``PYIMGENC_CPU_PATH``, then
 automatically (the first available of ``ifma``, ``adx``, ``generic``);
 :func:`cpu_path_reason` says why.
@@ -33,8 +36,8 @@ import os
 from . import _ext
 
 BACKENDS = ("cuda", "cpu", "python")
-CPU_PATHS = ("ifma", "adx", "generic", "portable")  # portable: adx where available, else generic
-CPU_PATH_CODES = {"portable": 0, "ifma": 1, "adx": 2, "generic": 3}  # the native core's numbering
+CPU_PATHS = ("ifma", "adx", "generic", "portable", "lane")  # portable: adx where available, else generic
+CPU_PATH_CODES = {"portable": 0, "ifma": 1, "adx": 2, "generic": 3, "lane": 4}  # the native core's numbering
 
 _backend: str | None = None
 _cpu_path: str | None = None
@@ -66,10 +69,11 @@ def available_backends() -> list[str]:
 
 def available_cpu_paths() -> list[str]:
     """CPU code paths usable on this machine, fastest first (``ifma`` needs AVX-512 IFMA,
-    ``adx`` an x86-64 CPU with BMI2 and ADX; ``generic`` runs everywhere)."""
+    ``adx`` an x86-64 CPU with BMI2 and ADX; ``generic`` and ``lane`` run everywhere; ``lane``,
+    the GPU's code on the CPU, is last and never the automatic choice)."""
     if not _ext.HAVE_CORE:
         return []
-    return (["ifma"] if _ext.HAVE_IFMA else []) + (["adx"] if _ext.HAVE_ADX else []) + ["generic"]
+    return (["ifma"] if _ext.HAVE_IFMA else []) + (["adx"] if _ext.HAVE_ADX else []) + ["generic", "lane"]
 
 
 def _resolve_cpu_path(name: str, where: str) -> str:
@@ -77,7 +81,7 @@ def _resolve_cpu_path(name: str, where: str) -> str:
         raise ValueError(f"{where}: unknown CPU path {name!r}; choose one of {CPU_PATHS}")
     paths = available_cpu_paths()
     if name == "portable" and paths:
-        return [p for p in paths if p != "ifma"][0]
+        return [p for p in paths if p not in ("ifma", "lane")][0]
     if name not in paths:
         need = {"ifma": "AVX-512 IFMA", "adx": "an x86-64 CPU with BMI2 and ADX"}.get(name, "the native core")
         raise RuntimeError(f"{where}: CPU path {name!r} is not available on this CPU (needs {need})")
@@ -113,8 +117,8 @@ def get_backend(name: str | None = None) -> str:
 
 
 def set_cpu_path(name: str | None) -> None:
-    """Force the C++ path (``'ifma'``, ``'adx'``, ``'generic'`` or ``'portable'``; ``None`` =
-    automatic)."""
+    """Force the C++ path (``'ifma'``, ``'adx'``, ``'generic'``, ``'portable'`` or ``'lane'``;
+    ``None`` = automatic)."""
     global _cpu_path
     if name is not None:
         _resolve_cpu_path(name, "set_cpu_path")

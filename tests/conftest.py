@@ -48,6 +48,9 @@ ENGINES = [
                  marks=pytest.mark.skipif(not _ext.HAVE_ADX, reason=_NO_ADX)),
     pytest.param({"backend_name": "cpu", "cpu_path": "ifma"}, id="cpu-ifma",
                  marks=pytest.mark.skipif(not _ext.HAVE_IFMA, reason=_NO_IFMA)),
+    # the CUDA engine's per-lane code (csrc/lane/lane.hpp), run on the CPU
+    pytest.param({"backend_name": "cpu", "cpu_path": "lane"}, id="cpu-lane",
+                 marks=pytest.mark.skipif(not _ext.HAVE_CORE, reason=_NO_CORE)),
 ]
 # Backends only (for primitives without a CPU-path choice, e.g. reduce).
 BACKENDS = [

@@ -91,7 +91,7 @@ bool cpu_has_ifma() {
 const Kern& pick_kernel(int L, Simd s) {
   const int i = fixed_index(L);
 #if PYIMGENC_HAVE_ADX_KERNELS
-  if (i >= 0 && s != Simd::Generic && cpu_has_adx()) return kAdx[i];
+  if (i >= 0 && s != Simd::Generic && s != Simd::Lane && cpu_has_adx()) return kAdx[i];
 #endif
   (void)s;
   return i >= 0 ? kGenericFixed[i] : kGenericAny;

@@ -13,8 +13,9 @@
 namespace pyimgenc {
 
 // The CPU paths: Portable = the best non-IFMA kernels for this CPU (ADX where it has
-// BMI2 + ADX, else generic); Adx and Generic force one family (tests, benchmarks).
-enum class Simd { Portable = 0, Ifma = 1, Adx = 2, Generic = 3 };
+// BMI2 + ADX, else generic); Adx and Generic force one family (tests, benchmarks); Lane =
+// the GPU's per-lane code (csrc/lane/lane.hpp, drivers included) run on the CPU.
+enum class Simd { Portable = 0, Ifma = 1, Adx = 2, Generic = 3, Lane = 4 };
 
 using MulFn = void (*)(u64* t, const u64* a, const u64* b, long L);
 using SqrFn = void (*)(u64* t, const u64* a, long L);

@@ -1,5 +1,7 @@
-// Portable paths of the batched primitives (Montgomery modulo N, or radix-n pairs when
-// N = n^2), generic over the arithmetic, and dispatch to the IFMA path.
+// Portable and lane paths of the batched primitives (Montgomery modulo N, or radix-n pairs
+// when N = n^2) and dispatch to the IFMA path.  The per-element drivers are the GPU's
+// (csrc/lane/lane.hpp); here they run over the CPU path's arithmetic, one element per
+// OpenMP iteration.
 #include "modexp_cpu.hpp"
 
 #include "radix_cpu.hpp"
@@ -9,99 +11,22 @@
 
 namespace pyimgenc {
 
-int exp_bit_length(const u64* e, int E) {
-  for (int i = E - 1; i >= 0; --i)
-    if (e[i]) return 64 * i + 64 - __builtin_clzll(e[i]);
-  return 0;
-}
-
 namespace {
 
-// Runs f with the arithmetic of the portable path s for modulus c.
+// Runs f with the arithmetic of path s for modulus c: the lane path gets the GPU's
+// arithmetic (lane kernels), the others MontArith / PairArith over their kernels.
 template <class F>
 void with_arith(const ModCtx& c, Simd s, F&& f) {
-  if (c.rk64)
+  if (s == Simd::Lane) {
+    if (c.rk64)
+      f(lane_pair(c));
+    else
+      f(lane_mont(c));
+  } else if (c.rk64) {
     f(PairArith(c, s));
-  else
+  } else {
     f(MontArith(c, s));
-}
-
-inline unsigned exp_bit(const u64* e, int b) { return (unsigned)(e[b >> 6] >> (b & 63)) & 1; }
-
-// Sliding window over odd powers: 2^(w-1) table products against ebits/(w+1) others.
-int sliding_window(int ebits) {
-  int best = 1;
-  double best_cost = 1e300;
-  for (int w = 1; w <= 8; ++w) {
-    const double cost = (double)(1 << (w - 1)) + (double)ebits / (w + 1);
-    if (cost < best_cost) best_cost = cost, best = w;
   }
-  return best;
-}
-
-// Public exponent: left-to-right sliding window (branches and table indices follow the
-// exponent's bits).
-template <class A>
-void powmod_one(const A& ar, u64* out, const u64* base, const u64* e, int E, std::vector<u64>& tbl) {
-  const int W = ar.W;
-  const int ebits = exp_bit_length(e, E);
-  if (ebits == 0) return ar.from_mont(out, ar.one());
-  const int w = sliding_window(ebits);
-  tbl.resize((size_t)(1 << (w - 1)) * W + W);
-  u64* g2 = &tbl[(size_t)(1 << (w - 1)) * W];
-  ar.to_mont(&tbl[0], base);
-  ar.sqr(g2, &tbl[0]);
-  for (int k = 1; k < (1 << (w - 1)); ++k) ar.mul(&tbl[(size_t)k * W], &tbl[(size_t)(k - 1) * W], g2);
-  u64 acc[2 * kMaxLimbs];
-  bool started = false;
-  for (int i = ebits - 1; i >= 0;) {
-    if (!exp_bit(e, i)) {
-      ar.sqr(acc, acc);  // started: the top bit is 1
-      --i;
-      continue;
-    }
-    int j = std::max(i - w + 1, 0);
-    while (!exp_bit(e, j)) ++j;
-    unsigned v = 0;
-    for (int b = i; b >= j; --b) v = (v << 1) | exp_bit(e, b);
-    const u64* entry = &tbl[(size_t)(v >> 1) * W];
-    if (started) {
-      for (int b = i; b >= j; --b) ar.sqr(acc, acc);
-      ar.mul(acc, acc, entry);
-    } else {
-      std::memcpy(acc, entry, sizeof(u64) * W);
-      started = true;
-    }
-    i = j - 1;
-  }
-  ar.from_mont(out, acc);
-}
-
-// Secret exponent: fixed 5-bit windows over all 64 E bits, every table entry read and
-// masked in for every window, a multiplication every window.
-template <class A>
-void powmod_one_ct(const A& ar, u64* out, const u64* base, const u64* e, int E, int ebits,
-                   std::vector<u64>& tbl) {
-  const int W = ar.W;
-  constexpr int w = 5, nt = 1 << w;
-  tbl.resize((size_t)nt * W);
-  std::memcpy(&tbl[0], ar.one(), sizeof(u64) * W);
-  ar.to_mont(&tbl[W], base);
-  for (int k = 2; k < nt; ++k) ar.mul(&tbl[(size_t)k * W], &tbl[(size_t)(k - 1) * W], &tbl[W]);
-  u64 acc[2 * kMaxLimbs], sel[2 * kMaxLimbs];
-  std::memcpy(acc, ar.one(), sizeof(u64) * W);
-  for (int i = (ebits + w - 1) / w - 1; i >= 0; --i) {
-    for (int s = 0; s < w; ++s) ar.sqr(acc, acc);
-    const unsigned d = exp_window(e, E, i * w, w);
-    std::memset(sel, 0, sizeof(u64) * W);
-    for (int k = 0; k < nt; ++k) {
-      const u64 m = (u64)0 - (u64)((unsigned)k == d);
-      const u64* t = &tbl[(size_t)k * W];
-      for (int j = 0; j < W; ++j) sel[j] |= t[j] & m;
-    }
-    ar.mul(acc, acc, sel);
-  }
-  ar.from_mont(out, acc);
 }
 
 }  // namespace
@@ -116,10 +41,14 @@ void powmod_batch(const ModCtx& c, u64* out, const u64* bases, long B, ExpView e
       std::vector<u64> tbl;
 #pragma omp for schedule(dynamic, 4)
       for (long i = 0; i < B; ++i) {
-        if (e.secret)
-          powmod_one_ct(ar, out + i * L, bases + i * L, e.data + i * e.stride, e.E, 64 * e.E, tbl);
-        else
-          powmod_one(ar, out + i * L, bases + i * L, e.data + i * e.stride, e.E, tbl);
+        const u64* ei = e.data + i * e.stride;
+        if (e.secret) {
+          tbl.resize(lane::powmod_ct_ws_limbs(ar.W));
+          lane::powmod_one_ct(ar, out + i * L, bases + i * L, ei, e.E, 64 * e.E, tbl.data());
+        } else {
+          tbl.resize(lane::powmod_ws_limbs(lane::exp_bit_length(ei, e.E), ar.W));
+          lane::powmod_one(ar, out + i * L, bases + i * L, ei, e.E, tbl.data());
+        }
       }
     }
   });
@@ -129,9 +58,14 @@ void mulmod_batch(const ModCtx& c, u64* out, const u64* a, const u64* b, long B,
                   int nthreads) {
   if (simd == Simd::Ifma) return ifma_mulmod(c, out, a, b, B, nthreads);
   const int L = c.L;
-  const MontArith ar(c, simd);
+  auto run = [&](const auto& ar) {
 #pragma omp parallel for num_threads(nthreads) schedule(static)
-  for (long i = 0; i < B; ++i) ar.mul_normal(out + i * L, a + i * L, b + i * L);
+    for (long i = 0; i < B; ++i) ar.mul_normal(out + i * L, a + i * L, b + i * L);
+  };
+  if (simd == Simd::Lane)
+    run(lane_mont(c));
+  else
+    run(MontArith(c, simd));
 }
 
 void fixed_base_build(FixedBaseTable& t, const u64* base, int nthreads) {
@@ -140,17 +74,21 @@ void fixed_base_build(FixedBaseTable& t, const u64* base, int nthreads) {
   with_arith(*t.ctx, t.simd, [&](const auto& ar) {
     const int W = ar.W, nd = 1 << t.window;
     t.entries.assign((size_t)t.nwin * nd * W, 0);
+    if (t.simd == Simd::Lane) {
+      // the GPU's way: every row on its own (w i squarings, then its powers)
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+      for (int i = 0; i < t.nwin; ++i)
+        lane::fixed_base_row_at(ar, &t.entries[(size_t)i * nd * W], base, i, t.window);
+      return;
+    }
     std::vector<u64> g(W);
-    ar.to_mont(g.data(), base);  // g_i = base^(2^(w i))
+    ar.to_mont(g.data(), base);  // g_i = base^(2^(w i)), one row after the other
     for (int i = 0; i < t.nwin; ++i) {
       u64* row = &t.entries[(size_t)i * nd * W];
-      std::memcpy(row, ar.one(), sizeof(u64) * W);
-      std::memcpy(row + W, g.data(), sizeof(u64) * W);
-      for (int d = 2; d < nd; ++d) ar.mul(row + (size_t)d * W, row + (size_t)(d - 1) * W, g.data());
+      lane::powers_row(ar, row, g.data(), nd);
       ar.mul(g.data(), row + (size_t)(nd - 1) * W, g.data());  // g^(2^w)
     }
   });
-  (void)nthreads;
 }
 
 void fixed_base_pow(const FixedBaseTable& t, u64* out, const u64* exps, long B, int E,
@@ -161,35 +99,12 @@ void fixed_base_pow(const FixedBaseTable& t, u64* out, const u64* exps, long B, 
   // a root set on the modulus after the table was built changes the layout: refuse
   PYIMGENC_CHECK(t.layout == c.rk64, "fixed-base table was built before the modulus got its root");
   with_arith(c, t.simd, [&](const auto& ar) {
-    const int L = c.L, W = ar.W, w = t.window, nd = 1 << w;
+    const int L = c.L;
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 4)
-    for (long b = 0; b < B; ++b) {
-      const u64* e = exps + b * E;
-      u64 acc[2 * kMaxLimbs];
-      std::memcpy(acc, ar.one(), sizeof(u64) * W);
-      for (int i = 0; i < t.nwin; ++i) {
-        unsigned d = exp_window(e, E, i * w, w);
-        if (d) ar.mul(acc, acc, &t.entries[((size_t)i * nd + d) * W]);
-      }
-      ar.from_mont(out + b * L, acc);
-    }
+    for (long b = 0; b < B; ++b)
+      lane::fixed_base_one(ar, out + b * L, t.entries.data(), t.nwin, t.window, exps + b * E, E);
   });
 }
-
-namespace {
-
-int multiexp_window(int ebits, long K, long uses) {
-  // minimise table cost K 2^w against uses * ceil(ebits / w) multiplications
-  int best = 1;
-  double best_cost = 1e300;
-  for (int w = 1; w <= 8; ++w) {
-    double cost = (double)K * (1 << w) + (double)uses * ((ebits + w - 1) / w);
-    if (cost < best_cost) best_cost = cost, best = w;
-  }
-  return best;
-}
-
-}  // namespace
 
 void multiexp_batch(const ModCtx& c, u64* out, const u64* bases, const u64* inv_bases, long K,
                     const int64_t* idx, const int64_t* exps, long M, long T, Simd simd,
@@ -201,7 +116,7 @@ void multiexp_batch(const ModCtx& c, u64* out, const u64* bases, const u64* inv_
     maxabs = std::max(maxabs, (u64)(e < 0 ? -e : e));
   }
   const int ebits = maxabs ? 64 - __builtin_clzll(maxabs) : 0;
-  const int w = ebits <= 1 ? 1 : multiexp_window(ebits, K * (inv_bases ? 2 : 1), M * T);
+  const int w = ebits <= 1 ? 1 : lane::multiexp_window(ebits, K * (inv_bases ? 2 : 1), M * T);
   const int nwin = ebits ? (ebits + w - 1) / w : 0;
   const int nd = 1 << w;
   if (simd == Simd::Ifma) {
@@ -216,32 +131,13 @@ void multiexp_batch(const ModCtx& c, u64* out, const u64* bases, const u64* inv_
 #pragma omp parallel for num_threads(nthreads) schedule(static) collapse(2)
     for (int s = 0; s < nsign; ++s)
       for (long k = 0; k < K; ++k) {
-        u64* row = &tables[(((size_t)s * K) + k) * nd * W];
-        const u64* b = (s ? inv_bases : bases) + k * L;
-        std::memcpy(row, ar.one(), sizeof(u64) * W);
-        if (nd > 1) ar.to_mont(row + W, b);
-        for (int d = 2; d < nd; ++d) ar.mul(row + (size_t)d * W, row + (size_t)(d - 1) * W, row + W);
+        u64 g[2 * kMaxLimbs];
+        ar.to_mont(g, (s ? inv_bases : bases) + k * L);
+        lane::powers_row(ar, &tables[(((size_t)s * K) + k) * nd * W], g, nd);
       }
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
-    for (long m = 0; m < M; ++m) {
-      u64 acc[2 * kMaxLimbs];
-      std::memcpy(acc, ar.one(), sizeof(u64) * W);
-      bool is_one = true;
-      for (int i = nwin - 1; i >= 0; --i) {
-        if (!is_one)
-          for (int sq = 0; sq < w; ++sq) ar.sqr(acc, acc);
-        for (long t = 0; t < T; ++t) {
-          int64_t e = exps[m * T + t];
-          u64 a = (u64)(e < 0 ? -e : e);
-          unsigned d = (unsigned)((a >> (i * w)) & (nd - 1));
-          if (!d) continue;
-          const u64* ent = &tables[(((size_t)(e < 0) * K) + idx[m * T + t]) * nd * W + (size_t)d * W];
-          ar.mul(acc, acc, ent);
-          is_one = false;
-        }
-      }
-      ar.from_mont(out + m * L, acc);
-    }
+    for (long m = 0; m < M; ++m)
+      lane::multiexp_one(ar, out + m * L, tables.data(), K, w, nwin, idx + m * T, exps + m * T, T);
   });
 }
 

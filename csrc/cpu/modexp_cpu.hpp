@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../lane/lane.hpp"
 #include "mont_cpu.hpp"
 
 namespace pyimgenc {
@@ -45,18 +46,8 @@ void multiexp_batch(const ModCtx& c, u64* out, const u64* bases, const u64* inv_
                     int nthreads);
 
 // --- internal, implemented per path ---------------------------------------
-int exp_bit_length(const u64* e, int E);
-// bits [pos, pos+w) of e, without branching on their values (so also right for
-// secret exponents)
-inline unsigned exp_window(const u64* e, int E, int pos, int w) {
-  unsigned v = 0;
-  for (int k = 0; k < w; ++k) {
-    const int b = pos + k;
-    const u64 limb = b / 64 < E ? e[b / 64] : 0;  // the position is public
-    v |= (unsigned)((limb >> (b % 64)) & 1) << k;
-  }
-  return v;
-}
+using lane::exp_bit_length;
+using lane::exp_window;  // bits [pos, pos+w) of e without branching on their values
 void ifma_powmod(const ModCtx& c, u64* out, const u64* bases, long B, ExpView e, int nthreads);
 void ifma_mulmod(const ModCtx& c, u64* out, const u64* a, const u64* b, long B, int nthreads);
 void ifma_fixed_base_build(FixedBaseTable& t, const u64* base, int nthreads);

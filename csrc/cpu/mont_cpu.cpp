@@ -131,9 +131,9 @@ void ModCtx::set_root(const u64* root, int root_limbs, const u64* mu, int mu_lim
   for (int i = 0; i < rl; ++i) all_ones = all_ones && root[i] == ~(u64)0;
   if (rl >= 4 && !all_ones) {
     rk64 = rl;
-    const PairArith pa(*this, Simd::Portable);
-    one_pair64.resize(2 * rl);
+    one_pair64.resize(2 * rl);  // sized before pa points into them
     r2_pair64.resize(2 * rl);
+    const PairArith pa(*this, Simd::Portable);
     pa.split(one_pair64.data(), pow2_mod(N, 64L * rl).data());
     pa.split(r2_pair64.data(), pow2_mod(N, 128L * rl).data());
   }

@@ -48,6 +48,7 @@ struct ModCtx {
 // Montgomery arithmetic modulo N on the portable paths (kernels chosen by the path);
 // residues of L limbs, fully reduced.  Outputs may alias inputs.
 struct MontArith {
+  static constexpr int kCap = kMaxLimbs;  // scratch limbs of one residue (lane drivers)
   const ModCtx& c;
   const Kern& k;
   int W;  // limbs per residue

@@ -9,30 +9,34 @@
 //
 // and n (y mod n) depends only on y mod n, so the second half is REDC(W) for any W in
 // [0, n R) congruent to A D + B C + s R - m modulo n (one signed correction by n R;
-// see fold() in radix_cpu.cpp).  A squaring is an K-limb square, a K-limb product
-// ((2A mod n) B) and two K-limb reductions: ~3.5 K^2 limb products against 6 K^2 for
-// Montgomery modulo the 2K-limb n^2; a product ~5 K^2 against 8 K^2.  No branch or
-// address depends on the data.
+// see lane::fold).  A squaring is an K-limb square, a K-limb product ((2A mod n) B) and
+// two K-limb reductions: ~3.5 K^2 limb products against 6 K^2 for Montgomery modulo the
+// 2K-limb n^2; a product ~5 K^2 against 8 K^2.  No branch or address depends on the data.
+//
+// The arithmetic itself is lane::Pair (csrc/lane/lane.hpp, shared with the GPU); here it
+// runs over the CPU path's kernels (ADX or generic) through a function-pointer policy.
 #pragma once
+#include "../lane/lane.hpp"
 #include "mont_cpu.hpp"
 
 namespace pyimgenc {
 
-struct PairArith {
-  const ModCtx& c;
-  const ModCtx& rc;  // n itself
-  const Kern& k;     // K-limb kernels
-  Simd simd;
-  int K, W;          // limbs of n; limbs per residue (2K)
-  PairArith(const ModCtx& ctx, Simd s)
-      : c(ctx), rc(*ctx.root_ctx), k(pick_kernel(ctx.rk64, s)), simd(s), K(ctx.rk64), W(2 * ctx.rk64) {}
-  void mul(u64* r, const u64* x, const u64* y) const;
-  void sqr(u64* r, const u64* x) const;
-  void to_mont(u64* r, const u64* x) const;    // x: L limbs, < N
-  void from_mont(u64* r, const u64* x) const;  // r: L limbs, fully reduced
-  const u64* one() const { return c.one_pair64.data(); }
-  // x (L limbs, < N) -> (x mod n, x div n), not in the Montgomery domain
-  void split(u64* pair, const u64* x) const;
+// The kernels of one CPU path, in the policy interface of lane::Mont / lane::Pair
+struct FnKernels {
+  const Kern* k;
+  void mul(u64* t, const u64* a, const u64* b, int L) const { k->mul(t, a, b, L); }
+  void sqr(u64* t, const u64* a, int L) const { k->sqr(t, a, L); }
+  u64 redc(u64* r, u64* t, const u64* n, u64 n0, int L) const { return k->redc(r, t, n, n0, L); }
 };
+
+// Pairs modulo c.N over path s's kernels; the context must have its root (rk64 > 0) and
+// must outlive this (it points into the context's constants).
+struct PairArith : lane::Pair<0, FnKernels> {
+  PairArith(const ModCtx& c, Simd s);
+};
+
+// The lane path (Simd::Lane): the GPU's arithmetic on the CPU
+lane::Mont<0> lane_mont(const ModCtx& c);
+lane::Pair<0> lane_pair(const ModCtx& c);
 
 }  // namespace pyimgenc

@@ -28,8 +28,8 @@ def test_available_lists_are_consistent():
     assert backend.available_backends()[-1] == "python"
     assert ("cpu" in backend.available_backends()) == _ext.HAVE_CORE
     paths = backend.available_cpu_paths()
-    assert paths == ((["ifma"] if _ext.HAVE_IFMA else []) + (["adx"] if _ext.HAVE_ADX else []) + ["generic"]
-                     if _ext.HAVE_CORE else [])
+    assert paths == ((["ifma"] if _ext.HAVE_IFMA else []) + (["adx"] if _ext.HAVE_ADX else [])
+                     + ["generic", "lane"] if _ext.HAVE_CORE else [])
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs Linux /proc/cpuinfo")
@@ -109,7 +109,7 @@ def test_ifma_requested_when_detection_says_absent(clean_backend):
     # Simulates a CPU without IFMA at the Python layer (runs on every machine).
     clean_backend.setattr(_ext, "HAVE_IFMA", False)
     portable = ["adx", "generic"] if _ext.HAVE_ADX else ["generic"]
-    assert backend.available_cpu_paths() == portable
+    assert backend.available_cpu_paths() == portable + ["lane"]
     for call in _call_each_primitive(backend_name="cpu", cpu_path="ifma"):
         with pytest.raises(RuntimeError, match="'ifma' is not available"):
             call()
