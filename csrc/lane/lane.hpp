@@ -236,6 +236,12 @@ PYI_HD void fold(u64* U, u64 uc, const u64* m, u64 s, const u64* n, int Krt) {
   for (int j = 0; j < K; ++j) h[j] = (d[j] & take_d) | (e[j] & take_e) | (h[j] & ~(take_d | take_e));
 }
 
+// GCC cannot follow that redc writes the quotient digits fold reads (runtime-L loops)
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 // Radix-n pairs modulo N = n^2: residues of W = 2K limbs [A | B], x = A + B n, A, B < n,
 // in the Montgomery domain of R = 2^(64 K); normal residues (to_mont's input, from_mont's
 // output) have L limbs.  LC: limbs of n (K).
@@ -315,6 +321,10 @@ struct Pair {
   }
   PYI_HD const u64* one() const { return one_pair; }
 };
+
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#pragma GCC diagnostic pop
+#endif
 
 // ----------------------------------------------------------------------------- exponents
 

@@ -3,7 +3,8 @@
 //   1. every kernel family here (generic fixed-size, generic any-size, ADX where the CPU
 //      has it) against the contract checked with schoolbook arithmetic: t = a b exactly,
 //      and t + m n == (r + s n) 2^(64 L) with r < n for the reduction;
-//   2. modular exponentiation (Montgomery and radix-n pairs, public and secret exponents)
+//   2. modular exponentiation (Montgomery and radix-n pairs, public and secret exponents;
+//      also on the lane path, the GPU engine's per-lane code)
 //      against known answers from Python (kat_vectors.hpp).
 // Exit status 0 when everything matches; prints one line per failure.
 #include <cstdio>
@@ -129,7 +130,7 @@ int main() {
   std::mt19937_64 rng(7);
   const int sizes[] = {1, 2, 5, 8, 12, 16, 24, 32, 33, 48, 64, 96, 128};
   struct P { Simd s; const char* name; };
-  std::vector<P> paths = {{Simd::Generic, "generic"}};
+  std::vector<P> paths = {{Simd::Generic, "generic"}, {Simd::Lane, "lane"}};  // lane: the GPU's code
   if (cpu_has_adx()) paths.push_back({Simd::Adx, "adx"});
   for (const P& p : paths) {
     for (int L : sizes) check_kernels(pick_kernel(L, p.s), L, rng, p.name);
