@@ -220,6 +220,12 @@ PYBIND11_MODULE(_core, mod) {
         }
         m.ctx->set_root(root.data(), (int)root.shape(0), mu.data(), (int)mu.shape(0), min_digits, pv);
       });
+  // the native core's input check, for engines without one of their own (CUDA)
+  mod.def("check_reduced", [](const PyModulus& m, Arr x, const std::string& name) {
+    check_2d(x, name.c_str());
+    PYIMGENC_CHECK(x.shape(1) == m.ctx->L, name + " must have as many limbs as the modulus");
+    check_reduced(*m.ctx, x.data(), x.shape(0), name.c_str());
+  });
   mod.def("powmod", &py_powmod, py::arg("modulus"), py::arg("bases"), py::arg("exps"), py::arg("simd"),
           py::arg("nthreads"), py::arg("secret") = false);
   mod.def("mulmod", &py_mulmod);

@@ -26,5 +26,39 @@ except ImportError as exc:  # pragma: no cover
     else:
         CORE_ERROR = str(exc)
 
-# No CUDA engine is built yet; the flag is kept so callers can ask.
-HAVE_CUDA = False
+
+
+def cuda_status() -> tuple[bool, str]:
+    """Whether the CUDA engine can run here, and why (not): CuPy installed, the engine's
+    CUDA sources shipped, a device visible.  Imports CuPy only when it is installed; the
+    answer is cached for the process (:func:`cuda_status.cache_clear` to ask again)."""
+    return _cuda_status()
+
+
+@__import__("functools").lru_cache(maxsize=1)
+def _cuda_status() -> tuple[bool, str]:
+    import importlib.util
+
+    if not HAVE_CORE:
+        return False, f"the CUDA engine needs the native core for its input checks ({CORE_ERROR})"
+    if importlib.util.find_spec("cupy") is None:
+        return False, "CuPy is not installed (pip install 'pyimgenc[gpu]')"
+    from .math import cuda as _cuda_engine  # noqa: F401  (sources are looked up there)
+
+    if _cuda_engine.sources_dir() is None:
+        return False, "the CUDA sources (cuda/paillier.cu, lane/lane.hpp) are missing from this install"
+    try:
+        import cupy
+
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as exc:  # CuPy raises its own CUDARuntimeError without a driver/device
+        first = (str(exc).splitlines() or [""])[0]
+        return False, f"CuPy sees no usable CUDA device ({type(exc).__name__}: {first})"
+    if count < 1:
+        return False, "no CUDA device is visible"
+    props = cupy.cuda.runtime.getDeviceProperties(0)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    return True, f"{count} CUDA device(s); device 0: {name}"
+
+
+cuda_status.cache_clear = _cuda_status.cache_clear  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ three) for an engine that is not available raises :class:`RuntimeError`; the
 automatic choice falls back quietly.
 
 Modular arithmetic (:mod:`pyimgenc.math`): :func:`get_backend`, :func:`set_backend`,
-``PYIMGENC_BACKEND``; automatic is ``cuda`` if built and a device is present,
+``PYIMGENC_BACKEND``; automatic is ``cuda`` when CuPy and a device are present,
 else ``cpu`` — the C++ core — else ``python``.
 
 The C++ backend has three code paths with identical results: ``ifma`` (AVX-512
@@ -48,18 +48,20 @@ def native_status() -> dict:
     """What the native build offers on this machine, for ``pyimgenc info`` and bug reports.
 
     Returns:
-        ``{"core": bool, "core_error": str | None, "ifma": bool, "adx": bool, "cuda": bool}``:
+        ``{"core": bool, "core_error": str | None, "ifma": bool, "adx": bool, "cuda": bool,
+        "cuda_reason": str}``:
         whether the C++ core imported (and why not), whether the CPU has AVX-512 IFMA, whether
-        it has BMI2 + ADX (and the build has those kernels), whether a CUDA engine is built.
+        it has BMI2 + ADX (and the build has those kernels), whether the CUDA engine can run
+        (CuPy, its sources and a device: :func:`pyimgenc._ext.cuda_status` says why not).
     """
     return {"core": _ext.HAVE_CORE, "core_error": _ext.CORE_ERROR, "ifma": _ext.HAVE_IFMA,
-            "adx": _ext.HAVE_ADX, "cuda": _ext.HAVE_CUDA}
+            "adx": _ext.HAVE_ADX, "cuda": _ext.cuda_status()[0], "cuda_reason": _ext.cuda_status()[1]}
 
 
 def available_backends() -> list[str]:
     """Backends usable on this machine, fastest first."""
     out = []
-    if _ext.HAVE_CUDA:
+    if _ext.cuda_status()[0]:
         out.append("cuda")
     if _ext.HAVE_CORE:
         out.append("cpu")
@@ -92,7 +94,7 @@ def _check_backend(name: str, where: str) -> str:
     if name not in BACKENDS:
         raise ValueError(f"{where}: unknown backend {name!r}; choose one of {BACKENDS}")
     if name not in available_backends():
-        why = {"cuda": "no CUDA engine is built or no GPU is present",
+        why = {"cuda": _ext.cuda_status()[1],
                "cpu": f"the native core failed to import ({_ext.CORE_ERROR})"}.get(name, "")
         raise RuntimeError(f"{where}: backend {name!r} is not available here: {why}")
     return name

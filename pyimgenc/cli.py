@@ -212,7 +212,7 @@ def cmd_info(args) -> int:
     print(f"pyimgenc native core: {'yes' if native['core'] else 'NO (' + str(native['core_error']) + ')'}")
     print(f"AVX-512 IFMA path:    {'yes' if native['ifma'] else 'no'}")
     print(f"BMI2/ADX path:        {'yes' if native['adx'] else 'no'}")
-    print(f"CUDA engine:          {'yes' if native['cuda'] else 'no'}")
+    print(f"CUDA engine:          {'yes' if native['cuda'] else 'no'} ({native['cuda_reason']})")
     print(f"backends available:   {', '.join(backend.available_backends())}")
     print(f"CPU paths available:  {', '.join(backend.available_cpu_paths()) or '-'}")
     print(f"RNS engines:          {', '.join(backend.available_rns_engines()) or '-'} (System B; first is automatic)")

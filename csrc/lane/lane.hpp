@@ -24,8 +24,18 @@
 
 #if defined(__CUDACC__)
 #define PYI_HD __host__ __device__ __forceinline__
+// the L^2 kernels: called, not inlined, and only their inner loops unrolled (compile time
+// and code size stay bounded at 64+ limbs)
+#define PYI_HD_KERNEL __host__ __device__ __noinline__
+#if defined(__CUDA_ARCH__)
+#define PYI_OUTER_LOOP _Pragma("unroll 1")
+#else
+#define PYI_OUTER_LOOP
+#endif
 #else
 #define PYI_HD inline
+#define PYI_HD_KERNEL inline
+#define PYI_OUTER_LOOP
 #endif
 
 #if !defined(__CUDACC_RTC__)
@@ -99,9 +109,10 @@ PYI_HD void zero(u64* r, int n) {
 // ----------------------------------------------------------------------------- kernels
 
 template <int LC>
-PYI_HD void mul(u64* t, const u64* a, const u64* b, int Lrt) {
+PYI_HD_KERNEL void mul(u64* t, const u64* a, const u64* b, int Lrt) {
   const int L = LC ? LC : Lrt;
   for (int j = 0; j < L; ++j) t[j] = 0;
+  PYI_OUTER_LOOP
   for (int i = 0; i < L; ++i) {
     const u64 x = a[i];
     u64 carry = 0;
@@ -111,9 +122,10 @@ PYI_HD void mul(u64* t, const u64* a, const u64* b, int Lrt) {
 }
 
 template <int LC>
-PYI_HD void sqr(u64* t, const u64* a, int Lrt) {
+PYI_HD_KERNEL void sqr(u64* t, const u64* a, int Lrt) {
   const int L = LC ? LC : Lrt;
   for (int j = 0; j < 2 * L; ++j) t[j] = 0;
+  PYI_OUTER_LOOP
   for (int i = 0; i + 1 < L; ++i) {  // off-diagonal triangle
     const u64 x = a[i];
     u64 carry = 0;
@@ -133,9 +145,10 @@ PYI_HD void sqr(u64* t, const u64* a, int Lrt) {
 }
 
 template <int LC>
-PYI_HD u64 redc(u64* r, u64* t, const u64* n, u64 n0, int Lrt) {
+PYI_HD_KERNEL u64 redc(u64* r, u64* t, const u64* n, u64 n0, int Lrt) {
   const int L = LC ? LC : Lrt;
   u64 pending = 0;  // carry into t[i + L + 1]
+  PYI_OUTER_LOOP
   for (int i = 0; i < L; ++i) {
     const u64 m = t[i] * n0;
     u64 carry = 0;
@@ -183,25 +196,25 @@ struct Mont {
   KP kp;
   PYI_HD Mont(const u64* n, const u64* r1, const u64* r2, u64 n0inv, int limbs, KP kern = KP())
       : N(n), R1(r1), R2(r2), n0(n0inv), L(LC ? LC : limbs), W(LC ? LC : limbs), kp(kern) {}
-  PYI_HD void mul(u64* r, const u64* a, const u64* b) const {
+  PYI_HD_KERNEL void mul(u64* r, const u64* a, const u64* b) const {
     u64 t[2 * kCap];
     kp.mul(t, a, b, L);
     kp.redc(r, t, N, n0, L);
   }
-  PYI_HD void sqr(u64* r, const u64* a) const {
+  PYI_HD_KERNEL void sqr(u64* r, const u64* a) const {
     u64 t[2 * kCap];
     kp.sqr(t, a, L);
     kp.redc(r, t, N, n0, L);
   }
-  PYI_HD void to_mont(u64* r, const u64* x) const { mul(r, x, R2); }
-  PYI_HD void from_mont(u64* r, const u64* x) const {
+  PYI_HD_KERNEL void to_mont(u64* r, const u64* x) const { mul(r, x, R2); }
+  PYI_HD_KERNEL void from_mont(u64* r, const u64* x) const {
     u64 t[2 * kCap];
     copy(t, x, L);
     zero(t + L, L);
     kp.redc(r, t, N, n0, L);
   }
   // a b mod N in the normal representation: (a b R^-1) R^2 R^-1
-  PYI_HD void mul_normal(u64* r, const u64* a, const u64* b) const {
+  PYI_HD_KERNEL void mul_normal(u64* r, const u64* a, const u64* b) const {
     u64 t[kCap];
     mul(t, a, b);
     mul(r, t, R2);
@@ -214,7 +227,7 @@ struct Mont {
 // U (2K limbs) + uc R^2 - m + s R, a value in [-R, 2 n^2 + R), brought into [0, n R) by
 // adding or subtracting n R once (2 n^2 + R - n R < n R as R > n + 1); in place.
 template <int LC>
-PYI_HD void fold(u64* U, u64 uc, const u64* m, u64 s, const u64* n, int Krt) {
+PYI_HD_KERNEL void fold(u64* U, u64 uc, const u64* m, u64 s, const u64* n, int Krt) {
   const int K = LC ? LC : Krt;
   u64 borrow = 0;
   for (int j = 0; j < K; ++j) U[j] = subb(U[j], m[j], borrow);
@@ -256,7 +269,7 @@ struct Pair {
   PYI_HD Pair(const Mont<LC, KP>& modn, const u64* one_p, const u64* r2_p, int limbs_N)
       : rn(modn), one_pair(one_p), r2_pair(r2_p), K(modn.L), W(2 * modn.L), L(limbs_N) {}
 
-  PYI_HD void mul(u64* r, const u64* x, const u64* y) const {
+  PYI_HD_KERNEL void mul(u64* r, const u64* x, const u64* y) const {
     const u64* n = rn.N;
     u64 T[2 * kCapK], U[2 * kCapK], V[2 * kCapK], t[kCapK];
     rn.kp.mul(T, x, y, K);                           // A C
@@ -269,7 +282,7 @@ struct Pair {
     rn.kp.redc(r + K, U, n, rn.n0, K);
     copy(r, t, K);
   }
-  PYI_HD void sqr(u64* r, const u64* x) const {
+  PYI_HD_KERNEL void sqr(u64* r, const u64* x) const {
     const u64* n = rn.N;
     u64 T[2 * kCapK], U[2 * kCapK], t[kCapK], a2[kCapK];
     rn.kp.sqr(T, x, K);                              // A^2
@@ -289,7 +302,7 @@ struct Pair {
     copy(r, t, K);
   }
   // x (L limbs, < N) -> (x mod n, x div n), not in the Montgomery domain
-  PYI_HD void split(u64* pair, const u64* x) const {
+  PYI_HD_KERNEL void split(u64* pair, const u64* x) const {
     u64 X[2 * kCapK], Y[2 * kCapK], t[kCapK];
     copy(X, x, L);
     zero(X + L, 2 * K - L);
@@ -303,12 +316,12 @@ struct Pair {
     u64 carry = 1;
     for (int j = 0; j < K; ++j) pair[K + j] = addc(~X[j], 0, carry);
   }
-  PYI_HD void to_mont(u64* r, const u64* x) const {
+  PYI_HD_KERNEL void to_mont(u64* r, const u64* x) const {
     u64 p[kCap];
     split(p, x);
     mul(r, p, r2_pair);
   }
-  PYI_HD void from_mont(u64* r, const u64* x) const {
+  PYI_HD_KERNEL void from_mont(u64* r, const u64* x) const {
     u64 unit[kCap], p[kCap], T[kCap];
     zero(unit, W);
     unit[0] = 1;

@@ -44,8 +44,12 @@ class FixedBase:
             raise ValueError(f"FixedBase: window must be an int in 1..12, got {window!r}")
         self.window = window
         self.backend = backend.get_backend(backend_name)
-        self._native = None
-        if self.backend != "python":
+        self._native = self._device = None
+        if self.backend == "cuda":
+            from . import cuda
+            self._device = cuda.engine().fixed_base_table(
+                self.modulus, int_to_limbs(base, self.modulus.nlimbs), exp_bits, self.window)
+        elif self.backend != "python":
             self._native = _ext._core.FixedBase(
                 self.modulus.native, int_to_limbs(base, self.modulus.nlimbs), exp_bits,
                 self.window, _simd(cpu_path), backend.get_num_threads())
@@ -53,11 +57,19 @@ class FixedBase:
     @property
     def table_bytes(self) -> int:
         """Size of the precomputed table in bytes (0 for the Python backend)."""
+        if self._device is not None:
+            return self._device.nbytes
         return self._native.table_bytes if self._native is not None else 0
 
     def pow(self, exps) -> np.ndarray:
         """``(B, L)`` limbs of ``g ** exps[i] mod N``; exps as ``(B, E)`` uint64 limbs or ints."""
         e = as_exponent_limbs("exps", exps)
+        if self._device is not None:
+            from . import cuda
+            bad = np.flatnonzero(cuda._bit_lengths(e) > self.exp_bits)
+            if bad.size:
+                raise ValueError(f"FixedBase.pow: the exponent at index {bad[0]} exceeds exp_bits")
+            return cuda.engine().fixed_base_pow(self.modulus, self._device, e)
         if self._native is not None:
             return self._native.pow(e, backend.get_num_threads())
         n = gmpy2.mpz(self.modulus.value)

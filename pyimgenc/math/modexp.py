@@ -32,7 +32,7 @@ def powmod(bases: np.ndarray, exps, modulus, *, backend_name: str | None = None,
         exps: ``(B, E)`` or ``(1, E)`` uint64 limbs (one exponent shared by the
             batch), or a sequence/array of non-negative ints.
         modulus: odd N (int or :class:`Modulus`).
-        backend_name: ``'cpu'`` or ``'python'`` (default: automatic).
+        backend_name: ``'cuda'``, ``'cpu'`` or ``'python'`` (default: automatic).
         cpu_path: ``'ifma'``, ``'adx'``, ``'generic'`` or ``'portable'`` for the C++ backend.
         secret_exponent: one exponent shared by the batch that must not leak
             through timing (e.g. ``p-1`` in decryption): fixed windows, every
@@ -53,6 +53,9 @@ def powmod(bases: np.ndarray, exps, modulus, *, backend_name: str | None = None,
         return reference.powmod(bases, exps, m.value)
     if secret_exponent and exps.shape[0] != 1:
         raise ValueError("powmod: secret_exponent needs one exponent shared by the batch")
+    if be == "cuda":
+        from . import cuda
+        return cuda.engine().powmod(m, bases, exps, bool(secret_exponent))
     return _ext._core.powmod(m.native, bases, exps, _simd(cpu_path), backend.get_num_threads(),
                              bool(secret_exponent))
 
@@ -70,6 +73,9 @@ def mulmod(a: np.ndarray, b: np.ndarray, modulus, *, backend_name: str | None = 
         _check_reduced("a", a, m)
         _check_reduced("b", b, m)
         return reference.mulmod(a, b, m.value)
+    if be == "cuda":
+        from . import cuda
+        return cuda.engine().mulmod(m, a, b)
     return _ext._core.mulmod(m.native, a, b, _simd(cpu_path), backend.get_num_threads())
 
 
@@ -78,6 +84,8 @@ def reduce(x: np.ndarray, modulus, *, backend_name: str | None = None) -> np.nda
     m = _modulus(modulus)
     x = check_limbs("x", x, max_limbs=2 * m.nlimbs)
     be = backend.get_backend(backend_name)
+    if be == "cuda":  # not a batch primitive worth a kernel: the C++ core does it
+        be = "cpu" if _ext.HAVE_CORE else "python"
     if be == "python":
         if x.shape[1] == 2 * m.nlimbs:
             top = limbs_to_ints(np.ascontiguousarray(x[:, m.nlimbs:]))

@@ -41,15 +41,19 @@ def multiexp(bases: np.ndarray, idx: np.ndarray, exps: np.ndarray, modulus, *,
     idx = np.ascontiguousarray(idx, dtype=np.int64)
     exps = np.ascontiguousarray(exps, dtype=np.int64)
     be = backend.get_backend(backend_name)
-    if be == "python":
+    if be in ("python", "cuda"):  # the C++ core checks these itself
         if idx.size and (idx.min() < 0 or idx.max() >= bases.shape[0]):
             raise ValueError("multiexp: index out of range of the bases")
-        _check_reduced("bases", bases, m)
         if (exps == np.iinfo(np.int64).min).any():
             raise ValueError("multiexp: exponent -2^63 is not supported")
+        if inv_bases is None and (exps < 0).any():
+            raise ValueError("multiexp: negative exponent needs inv_bases")
+    if be == "cuda":
+        from . import cuda
+        return cuda.engine().multiexp(m, bases, inv_bases, idx, exps)
+    if be == "python":
+        _check_reduced("bases", bases, m)
         if (exps < 0).any():
-            if inv_bases is None:
-                raise ValueError("multiexp: negative exponent needs inv_bases")
             _check_reduced("inv_bases", inv_bases, m)
             both = np.concatenate([bases, inv_bases])
             idx = np.where(exps < 0, idx + bases.shape[0], idx)

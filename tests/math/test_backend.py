@@ -58,7 +58,7 @@ def test_backend_resolution_order(clean_backend):
 def test_unknown_and_missing_backends(clean_backend):
     with pytest.raises(ValueError, match="unknown backend 'gpu'"):
         backend.set_backend("gpu")
-    if not _ext.HAVE_CUDA:
+    if not _ext.cuda_status()[0]:
         with pytest.raises(RuntimeError, match="'cuda' is not available"):
             backend.set_backend("cuda")
         with pytest.raises(RuntimeError, match="'cuda' is not available"):

@@ -1,0 +1,259 @@
+"""The CUDA engine of the batched primitives: CuPy + NVRTC (``pip install 'pyimgenc[gpu]'``).
+
+The kernels (``cuda/paillier.cu``) and the per-lane arithmetic they run
+(``lane/lane.hpp``, the same code the CPU's ``lane`` path compiles and the property
+tests check) ship as source in the wheel and are compiled here at first use for the
+limb count at hand, then cached by CuPy.  One batch element per GPU thread; grid-stride
+loops, so a kernel's grid (not the batch) sets the size of its per-thread workspace.
+
+Only :mod:`pyimgenc.math` calls this module; it is imported when the ``cuda`` backend is
+used (and by :func:`pyimgenc._ext.cuda_status` to find the sources).  Inputs arrive
+checked by the math layer (shapes, dtypes, limb counts); residues are checked reduced
+here with the native core's check before they reach a kernel.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from .. import _ext
+from .limbs import int_to_limbs
+from .modulus import Modulus
+
+_SOURCES = ("cuda/paillier.cu", "lane/lane.hpp")
+_THREADS = 128          # threads per block
+_BLOCKS_PER_SM = 8      # grid of at most this many blocks per multiprocessor
+
+
+def sources_dir() -> Path | None:
+    """Folder holding ``cuda/paillier.cu`` and ``lane/lane.hpp``: the copy in the installed
+    package (``pyimgenc/cuda_src``), else ``csrc/`` of a source checkout; ``None`` if neither."""
+    here = Path(__file__).resolve().parent.parent
+    for d in (here / "cuda_src", here.parent / "csrc"):
+        if all((d / f).is_file() for f in _SOURCES):
+            return d
+    return None
+
+
+def _u64(x: int) -> np.uint64:
+    return np.uint64(x & (2**64 - 1))
+
+
+def _neg_inv64(n: int) -> int:
+    return (-pow(n, -1, 2**64)) % 2**64
+
+
+class _DevModulus:
+    """A modulus' constants on the device in the layouts of paillier.cu: Montgomery modulo N
+    always (mulmod), radix-n pairs too when the CPU paths use them for this modulus."""
+
+    def __init__(self, cp, m: Modulus):
+        N, L = m.value, m.nlimbs
+        R = 1 << (64 * L)
+        self.L = L
+        self.mont = cp.asarray(np.concatenate([int_to_limbs(v, L) for v in (N, R % N, R * R % N)]))
+        self.mont_n0 = _u64(_neg_inv64(N))
+        # the CPU paths' rule (ModCtx::set_root): pairs when the core enabled them for this modulus
+        K = int(m.native.radix_limbs) if (m.root is not None and _ext.HAVE_CORE) else 0
+        self.K = K
+        self.pair = self.pair_n0 = None
+        if K:
+            n = m.root
+            Rk = 1 << (64 * K)
+            parts = [int_to_limbs(v, K) for v in (n, Rk % n, Rk * Rk % n)]
+            for x in (Rk % N, Rk * Rk % N):                     # (x mod n, x div n)
+                parts += [int_to_limbs(x % n, K), int_to_limbs(x // n, K)]
+            self.pair = cp.asarray(np.concatenate(parts))
+            self.pair_n0 = _u64(_neg_inv64(n))
+
+    def arith(self):
+        """(LC, PAIR, constants, n0) of the arithmetic the exponentiations use."""
+        if self.K:
+            return self.K, 1, self.pair, self.pair_n0
+        return self.L, 0, self.mont, self.mont_n0
+
+    @property
+    def width(self) -> int:
+        """Limbs per residue in that arithmetic's (Montgomery) form."""
+        return 2 * self.K if self.K else self.L
+
+
+class Engine:
+    """Compiled kernels and per-modulus constants on the current CUDA device."""
+
+    def __init__(self):
+        ok, why = _ext.cuda_status()
+        if not ok:
+            raise RuntimeError(f"the CUDA engine cannot run here: {why}")
+        import cupy
+
+        self.cp = cupy
+        self.src_dir = sources_dir()
+        self.code = (self.src_dir / "cuda" / "paillier.cu").read_text()
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        self.max_blocks = max(1, int(props["multiProcessorCount"]) * _BLOCKS_PER_SM)
+        self._modules: dict = {}
+        self._moduli: dict = {}
+
+    # --- compilation and launch ------------------------------------------------------------
+
+    def _fn(self, kernel: str, lc: int, pair: int | None):
+        key = (lc, pair if pair is not None else 0)
+        mod = self._modules.get(key)
+        if mod is None:
+            lc_, p = key
+            names = [f"pyimgenc::cuda::{k}<{lc_}, {p}>"
+                     for k in ("powmod", "fixed_base_rows", "fixed_base_pow", "multiexp_tables", "multiexp")]
+            if p == 0:
+                names.append(f"pyimgenc::cuda::mulmod<{lc_}>")
+            mod = self.cp.RawModule(code=self.code, options=("-std=c++17", f"-I{self.src_dir}"),
+                                    name_expressions=names)
+            self._modules[key] = mod
+        name = f"pyimgenc::cuda::{kernel}<{key[0]}>" if pair is None else \
+            f"pyimgenc::cuda::{kernel}<{key[0]}, {key[1]}>"
+        return mod.get_function(name)
+
+    def _grid(self, items: int) -> int:
+        return max(1, min(-(-items // _THREADS), self.max_blocks))
+
+    def _launch(self, fn, items: int, *args) -> int:
+        blocks = self._grid(items)
+        fn((blocks,), (_THREADS,), args)
+        return blocks * _THREADS
+
+    def modulus(self, m: Modulus) -> _DevModulus:
+        d = self._moduli.get(m.value)
+        if d is None or d.K != (int(m.native.radix_limbs) if m.root is not None else 0):
+            if len(self._moduli) >= 16:                        # bounded: a few keys at a time
+                self._moduli.pop(next(iter(self._moduli)))
+            d = self._moduli[m.value] = _DevModulus(self.cp, m)
+        return d
+
+    def _check(self, m: Modulus, name: str, x: np.ndarray) -> None:
+        if x.size:
+            _ext._core.check_reduced(m.native, x, name)
+
+    # --- the primitives --------------------------------------------------------------------
+
+    def powmod(self, m: Modulus, bases: np.ndarray, exps: np.ndarray, secret: bool) -> np.ndarray:
+        cp = self.cp
+        self._check(m, "bases", bases)
+        B, L = bases.shape
+        if B == 0:
+            return np.empty((0, L), dtype=np.uint64)
+        d = self.modulus(m)
+        lc, pair, cst, n0 = d.arith()
+        E = exps.shape[1]
+        if secret:
+            ws_limbs = 32 * d.width
+        else:
+            ebits = max(1, int(_bit_lengths(exps).max()))
+            ws_limbs = ((1 << (_ext._core.sliding_window(ebits) - 1)) + 1) * d.width
+        blocks = self._grid(B)
+        ws = cp.empty(blocks * _THREADS * ws_limbs, dtype=cp.uint64)
+        out = cp.empty((B, L), dtype=cp.uint64)
+        estride = 0 if exps.shape[0] == 1 else E
+        self._launch(self._fn("powmod", lc, pair), B, out, cp.asarray(bases), cp.asarray(exps), np.int64(B),
+                     np.int32(E), np.int64(estride), np.int32(bool(secret)), cst, n0, np.int32(L), np.int32(d.K),
+                     ws, np.int64(ws_limbs))
+        return cp.asnumpy(out)
+
+    def mulmod(self, m: Modulus, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        cp = self.cp
+        self._check(m, "a", a)
+        self._check(m, "b", b)
+        B, L = a.shape
+        if B == 0:
+            return np.empty((0, L), dtype=np.uint64)
+        d = self.modulus(m)
+        out = cp.empty((B, L), dtype=cp.uint64)
+        self._launch(self._fn("mulmod", L, None), B, out, cp.asarray(a), cp.asarray(b), np.int64(B), d.mont,
+                     d.mont_n0, np.int32(L))
+        return cp.asnumpy(out)
+
+    def fixed_base_table(self, m: Modulus, base: np.ndarray, exp_bits: int, window: int):
+        """The table [nwin][2^w][W] on the device (one row per thread)."""
+        cp = self.cp
+        self._check(m, "base", base[None, :])
+        d = self.modulus(m)
+        lc, pair, cst, n0 = d.arith()
+        nwin = -(-exp_bits // window)
+        entries = cp.empty(nwin * (1 << window) * d.width, dtype=cp.uint64)
+        self._launch(self._fn("fixed_base_rows", lc, pair), nwin, entries, cp.asarray(base), np.int32(nwin),
+                     np.int32(window), cst, n0, np.int32(m.nlimbs), np.int32(d.K))
+        return _DevTable(entries, nwin, window, d.K, entries.nbytes)
+
+    def fixed_base_pow(self, m: Modulus, table: "_DevTable", exps: np.ndarray) -> np.ndarray:
+        cp = self.cp
+        d = self.modulus(m)
+        if d.K != table.K:
+            raise ValueError("fixed-base table was built before the modulus got its root")
+        lc, pair, cst, n0 = d.arith()
+        B, E = exps.shape
+        L = m.nlimbs
+        if B == 0:
+            return np.empty((0, L), dtype=np.uint64)
+        out = cp.empty((B, L), dtype=cp.uint64)
+        self._launch(self._fn("fixed_base_pow", lc, pair), B, out, table.entries, np.int32(table.nwin),
+                     np.int32(table.window), cp.asarray(exps), np.int64(B), np.int32(E), cst, n0, np.int32(L),
+                     np.int32(d.K))
+        return cp.asnumpy(out)
+
+    def multiexp(self, m: Modulus, bases: np.ndarray, inv_bases: np.ndarray | None, idx: np.ndarray,
+                 exps: np.ndarray) -> np.ndarray:
+        cp = self.cp
+        self._check(m, "bases", bases)
+        if inv_bases is not None:
+            self._check(m, "inv_bases", inv_bases)
+        Kb, L = bases.shape
+        M, T = idx.shape
+        if M == 0:
+            return np.empty((0, L), dtype=np.uint64)
+        d = self.modulus(m)
+        lc, pair, cst, n0 = d.arith()
+        maxabs = int(np.abs(exps).max()) if exps.size else 0
+        ebits = maxabs.bit_length()
+        nsign = 2 if inv_bases is not None else 1
+        w = 1 if ebits <= 1 else int(_ext._core.multiexp_window(ebits, Kb * nsign, M * T))
+        nwin = -(-ebits // w) if ebits else 0
+        tables = cp.empty(nsign * Kb * (1 << w) * d.width, dtype=cp.uint64)
+        both = bases if inv_bases is None else inv_bases
+        self._launch(self._fn("multiexp_tables", lc, pair), nsign * Kb, tables, cp.asarray(bases),
+                     cp.asarray(both), np.int64(Kb), np.int32(nsign), np.int32(w), cst, n0, np.int32(L),
+                     np.int32(d.K))
+        out = cp.empty((M, L), dtype=cp.uint64)
+        self._launch(self._fn("multiexp", lc, pair), M, out, tables, np.int64(Kb), np.int32(w), np.int32(nwin),
+                     cp.asarray(idx), cp.asarray(exps), np.int64(M), np.int64(T), cst, n0, np.int32(L),
+                     np.int32(d.K))
+        return cp.asnumpy(out)
+
+
+class _DevTable:
+    __slots__ = ("entries", "nwin", "window", "K", "nbytes")
+
+    def __init__(self, entries, nwin, window, K, nbytes):
+        self.entries, self.nwin, self.window, self.K, self.nbytes = entries, nwin, window, K, int(nbytes)
+
+
+def _bit_lengths(exps: np.ndarray) -> np.ndarray:
+    """Bit length of each row of (B, E) uint64 limbs."""
+    nz = exps != 0
+    top = np.where(nz.any(axis=1), exps.shape[1] - 1 - np.argmax(nz[:, ::-1], axis=1), -1)
+    limb = exps[np.arange(len(exps)), np.maximum(top, 0)]
+    bits = np.zeros(len(exps), dtype=np.int64)
+    v = limb.copy()
+    while v.any():
+        bits += v != 0
+        v >>= np.uint64(1)
+    return np.where(top >= 0, 64 * top + bits, 0)
+
+
+@functools.lru_cache(maxsize=1)
+def engine() -> Engine:
+    """The process' engine on the current device (created at first use)."""
+    return Engine()
+
+
+__all__ = ["engine", "sources_dir", "Engine"]
