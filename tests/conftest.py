@@ -51,6 +51,10 @@ ENGINES = [
     # the CUDA engine's per-lane code (csrc/lane/lane.hpp), run on the CPU
     pytest.param({"backend_name": "cpu", "cpu_path": "lane"}, id="cpu-lane",
                  marks=pytest.mark.skipif(not _ext.HAVE_CORE, reason=_NO_CORE)),
+    # the CUDA engine on a real device (tests/gpu also runs it on a CPU stand-in everywhere)
+    pytest.param({"backend_name": "cuda", "cpu_path": None}, id="cuda",
+                 marks=pytest.mark.skipif(not _ext.cuda_status()[0],
+                                          reason=f"no CUDA device here: {_ext.cuda_status()[1]}")),
 ]
 # Backends only (for primitives without a CPU-path choice, e.g. reduce).
 BACKENDS = [
@@ -58,7 +62,7 @@ BACKENDS = [
     pytest.param("cpu", id="cpu", marks=pytest.mark.skipif(not _ext.HAVE_CORE, reason=_NO_CORE)),
 ]
 # Native paths only (thread-count and native-check tests).
-CPU_ENGINES = ENGINES[1:]
+CPU_ENGINES = [p for p in ENGINES if p.values[0]["backend_name"] == "cpu"]
 
 
 def pytest_generate_tests(metafunc):

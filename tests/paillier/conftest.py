@@ -7,7 +7,8 @@ import pytest
 from pyimgenc import backend
 from pyimgenc.paillier import keygen
 
-_COMBOS = [("cpu", p) for p in backend.available_cpu_paths()] + [("python", None)]
+_COMBOS = ([("cuda", None)] if "cuda" in backend.available_backends() else []) + \
+    [("cpu", p) for p in backend.available_cpu_paths()] + [("python", None)]
 
 
 @pytest.fixture(scope="session")

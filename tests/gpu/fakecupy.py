@@ -1,0 +1,147 @@
+"""A CuPy stand-in that runs pyimgenc's CUDA kernels on the CPU, for machines without a GPU.
+
+``RawModule`` compiles the very source the CUDA engine hands to NVRTC (``cuda/paillier.cu``
+and ``lane/lane.hpp``) as host C++ with g++, with ``__global__``/``__device__`` defined away
+and ``blockIdx``/``threadIdx`` emulated; a launch runs every thread of the grid in turn.
+Each kernel argument is passed as CuPy passes it - the raw bytes of the NumPy scalar, or the
+array's address - so a Python-side type or order mismatch with the kernel's signature reads
+garbage and fails the tests, as it would on a device.
+
+What this does not cover: the device-only branches of lane.hpp (``__umul64hi``,
+``__clzll``), concurrency between threads, and NVRTC itself; benchmarks/gpu_check.sh runs
+the same tests on a real device.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.machinery
+import os
+import shutil
+import subprocess
+import tempfile
+import types
+
+import numpy as np
+
+_EMU = r"""
+#pragma once
+#include <cstddef>
+#include <utility>
+struct pyi_dim3 { unsigned x = 0, y = 0, z = 0; };
+inline pyi_dim3 blockIdx, threadIdx, blockDim, gridDim;
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __noinline__
+template <class F> void pyi_emu_grid(unsigned gx, unsigned bx, F f) {
+  gridDim.x = gx; blockDim.x = bx;
+  for (unsigned b = 0; b < gx; ++b)
+    for (unsigned t = 0; t < bx; ++t) { blockIdx.x = b; threadIdx.x = t; f(); }
+}
+template <class... A, std::size_t... I>
+void pyi_call_impl(void (*f)(A...), void** args, std::index_sequence<I...>) { f(*static_cast<A*>(args[I])...); }
+template <class... A> void pyi_call(void (*f)(A...), void** args) {
+  pyi_call_impl(f, args, std::index_sequence_for<A...>{});
+}
+"""
+
+_CACHE = os.path.join(tempfile.gettempdir(), f"pyimgenc-fakecupy-{os.getuid()}")
+
+uint64 = np.uint64
+int64 = np.int64
+ndarray = np.ndarray
+
+
+def asarray(x, dtype=None):
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def asnumpy(x):
+    return np.asarray(x)
+
+
+def empty(shape, dtype=np.float64):
+    return np.empty(shape, dtype=dtype)
+
+
+class RawModule:
+    def __init__(self, code: str, options=(), name_expressions=()):
+        inc = [o[2:] for o in options if o.startswith("-I")]
+        self.names = list(name_expressions)
+        launchers = "\n".join(
+            f'extern "C" void pyi_launch_{i}(unsigned gx, unsigned bx, void** args) '
+            f"{{ pyi_emu_grid(gx, bx, [&] {{ pyi_call(&{name}, args); }}); }}"
+            for i, name in enumerate(self.names))
+        src = f'#include "pyi_emu.hpp"\n{code}\n{launchers}\n'
+        key = hashlib.sha256((src + "".join(inc) + _EMU).encode()).hexdigest()[:20]
+        os.makedirs(_CACHE, exist_ok=True)
+        lib = os.path.join(_CACHE, f"mod-{key}.so")
+        if not os.path.exists(lib):
+            work = tempfile.mkdtemp(dir=_CACHE)
+            with open(os.path.join(work, "pyi_emu.hpp"), "w") as f:
+                f.write(_EMU)
+            cpp = os.path.join(work, "kernels.cpp")
+            with open(cpp, "w") as f:
+                f.write(src)
+            cmd = ["g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
+                   f"-I{work}", *[f"-I{d}" for d in inc], "-o", lib + ".tmp", cpp]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode:
+                raise RuntimeError(f"fakecupy: g++ failed:\n{res.stderr[-4000:]}")
+            os.replace(lib + ".tmp", lib)
+            shutil.rmtree(work, ignore_errors=True)
+        self._lib = ctypes.CDLL(lib)
+
+    def get_function(self, name: str):
+        return _Kernel(getattr(self._lib, f"pyi_launch_{self.names.index(name)}"))
+
+
+class _Kernel:
+    def __init__(self, fn):
+        self.fn = fn
+        self.fn.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(ctypes.c_void_p)]
+
+    def __call__(self, grid, block, args):
+        keep, ptrs = [], []
+        for a in args:
+            if isinstance(a, np.ndarray):
+                if not a.flags.c_contiguous:
+                    raise ValueError("fakecupy: kernel arrays must be C-contiguous")
+                v = ctypes.c_void_p(a.ctypes.data)
+            elif isinstance(a, np.generic):      # CuPy passes a NumPy scalar's bytes as they are:
+                # a scalar narrower than the kernel's parameter reads the 0xA5 filler after it
+                v = (ctypes.c_char * 16).from_buffer_copy(a.tobytes() + b"\xa5" * (16 - a.itemsize))
+            else:
+                raise TypeError(f"fakecupy: kernel argument of type {type(a).__name__} (CuPy wants NumPy "
+                                "scalars or arrays)")
+            keep.append(v)
+            ptrs.append(ctypes.cast(ctypes.pointer(v), ctypes.c_void_p))
+        arr = (ctypes.c_void_p * len(ptrs))(*[p.value for p in ptrs])
+        self.fn(int(grid[0]), int(block[0]), arr)
+
+
+class _Runtime:
+    @staticmethod
+    def getDeviceCount():
+        return 1
+
+    @staticmethod
+    def getDeviceProperties(i):
+        return {"name": b"CPU stand-in (tests/gpu/fakecupy.py)", "multiProcessorCount": 1}
+
+
+class Device:
+    id = 0
+
+
+def module() -> types.ModuleType:
+    """This stand-in as a module named ``cupy`` (to put in ``sys.modules``)."""
+    here = globals()
+    fake = types.ModuleType("cupy")
+    fake.__spec__ = importlib.machinery.ModuleSpec("cupy", None)
+    for name in ("uint64", "int64", "ndarray", "asarray", "asnumpy", "empty", "RawModule"):
+        setattr(fake, name, here[name])
+    fake.cuda = types.SimpleNamespace(runtime=_Runtime, Device=Device)
+    return fake
