@@ -9,8 +9,15 @@ import os
 import sys
 import tempfile
 
+import shutil
+
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+# CUDA engine sources, shipped in the wheel (pyimgenc/cuda_src/) and compiled at run time by
+# NVRTC through CuPy: no CUDA toolkit is needed to build or install.
+CUDA_SOURCES = ["csrc/cuda/paillier.cu", "csrc/lane/lane.hpp"]
 
 
 def _has_openmp(compiler) -> bool:
@@ -36,6 +43,15 @@ class BuildExt(build_ext):
             else:
                 ext.define_macros.append(("PYIMGENC_NO_OPENMP", "1"))
         super().build_extensions()
+
+
+class BuildPy(build_py):
+    def run(self):
+        super().run()
+        for src in CUDA_SOURCES:
+            dst = os.path.join(self.build_lib, "pyimgenc", "cuda_src", os.path.relpath(src, "csrc"))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copyfile(src, dst)
 
 
 ext = Pybind11Extension(
@@ -70,7 +86,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["pyimgenc", "pyimgenc.*"]),
     ext_modules=[ext],
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
     install_requires=[
         "numpy>=1.24",
         "gmpy2>=2.1",
@@ -81,7 +97,9 @@ setup(
         "pillow>=10",         # reading the test photographs
     ],
     extras_require={
-        "gpu": ["cupy-cuda12x>=13"],
+        # the CUDA engine (NVRTC through CuPy; for CUDA 13 drivers install cupy-cuda13x instead)
+        # and System B's GPU kernel (numba's CUDA target)
+        "gpu": ["cupy-cuda12x>=13", "numba-cuda>=0.20"],
         # training, the float models, the torch engines (inference of the shipped models needs none of it)
         "torch": ["torch>=2.1"],
         "data": ["scipy>=1.10"],   # pyimgenc data download olivetti (reads the .mat file)

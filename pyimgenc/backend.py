@@ -23,10 +23,11 @@ automatically (the first available of ``ifma``, ``adx``, ``generic``);
 Threads: :func:`set_num_threads`, then ``PYIMGENC_NUM_THREADS``, then all cores.
 
 System B's evaluation engine (:mod:`pyimgenc.rns`): :func:`get_rns_engine`,
-:func:`set_rns_engine`, ``PYIMGENC_RNS_ENGINE``; ``torch`` (float64-exact, CPU or
-CUDA) or ``numba`` (int64 loops, CPU).  Automatic is ``torch`` on a CUDA device
-when there is one (or when a non-CPU device is asked for), else ``numba``.  The
-torch engine's device is the one asked for, else ``cuda`` when present, else ``cpu``.
+:func:`set_rns_engine`, ``PYIMGENC_RNS_ENGINE``; ``cuda`` (int64 CUDA kernels through
+numba.cuda), ``torch`` (float64-exact, CPU or CUDA) or ``numba`` (int64 loops, CPU).
+Automatic is ``cuda`` when numba sees a CUDA device, else ``torch`` when a non-CPU device
+is asked for, else ``numba``.  The torch engine's device is the one asked for, else
+``cuda`` when present, else ``cpu``.
 """
 from __future__ import annotations
 
@@ -189,7 +190,7 @@ def get_num_threads() -> int:
 
 # ----------------------------------------------------------------------------- System B engine
 
-RNS_ENGINES = ("torch", "numba")
+RNS_ENGINES = ("cuda", "torch", "numba")
 
 _rns_engine: str | None = None
 
@@ -206,24 +207,52 @@ def _torch_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _numba_cuda() -> tuple[bool, str]:
+    """Whether numba's CUDA target can run System B's kernels here (a device, or Numba's
+    simulator under ``NUMBA_ENABLE_CUDASIM=1``), and why not."""
+    if not _installed("numba"):
+        return False, "numba is not installed"
+    try:
+        from numba import cuda
+        if cuda.is_available():
+            return True, "numba.cuda simulator" if _numba_cudasim() else "numba.cuda device"
+    except Exception as exc:  # pragma: no cover - broken CUDA installs
+        return False, f"numba.cuda failed to load ({type(exc).__name__}: {exc})"
+    return False, "numba.cuda finds no CUDA device (pip install 'pyimgenc[gpu]' on a machine with one)"
+
+
+def _numba_cudasim() -> bool:
+    import numba
+    return bool(getattr(numba.config, "ENABLE_CUDASIM", 0))
+
+
 def available_rns_engines() -> list[str]:
-    """System B engines usable here, the automatic choice first (``torch`` first only with a GPU)."""
-    have = [e for e in RNS_ENGINES if _installed(e)]
+    """System B engines usable here, the automatic choice first: ``cuda`` (numba.cuda
+    kernels) with a real GPU, else ``numba`` (CPU loops) before ``torch``; ``cuda`` under
+    Numba's simulator is listed last (it is for tests, never automatic)."""
+    have = [e for e in ("torch", "numba") if _installed(e)]
     if "torch" in have and "numba" in have and not _torch_cuda():
         have = ["numba", "torch"]
+    if _numba_cuda()[0]:
+        have = have + ["cuda"] if _numba_cudasim() else ["cuda"] + have
     return have
 
 
 def _check_rns_engine(name: str, where: str) -> str:
     if name not in RNS_ENGINES:
         raise ValueError(f"{where}: unknown RNS engine {name!r}; choose one of {RNS_ENGINES}")
-    if not _installed(name):
+    if name == "cuda":
+        ok, why = _numba_cuda()
+        if not ok:
+            raise RuntimeError(f"{where}: RNS engine 'cuda' is not available here: {why}")
+    elif not _installed(name):
         raise RuntimeError(f"{where}: RNS engine {name!r} is not available here: {name} is not installed")
     return name
 
 
 def set_rns_engine(name: str | None) -> None:
-    """Set the default System B engine, ``"torch"`` or ``"numba"`` (``None`` restores automatic choice)."""
+    """Set the default System B engine, ``"cuda"``, ``"torch"`` or ``"numba"`` (``None`` restores automatic
+    choice)."""
     global _rns_engine
     _rns_engine = None if name is None else _check_rns_engine(name, "set_rns_engine")
 
@@ -232,12 +261,12 @@ def get_rns_engine(name: str | None = None, device: str | None = None) -> tuple[
     """Resolve System B's engine and device for one server.
 
     Args:
-        name: ``"torch"``, ``"numba"`` or ``None`` (then :func:`set_rns_engine`, then
+        name: ``"cuda"``, ``"torch"``, ``"numba"`` or ``None`` (then :func:`set_rns_engine`, then
             ``PYIMGENC_RNS_ENGINE``, then automatic).
         device: a torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``); ``None`` picks one.
 
     Returns:
-        ``(engine, device)``; the numba engine always runs on ``"cpu"``.
+        ``(engine, device)``; the numba engine always runs on ``"cpu"``, the cuda engine on ``"cuda"``.
 
     Raises:
         ValueError: for an unknown engine, or a non-CPU device with the numba engine.
@@ -254,8 +283,15 @@ def get_rns_engine(name: str | None = None, device: str | None = None) -> tuple[
         if not have:
             raise RuntimeError("no RNS engine is available: install numba (CPU) or torch (CPU or CUDA)")
         engine = "torch" if device not in (None, "cpu") and "torch" in have else have[0]
+        if engine == "cuda" and device == "cpu":
+            engine = [e for e in have if e != "cuda"][0]
     if engine == "numba":
         if device not in (None, "cpu"):
             raise ValueError(f"the numba engine runs on the CPU; device {device!r} needs engine='torch'")
         return engine, "cpu"
+    if engine == "cuda":
+        if device not in (None, "cuda"):
+            raise ValueError(f"the cuda engine runs on the current CUDA device; device {device!r} needs "
+                             "engine='torch'")
+        return engine, "cuda"
     return engine, device or ("cuda" if _torch_cuda() else "cpu")

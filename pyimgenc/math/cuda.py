@@ -45,6 +45,25 @@ def _neg_inv64(n: int) -> int:
     return (-pow(n, -1, 2**64)) % 2**64
 
 
+_KERNELS = ("powmod", "fixed_base_rows", "fixed_base_pow", "multiexp_tables", "multiexp")
+
+
+def compile_options(src_dir) -> tuple[str, ...]:
+    """NVRTC options of the engine's module (also used by csrc/tests/nvrtc_check.py)."""
+    return ("-std=c++17", f"-I{src_dir}")
+
+
+def kernel_name(kernel: str, lc: int, pair: int | None) -> str:
+    """The C++ name of one kernel instance (``pair=None``: mulmod, which has no PAIR)."""
+    return f"pyimgenc::cuda::{kernel}<{lc}>" if pair is None else f"pyimgenc::cuda::{kernel}<{lc}, {pair}>"
+
+
+def kernel_names(lc: int, pair: int) -> list[str]:
+    """Every kernel one compiled module holds: the arithmetic (LC limbs; PAIR 0 Montgomery,
+    1 radix-n pairs), and mulmod with the Montgomery modules."""
+    return [kernel_name(k, lc, pair) for k in _KERNELS] + ([kernel_name("mulmod", lc, None)] if pair == 0 else [])
+
+
 class _DevModulus:
     """A modulus' constants on the device in the layouts of paillier.cu: Montgomery modulo N
     always (mulmod), radix-n pairs too when the CPU paths use them for this modulus."""
@@ -103,17 +122,10 @@ class Engine:
         key = (lc, pair if pair is not None else 0)
         mod = self._modules.get(key)
         if mod is None:
-            lc_, p = key
-            names = [f"pyimgenc::cuda::{k}<{lc_}, {p}>"
-                     for k in ("powmod", "fixed_base_rows", "fixed_base_pow", "multiexp_tables", "multiexp")]
-            if p == 0:
-                names.append(f"pyimgenc::cuda::mulmod<{lc_}>")
-            mod = self.cp.RawModule(code=self.code, options=("-std=c++17", f"-I{self.src_dir}"),
-                                    name_expressions=names)
+            mod = self.cp.RawModule(code=self.code, options=compile_options(self.src_dir),
+                                    name_expressions=kernel_names(*key))
             self._modules[key] = mod
-        name = f"pyimgenc::cuda::{kernel}<{key[0]}>" if pair is None else \
-            f"pyimgenc::cuda::{kernel}<{key[0]}, {key[1]}>"
-        return mod.get_function(name)
+        return mod.get_function(kernel_name(kernel, lc, pair))
 
     def _grid(self, items: int) -> int:
         return max(1, min(-(-items // _THREADS), self.max_blocks))
@@ -256,4 +268,4 @@ def engine() -> Engine:
     return Engine()
 
 
-__all__ = ["engine", "sources_dir", "Engine"]
+__all__ = ["engine", "sources_dir", "Engine", "compile_options", "kernel_names"]

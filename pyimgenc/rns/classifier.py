@@ -10,7 +10,7 @@ import numpy as np
 from .. import backend
 from ..models import registry
 from ..models.preprocess import check_images
-from .engine import evaluate_numba, evaluate_torch
+from .engine import evaluate_cuda, evaluate_numba, evaluate_torch
 from .keys import RNSEvalKey, decrypt, encrypt, keygen
 from .network import OUT_ORDER, IntegerCNN
 
@@ -20,9 +20,10 @@ class Server:
 
     Args:
         net: the integer network.
-        engine: ``"torch"``, ``"numba"`` or ``None`` (resolved by
+        engine: ``"cuda"``, ``"torch"``, ``"numba"`` or ``None`` (resolved by
             :func:`pyimgenc.backend.get_rns_engine`: ``set_rns_engine``, then
-            ``PYIMGENC_RNS_ENGINE``, then torch on a GPU when there is one, else numba).
+            ``PYIMGENC_RNS_ENGINE``, then cuda (numba.cuda kernels) on a GPU when there is
+            one, else numba).
         device: torch device; ``None`` picks CUDA when present.
     """
 
@@ -53,6 +54,8 @@ class Server:
         pidx = np.tile(np.repeat(np.arange(nm), m), n)
         if self.engine == "numba":
             out = evaluate_numba(self.net, plan, sub, pidx)
+        elif self.engine == "cuda":
+            out = evaluate_cuda(self.net, plan, sub, pidx)
         else:
             out = evaluate_torch(self.net, plan, sub, pidx, self.device)
         return out.reshape(n, nm, m, -1)
@@ -65,8 +68,9 @@ class RNSClassifier:
         net: the integer network (default: the shipped MNIST AvgPoolPolyCNN, ``"mnist-avgpool"``).
         n_moduli, redundancy: N and M (N*M sub-images per channel); default 4 x 4.
         hardened: fresh per-pixel decoys, secret per-modulus multipliers, PK kept client-side.
-        engine: ``"torch"`` (float64-exact arithmetic, CPU or CUDA), ``"numba"`` (int64
-            loops, CPU) or ``None`` (:func:`pyimgenc.backend.get_rns_engine`).
+        engine: ``"cuda"`` (int64 CUDA kernels, numba.cuda), ``"torch"`` (float64-exact
+            arithmetic, CPU or CUDA), ``"numba"`` (int64 loops, CPU) or ``None``
+            (:func:`pyimgenc.backend.get_rns_engine`).
         device: torch device (``None``: CUDA when present).
         seed: reproducible keys (tests); None draws from the OS.
         batch: images encrypted under one public key (one prediction).

@@ -18,6 +18,11 @@ Two engines, identical results (tested); which one a server uses is resolved by
   ``mod b_p`` multiplies by the rounded reciprocal and corrects by one step.
 * ``"numba"``: the same layers as int64 loops (no floating point at all), parallel
   over sub-images.
+* ``"cuda"``: the same int64 arithmetic as CUDA kernels (``numba.cuda``) over all
+  ``n * N * M`` sub-images at once: one thread per (sub-image, channel, pooled pixel) for
+  convolution + activation + pooling, one per (sub-image, output) for the dense layer.
+  Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the same kernels run on the
+  CPU, which is how CI tests their indexing, bounds and residues without a GPU.
 """
 from __future__ import annotations
 
@@ -142,16 +147,52 @@ def _numba_kernels():
     return conv_poly_pool, dense
 
 
-def evaluate_numba(net: IntegerCNN, plan: Plan, sub: np.ndarray, pidx: np.ndarray) -> np.ndarray:
-    """The same as :func:`evaluate_torch` in int64 loops (Numba, parallel over sub-images)."""
+def _check_int64(net: IntegerCNN, plan: Plan, what: str) -> None:
     bmax = int(plan.moduli.max())
     k_conv = int(np.prod(net.conv_w.shape[1:]))
     for k, wmax in ((k_conv, int(np.abs(net.conv_w).max())), (net.fc_w.shape[1], int(np.abs(net.fc_w).max()))):
         if k * wmax * bmax + bmax >= 1 << 63 or bmax >= 1 << 31:
-            raise OverflowError("numba engine: accumulators could exceed int64 (K * max|w| * max(b) >= 2^63, "
+            raise OverflowError(f"{what} engine: accumulators could exceed int64 (K * max|w| * max(b) >= 2^63, "
                                 "or a modulus >= 2^31)")
+
+
+def evaluate_numba(net: IntegerCNN, plan: Plan, sub: np.ndarray, pidx: np.ndarray) -> np.ndarray:
+    """The same as :func:`evaluate_torch` in int64 loops (Numba, parallel over sub-images)."""
+    _check_int64(net, plan, "numba")
     conv_poly_pool, dense = _numba_kernels()
     h = conv_poly_pool(np.ascontiguousarray(sub, dtype=np.int64), net.conv_w, plan.moduli, plan.conv_b,
                        plan.c2, plan.c1, plan.c0, plan.pool, pidx.astype(np.int64))
     return dense(h.reshape(len(sub), -1), np.ascontiguousarray(net.fc_w), plan.moduli, plan.fc_b,
                  pidx.astype(np.int64))
+
+
+_CUDA_THREADS = 128
+
+
+def evaluate_cuda(net: IntegerCNN, plan: Plan, sub: np.ndarray, pidx: np.ndarray) -> np.ndarray:
+    """The same as :func:`evaluate_numba` as CUDA kernels over all sub-images at once (the
+    current CUDA device, or Numba's simulator under ``NUMBA_ENABLE_CUDASIM=1``)."""
+    from numba import cuda
+
+    _check_int64(net, plan, "cuda")
+    s, _, h, w = sub.shape
+    k = net.kernel
+    ho, wo = h - k + 1, w - k + 1
+    if ho < 2 or wo < 2 or ho % 2 or wo % 2:
+        raise ValueError(f"cuda engine: convolution output {ho}x{wo} must be even for 2x2 pooling")
+    o = len(net.conv_w)
+    from ._cuda_kernels import conv_poly_pool, dense
+    d = {name: cuda.to_device(np.ascontiguousarray(v, dtype=np.int64)) for name, v in (
+        ("x", sub), ("conv_w", net.conv_w), ("mods", plan.moduli), ("conv_b", plan.conv_b), ("c2", plan.c2),
+        ("c1", plan.c1), ("c0", plan.c0), ("pidx", pidx), ("fc_w", net.fc_w), ("fc_b", plan.fc_b))}
+    hid = cuda.device_array((s, o, ho // 2, wo // 2), dtype=np.int64)
+    n = hid.size
+    if n:
+        conv_poly_pool[-(-n // _CUDA_THREADS), _CUDA_THREADS](
+            d["x"], d["conv_w"], d["mods"], d["conv_b"], d["c2"], d["c1"], d["c0"], np.int64(plan.pool),
+            d["pidx"], hid)
+    out = cuda.device_array((s, len(net.fc_w)), dtype=np.int64)
+    if out.size:
+        dense[-(-out.size // _CUDA_THREADS), _CUDA_THREADS](hid.reshape(s, -1), d["fc_w"], d["mods"], d["fc_b"],
+                                                            d["pidx"], out)
+    return out.copy_to_host()

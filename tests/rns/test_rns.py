@@ -199,3 +199,12 @@ def test_review_fixes_shapes_primes_delta(net):
         keys.keygen(4, 1, delta=2)
     with pytest.raises(ValueError, match="multiple of 4"):
         rns.IntegerCNN(delta=6)
+
+
+def test_cuda_engine_without_a_device_is_a_clear_error(net):
+    from pyimgenc import backend
+    if backend._numba_cuda()[0]:
+        pytest.skip("numba.cuda is usable here (a device or the simulator): the error cannot occur")
+    with pytest.raises(RuntimeError, match="RNS engine 'cuda' is not available here: numba.cuda finds no CUDA device"):
+        rns.Server(net, engine="cuda")
+    assert backend.get_rns_engine()[0] != "cuda"          # and the automatic choice never picks it
