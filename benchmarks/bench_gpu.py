@@ -24,9 +24,9 @@ import time
 import numpy as np
 import pytest
 
-from pyimgenc import _ext, backend, paillier
+from pyimgenc import backend, paillier
 
-_OK, _WHY = _ext.cuda_status()
+_OK, _WHY = backend.native_status()["cuda"], backend.native_status()["cuda_reason"]
 pytestmark = pytest.mark.skipif(not _OK, reason=f"no CUDA device: {_WHY}")
 
 GPU_BATCH = int(os.environ.get("PYIMGENC_GPU_BATCH", "65536"))

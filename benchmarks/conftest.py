@@ -37,8 +37,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     except RuntimeError as exc:  # no native core: the record says so
         machine_info["pyimgenc_cpu_path"] = "none"
         machine_info["pyimgenc_cpu_path_reason"] = str(exc)
-    from pyimgenc import _ext
-    machine_info["pyimgenc_cuda"] = _ext.cuda_status()[1]  # the device's name, or why there is none
+    machine_info["pyimgenc_cuda"] = backend.native_status()["cuda_reason"]  # the device, or why none
 
 
 def pytest_collection_modifyitems(config, items):

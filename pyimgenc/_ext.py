@@ -28,6 +28,22 @@ except ImportError as exc:  # pragma: no cover
 
 
 
+_CUDA_SOURCES = ("cuda/paillier.cu", "lane/lane.hpp")
+
+
+def cuda_sources_dir():
+    """Folder holding the CUDA engine's sources (``cuda/paillier.cu``, ``lane/lane.hpp``): the
+    copy in the installed package (``pyimgenc/cuda_src``), else ``csrc/`` of a source
+    checkout; ``None`` if neither (a :class:`pathlib.Path` otherwise)."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    for d in (here / "cuda_src", here.parent / "csrc"):
+        if all((d / f).is_file() for f in _CUDA_SOURCES):
+            return d
+    return None
+
+
 def cuda_status() -> tuple[bool, str]:
     """Whether the CUDA engine can run here, and why (not): CuPy installed, the engine's
     CUDA sources shipped, a device visible.  Imports CuPy only when it is installed; the
@@ -43,9 +59,7 @@ def _cuda_status() -> tuple[bool, str]:
         return False, f"the CUDA engine needs the native core for its input checks ({CORE_ERROR})"
     if importlib.util.find_spec("cupy") is None:
         return False, "CuPy is not installed (pip install 'pyimgenc[gpu]')"
-    from .math import cuda as _cuda_engine  # noqa: F401  (sources are looked up there)
-
-    if _cuda_engine.sources_dir() is None:
+    if cuda_sources_dir() is None:
         return False, "the CUDA sources (cuda/paillier.cu, lane/lane.hpp) are missing from this install"
     try:
         import cupy

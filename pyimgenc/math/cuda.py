@@ -14,27 +14,15 @@ here with the native core's check before they reach a kernel.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-
 import numpy as np
 
 from .. import _ext
+from .._ext import cuda_sources_dir as sources_dir
 from .limbs import int_to_limbs
 from .modulus import Modulus
 
-_SOURCES = ("cuda/paillier.cu", "lane/lane.hpp")
 _THREADS = 128          # threads per block
 _BLOCKS_PER_SM = 8      # grid of at most this many blocks per multiprocessor
-
-
-def sources_dir() -> Path | None:
-    """Folder holding ``cuda/paillier.cu`` and ``lane/lane.hpp``: the copy in the installed
-    package (``pyimgenc/cuda_src``), else ``csrc/`` of a source checkout; ``None`` if neither."""
-    here = Path(__file__).resolve().parent.parent
-    for d in (here / "cuda_src", here.parent / "csrc"):
-        if all((d / f).is_file() for f in _SOURCES):
-            return d
-    return None
 
 
 def _u64(x: int) -> np.uint64:
