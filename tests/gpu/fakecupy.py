@@ -13,6 +13,7 @@ the same tests on a real device.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import importlib.machinery
@@ -47,7 +48,15 @@ template <class... A> void pyi_call(void (*f)(A...), void** args) {
 }
 """
 
-_CACHE = os.path.join(tempfile.gettempdir(), f"pyimgenc-fakecupy-{os.getuid()}")
+_CACHE = None  # this process' build folder (private: made by mkdtemp; no cross-run cache to trust)
+
+
+def _cache() -> str:
+    global _CACHE
+    if _CACHE is None:
+        _CACHE = tempfile.mkdtemp(prefix="pyimgenc-fakecupy-")
+        atexit.register(shutil.rmtree, _CACHE, True)
+    return _CACHE
 
 uint64 = np.uint64
 int64 = np.int64
@@ -76,10 +85,9 @@ class RawModule:
             for i, name in enumerate(self.names))
         src = f'#include "pyi_emu.hpp"\n{code}\n{launchers}\n'
         key = hashlib.sha256((src + "".join(inc) + _EMU).encode()).hexdigest()[:20]
-        os.makedirs(_CACHE, exist_ok=True)
-        lib = os.path.join(_CACHE, f"mod-{key}.so")
+        lib = os.path.join(_cache(), f"mod-{key}.so")
         if not os.path.exists(lib):
-            work = tempfile.mkdtemp(dir=_CACHE)
+            work = tempfile.mkdtemp(dir=_cache())
             with open(os.path.join(work, "pyi_emu.hpp"), "w") as f:
                 f.write(_EMU)
             cpp = os.path.join(work, "kernels.cpp")
