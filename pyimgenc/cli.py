@@ -660,8 +660,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--moduli", type=int, default=4, help="N (default 4)")
     q.add_argument("--redundancy", type=int, default=4, help="M (default 4)")
     q.add_argument("--hardened", action="store_true", help="fresh decoys, secret multipliers, PK kept")
-    q.add_argument("--engine", default=None, choices=["numba", "torch"],
-                   help="evaluation engine (default: PYIMGENC_RNS_ENGINE, else torch on a GPU, else numba)")
+    q.add_argument("--engine", default=None, choices=["cuda", "numba", "torch"],
+                   help="evaluation engine (default: PYIMGENC_RNS_ENGINE, else cuda on a GPU, else numba)")
     q.add_argument("--scheduler", help="run on a Dask cluster: a scheduler address, or local:K for K worker "
                                        "processes on 127.0.0.1 (needs pyimgenc[dask]; the cluster sees the images)")
     q.add_argument("--chunk", type=_positive, default=250, help="images per Dask task (with --scheduler)")

@@ -123,3 +123,10 @@ def test_paillier_on_the_cuda_backend_equals_the_cpu(cuda_engine):
     assert list(sk.decrypt(ct2)) == [0, -7, -2, 0, -5 * (1 << 60)]
     backend.set_backend("cpu")                    # the same ciphertexts decrypt alike on the CPU
     assert list(sk.decrypt(ct2)) == [0, -7, -2, 0, -5 * (1 << 60)]
+
+
+def test_cuda_is_the_automatic_backend_when_a_device_is_present(cuda_engine):
+    backend.set_backend(None)
+    assert backend.available_backends()[0] == "cuda"
+    assert backend.get_backend() == "cuda"
+    assert backend.native_status()["cuda"] is True
