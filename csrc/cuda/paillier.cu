@@ -1,8 +1,9 @@
 // CUDA kernels of the batched modular primitives (Paillier's engine), one batch element per
 // thread, over the per-lane arithmetic of csrc/lane/lane.hpp: the same code the CPU's
 // `lane` path runs and the property tests check.  Compiled at run time by NVRTC through
-// CuPy (pyimgenc/math/cuda.py) for the limb count at hand; `nvcc -DPYIMGENC_CUDA_INSTANTIATE`
-// (CI) compiles every kernel for a few limb counts so the source never rots.
+// CuPy (pyimgenc/math/cuda.py) for the limb count at hand (LC = the count for Paillier's usual
+// sizes, LC = 0 - read at run time - for the rest); `nvcc -DPYIMGENC_CUDA_INSTANTIATE` (CI)
+// compiles every kernel for a few limb counts so the source never rots.
 //
 // Limb layout: residues of W little-endian 64-bit limbs, row-major (batch, W), as on the CPU.
 // Modulus constants, one device array `cst` (u64):
@@ -107,7 +108,8 @@ __global__ void multiexp(u64* out, const u64* tables, long long Kb, int w, int n
 }
 
 #if defined(PYIMGENC_CUDA_INSTANTIATE)
-// CI: every kernel for the limb counts of 1024/2048/4096-bit n^2 (and pairs of their n)
+// CI: every kernel for the limb counts of 1024/2048/4096-bit n^2 (and pairs of their n), and
+// the runtime-L instances (LC = 0) that serve every other limb count
 #define PYIMGENC_INSTANTIATE(LC, P)                                                                    \
   template __global__ void powmod<LC, P>(u64*, const u64*, const u64*, long long, int, long long, int, \
                                          const u64*, u64, int, int, u64*, long long);                   \
@@ -123,6 +125,7 @@ PYIMGENC_INSTANTIATE(32, 1)
 PYIMGENC_INSTANTIATE(32, 0)
 PYIMGENC_INSTANTIATE(64, 0)
 PYIMGENC_INSTANTIATE(0, 0)
+PYIMGENC_INSTANTIATE(0, 1)
 template __global__ void mulmod<32>(u64*, const u64*, const u64*, long long, const u64*, u64, int);
 template __global__ void mulmod<64>(u64*, const u64*, const u64*, long long, const u64*, u64, int);
 #undef PYIMGENC_INSTANTIATE

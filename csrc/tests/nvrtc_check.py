@@ -60,7 +60,8 @@ def main() -> int:
     options = list(cuda.compile_options(src)) + ["--gpu-architecture=compute_90"]
     failures = 0
     # (limbs, arithmetic): n^2 of 1024/2048/4096-bit keys by Montgomery, and pairs over n
-    for lc, pair in ((32, 0), (64, 0), (128, 0), (16, 1), (32, 1), (64, 1)):
+    # and the runtime-L instances (LC = 0) that serve every other size
+    for lc, pair in ((32, 0), (64, 0), (128, 0), (16, 1), (32, 1), (64, 1), (0, 0), (0, 1)):
         t = time.perf_counter()
         ok, log = compile_one(nv, code, options, cuda.kernel_names(lc, pair))
         warn = [ln for ln in log.splitlines() if "warning" in ln]

@@ -33,6 +33,17 @@ def _neg_inv64(n: int) -> int:
     return (-pow(n, -1, 2**64)) % 2**64
 
 
+# Limb counts compiled with the count fixed (Paillier's p, p^2 / n, n^2 pairs and n^2 for
+# 1024- to 8192-bit keys); any other count runs the runtime-L instance (LC = 0), so a process
+# compiles a handful of modules, not one per size.
+FIXED_LIMBS = (8, 12, 16, 24, 32, 48, 64, 96, 128)
+
+
+def compiled_limbs(limbs: int) -> int:
+    """LC of the module that serves ``limbs`` limbs: the count itself, or 0 (runtime L)."""
+    return limbs if limbs in FIXED_LIMBS else 0
+
+
 _KERNELS = ("powmod", "fixed_base_rows", "fixed_base_pow", "multiexp_tables", "multiexp")
 
 
@@ -78,8 +89,8 @@ class _DevModulus:
     def arith(self):
         """(LC, PAIR, constants, n0) of the arithmetic the exponentiations use."""
         if self.K:
-            return self.K, 1, self.pair, self.pair_n0
-        return self.L, 0, self.mont, self.mont_n0
+            return compiled_limbs(self.K), 1, self.pair, self.pair_n0
+        return compiled_limbs(self.L), 0, self.mont, self.mont_n0
 
     @property
     def width(self) -> int:
@@ -169,7 +180,7 @@ class Engine:
             return np.empty((0, L), dtype=np.uint64)
         d = self.modulus(m)
         out = cp.empty((B, L), dtype=cp.uint64)
-        self._launch(self._fn("mulmod", L, None), B, out, cp.asarray(a), cp.asarray(b), np.int64(B), d.mont,
+        self._launch(self._fn("mulmod", compiled_limbs(L), None), B, out, cp.asarray(a), cp.asarray(b), np.int64(B), d.mont,
                      d.mont_n0, np.int32(L))
         return cp.asnumpy(out)
 

@@ -22,16 +22,21 @@ def _prime(bits: int) -> int:
     return int(gmpy2.next_prime(_RNG.getrandbits(bits) | (1 << (bits - 1))))
 
 
-N_ODD = _prime(200) * _prime(190)                      # Montgomery modulo N (L = 7)
+N_ODD = _prime(200) * _prime(190)                      # Montgomery modulo N (L = 7: runtime-L kernels)
 _n = _prime(160) * _prime(150)
-N_SQ = Modulus(_n * _n, root=_n)                        # radix-n pairs (K = 5)
+N_SQ = Modulus(_n * _n, root=_n)                        # radix-n pairs (K = 5: runtime-L kernels)
+N_ODD8 = _prime(260) * _prime(250)                     # L = 8: a fixed-size instance
+_n8 = _prime(260) * _prime(250)
+N_SQ8 = Modulus(_n8 * _n8, root=_n8)                    # K = 8: fixed-size pairs
+MODULI = [N_ODD, N_SQ, N_ODD8, N_SQ8]
+IDS = ["montgomery", "pairs", "montgomery-L8", "pairs-K8"]
 
 
 def _rand(m: int, k: int) -> list[int]:
     return [_RNG.randrange(m) for _ in range(k)]
 
 
-@pytest.mark.parametrize("mod", [N_ODD, N_SQ], ids=["montgomery", "pairs"])
+@pytest.mark.parametrize("mod", MODULI, ids=IDS)
 def test_powmod_matches_reference(cuda_engine, mod):
     m = mod if isinstance(mod, Modulus) else Modulus(mod)
     if isinstance(mod, Modulus):
@@ -68,7 +73,7 @@ def test_mulmod_and_empty_batches(cuda_engine):
     assert mulmod(empty, empty, m).shape == (0, m.nlimbs)
 
 
-@pytest.mark.parametrize("mod", [N_ODD, N_SQ], ids=["montgomery", "pairs"])
+@pytest.mark.parametrize("mod", MODULI, ids=IDS)
 def test_fixed_base(cuda_engine, mod):
     m = mod if isinstance(mod, Modulus) else Modulus(mod)
     g = _RNG.randrange(2, m.value)
@@ -80,7 +85,7 @@ def test_fixed_base(cuda_engine, mod):
         fb.pow([1 << 150])
 
 
-@pytest.mark.parametrize("mod", [N_ODD, N_SQ], ids=["montgomery", "pairs"])
+@pytest.mark.parametrize("mod", MODULI, ids=IDS)
 def test_multiexp_signed(cuda_engine, mod):
     m = mod if isinstance(mod, Modulus) else Modulus(mod)
     K, M, T = 6, 25, 4
