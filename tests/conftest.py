@@ -212,3 +212,23 @@ def pytest_make_collect_report(collector):
         if var is not None:
             rep.outcome = "failed"
             rep.longrepr = f"{var}=1 but this module would skip: {rep.longrepr[2]}"
+
+
+@pytest.fixture(scope="session")
+def start_server_pair():
+    """``start(key_dir, stop, plaintext=False) -> (s1_port, s2_port)``: System A's S2, then S1
+    pointing at it, on free ports of 127.0.0.1 in daemon threads, serving until ``stop`` is set."""
+    import threading
+
+    from pyimgenc.twinserver import deploy
+
+    def start(key_dir, stop, plaintext=False):
+        r2, r1 = threading.Event(), threading.Event()
+        threading.Thread(target=deploy.serve_s2, args=(key_dir,), kwargs=dict(
+            port=0, ready=r2, stop=stop, plaintext=plaintext), daemon=True).start()
+        assert r2.wait(30), "S2 did not start"
+        threading.Thread(target=deploy.serve_s1, args=(key_dir / "s1.share", "127.0.0.1", r2.port), kwargs=dict(
+            port=0, ready=r1, stop=stop, plaintext=plaintext), daemon=True).start()
+        assert r1.wait(30), "S1 did not start"
+        return r1.port, r2.port
+    return start

@@ -51,22 +51,12 @@ def test_rns_eval_command_on_a_local_cluster(capsys):
         cli.main(["rns", "eval", "-n", "4", "--scheduler", "local:x", "--quiet"])
 
 
-def _pair(key_dir, stop):
-    r2, r1 = threading.Event(), threading.Event()
-    threading.Thread(target=deploy.serve_s2, args=(key_dir,), kwargs=dict(port=0, ready=r2, stop=stop,
-                     plaintext=True), daemon=True).start()
-    assert r2.wait(30)
-    threading.Thread(target=deploy.serve_s1, args=(key_dir / "s1.share", "127.0.0.1", r2.port),
-                     kwargs=dict(port=0, ready=r1, stop=stop, plaintext=True), daemon=True).start()
-    assert r1.wait(30)
-    return ("127.0.0.1", r1.port), ("127.0.0.1", r2.port)
-
-
-def test_system_a_over_two_server_pairs(mnist_test, tmp_path, capsys):
+def test_system_a_over_two_server_pairs(mnist_test, tmp_path, capsys, start_server_pair):
     deploy.setup(tmp_path, key_bits=1024, insecure=True)
     stop = threading.Event()
     try:
-        pairs = [_pair(tmp_path, stop), _pair(tmp_path, stop)]
+        pairs = [tuple(("127.0.0.1", p) for p in start_server_pair(tmp_path, stop, plaintext=True))
+                 for _ in range(2)]
         x = mnist_test[0][20:22]
         got = systems.classify_pairs(tmp_path / "public.json", x, pairs, plaintext=True)
         assert got.shape == (2, 10)

@@ -225,18 +225,6 @@ def test_tcp_servers_classify_exactly_and_survive_garbage(tmp_path, mnist_test, 
         stop.set()
 
 
-def _start(tmp_path, plaintext=False):
-    stop = threading.Event()
-    r2, r1 = threading.Event(), threading.Event()
-    threading.Thread(target=deploy.serve_s2, args=(tmp_path,), kwargs=dict(port=0, ready=r2, stop=stop,
-                     plaintext=plaintext), daemon=True).start()
-    assert r2.wait(30)
-    threading.Thread(target=deploy.serve_s1, args=(tmp_path / "s1.share", "127.0.0.1", r2.port),
-                     kwargs=dict(port=0, ready=r1, stop=stop, plaintext=plaintext), daemon=True).start()
-    assert r1.wait(30)
-    return stop, r1.port, r2.port
-
-
 @pytest.fixture(scope="module")
 def sys_a(tmp_path_factory):
     d = tmp_path_factory.mktemp("sysA")
@@ -252,8 +240,10 @@ def test_setup_writes_secrets_owner_only_and_a_ca(sys_a):
     assert not list(sys_a.glob("ca*.key"))                  # the CA's private key is not kept
 
 
-def test_tls_refuses_wrong_certificates_and_s2_decrypts_only_for_s1(sys_a, tmp_path, mnist_test):
-    stop, p1, p2 = _start(sys_a)
+def test_tls_refuses_wrong_certificates_and_s2_decrypts_only_for_s1(sys_a, tmp_path, mnist_test,
+                                                                    start_server_pair):
+    stop = threading.Event()
+    p1, p2 = start_server_pair(sys_a, stop)
     other = tmp_path / "other"
     other.mkdir()
     tls.make_pki(other)                                       # a second, unrelated CA
