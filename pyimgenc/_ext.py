@@ -70,6 +70,12 @@ def _cuda_status() -> tuple[bool, str]:
         return False, f"CuPy sees no usable CUDA device ({type(exc).__name__}: {first})"
     if count < 1:
         return False, "no CUDA device is visible"
+    try:  # the engine compiles its kernels at run time: NVRTC must load too
+        cupy.cuda.nvrtc.getVersion()
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        return False, (f"CuPy cannot load NVRTC to compile the kernels ({type(exc).__name__}: {first}); "
+                       "install the CUDA toolkit or pip install 'cupy-cuda12x[ctk]'")
     props = cupy.cuda.runtime.getDeviceProperties(0)
     name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
     return True, f"{count} CUDA device(s); device 0: {name}"

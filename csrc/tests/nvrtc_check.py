@@ -55,9 +55,10 @@ def main() -> int:
     src = cuda.sources_dir()
     if src is None:
         sys.exit("nvrtc_check: the CUDA sources are missing from the installed pyimgenc")
-    code = (src / "cuda" / "paillier.cu").read_bytes()
-    # CuPy adds an architecture option of its own; name one so the check compiles real code
-    options = list(cuda.compile_options(src)) + ["--gpu-architecture=compute_90"]
+    code = cuda.module_source(src).encode()          # the very text the engine hands to CuPy
+    # CuPy adds the device's architecture; sm_90 (Hopper) makes NVRTC go on to machine code,
+    # so ptxas' limits (registers, stack) are checked too, not just the PTX
+    options = list(cuda.compile_options(src)) + ["--gpu-architecture=sm_90"]
     failures = 0
     # (limbs, arithmetic): n^2 of 1024/2048/4096-bit keys by Montgomery, and pairs over n
     # and the runtime-L instances (LC = 0) that serve every other size

@@ -13,7 +13,7 @@ here with the native core's check before they reach a kernel.
 """
 from __future__ import annotations
 
-import functools
+import threading
 import numpy as np
 
 from .. import _ext
@@ -22,6 +22,8 @@ from .limbs import int_to_limbs
 from .modulus import Modulus
 
 _THREADS = 128          # threads per block
+_MAX_LIMBS = 256        # the native core's limit (16384-bit numbers)
+_WS_BYTES = 1 << 30     # per-thread workspace of one launch: the grid shrinks to stay below 1 GiB
 _BLOCKS_PER_SM = 8      # grid of at most this many blocks per multiprocessor
 
 
@@ -42,6 +44,18 @@ FIXED_LIMBS = (8, 12, 16, 24, 32, 48, 64, 96, 128)
 def compiled_limbs(limbs: int) -> int:
     """LC of the module that serves ``limbs`` limbs: the count itself, or 0 (runtime L)."""
     return limbs if limbs in FIXED_LIMBS else 0
+
+
+def module_source(src_dir) -> str:
+    """The CUDA source handed to NVRTC: ``cuda/paillier.cu`` with ``lane/lane.hpp`` inlined,
+    so the text - which CuPy's kernel cache hashes; it does not hash ``-I`` headers - changes
+    whenever the arithmetic does."""
+    code = (src_dir / "cuda" / "paillier.cu").read_text()
+    lane = (src_dir / "lane" / "lane.hpp").read_text().replace("#pragma once\n", "", 1)
+    include = '#include "lane/lane.hpp"'
+    if include not in code:
+        raise RuntimeError(f"{src_dir / 'cuda' / 'paillier.cu'}: no {include} line to inline")
+    return code.replace(include, f"// ---- lane/lane.hpp (inlined) ----\n{lane}\n// ---- end of lane/lane.hpp ----", 1)
 
 
 _KERNELS = ("powmod", "fixed_base_rows", "fixed_base_pow", "multiexp_tables", "multiexp")
@@ -86,6 +100,14 @@ class _DevModulus:
             self.pair = cp.asarray(np.concatenate(parts))
             self.pair_n0 = _u64(_neg_inv64(n))
 
+    def __del__(self):  # the constants of p^2 hold p: zero them before CuPy's pool reuses the memory
+        for arr in (getattr(self, "mont", None), getattr(self, "pair", None)):
+            try:
+                if arr is not None:
+                    arr.fill(0)
+            except Exception:  # pragma: no cover - interpreter shutdown
+                pass
+
     def arith(self):
         """(LC, PAIR, constants, n0) of the arithmetic the exponentiations use."""
         if self.K:
@@ -99,58 +121,67 @@ class _DevModulus:
 
 
 class Engine:
-    """Compiled kernels and per-modulus constants on the current CUDA device."""
+    """Compiled kernels on one CUDA device (:func:`engine` keeps one per device)."""
 
-    def __init__(self):
-        ok, why = _ext.cuda_status()
-        if not ok:
-            raise RuntimeError(f"the CUDA engine cannot run here: {why}")
+    def __init__(self, device_id: int):
         import cupy
 
         self.cp = cupy
+        self.device_id = device_id
         self.src_dir = sources_dir()
-        self.code = (self.src_dir / "cuda" / "paillier.cu").read_text()
-        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        self.code = module_source(self.src_dir)
+        props = cupy.cuda.runtime.getDeviceProperties(device_id)
         self.max_blocks = max(1, int(props["multiProcessorCount"]) * _BLOCKS_PER_SM)
         self._modules: dict = {}
-        self._moduli: dict = {}
+        self._lock = threading.Lock()
 
     # --- compilation and launch ------------------------------------------------------------
 
     def _fn(self, kernel: str, lc: int, pair: int | None):
         key = (lc, pair if pair is not None else 0)
-        mod = self._modules.get(key)
-        if mod is None:
-            mod = self.cp.RawModule(code=self.code, options=compile_options(self.src_dir),
-                                    name_expressions=kernel_names(*key))
-            self._modules[key] = mod
+        with self._lock:
+            mod = self._modules.get(key)
+            if mod is None:
+                mod = self.cp.RawModule(code=self.code, options=compile_options(self.src_dir),
+                                        name_expressions=kernel_names(*key))
+                self._modules[key] = mod
         return mod.get_function(kernel_name(kernel, lc, pair))
 
-    def _grid(self, items: int) -> int:
-        return max(1, min(-(-items // _THREADS), self.max_blocks))
+    def _grid(self, items: int, ws_limbs: int = 0) -> int:
+        blocks = max(1, min(-(-items // _THREADS), self.max_blocks))
+        if ws_limbs:  # per-thread workspace: at most _WS_BYTES for the grid
+            blocks = max(1, min(blocks, _WS_BYTES // (8 * ws_limbs * _THREADS)))
+        return blocks
 
-    def _launch(self, fn, items: int, *args) -> int:
-        blocks = self._grid(items)
+    def _launch(self, fn, blocks: int, *args) -> None:
         fn((blocks,), (_THREADS,), args)
-        return blocks * _THREADS
 
     def modulus(self, m: Modulus) -> _DevModulus:
-        d = self._moduli.get(m.value)
-        if d is None or d.K != (int(m.native.radix_limbs) if m.root is not None else 0):
-            if len(self._moduli) >= 16:                        # bounded: a few keys at a time
-                self._moduli.pop(next(iter(self._moduli)))
-            d = self._moduli[m.value] = _DevModulus(self.cp, m)
+        """The device constants of ``m``, kept on the Modulus object itself (so those of a secret
+        modulus such as p^2 live and die with the key that owns it; nothing global holds them)."""
+        K = int(m.native.radix_limbs) if m.root is not None else 0
+        with self._lock:
+            per_dev = m.__dict__.setdefault("_cuda_constants", {})
+            d = per_dev.get(self.device_id)
+            if d is None or d.K != K:
+                d = per_dev[self.device_id] = _DevModulus(self.cp, m)
         return d
 
     def _check(self, m: Modulus, name: str, x: np.ndarray) -> None:
         if x.size:
             _ext._core.check_reduced(m.native, x, name)
 
+    @staticmethod
+    def _check_exps(exps: np.ndarray) -> None:  # as the C++ core does
+        if not 1 <= exps.shape[1] <= _MAX_LIMBS:
+            raise ValueError(f"exps: 1 to {_MAX_LIMBS} limbs, got {exps.shape[1]}")
+
     # --- the primitives --------------------------------------------------------------------
 
     def powmod(self, m: Modulus, bases: np.ndarray, exps: np.ndarray, secret: bool) -> np.ndarray:
         cp = self.cp
         self._check(m, "bases", bases)
+        self._check_exps(exps)
         B, L = bases.shape
         if B == 0:
             return np.empty((0, L), dtype=np.uint64)
@@ -162,14 +193,19 @@ class Engine:
         else:
             ebits = max(1, int(_bit_lengths(exps).max()))
             ws_limbs = ((1 << (_ext._core.sliding_window(ebits) - 1)) + 1) * d.width
-        blocks = self._grid(B)
+        blocks = self._grid(B, ws_limbs)
         ws = cp.empty(blocks * _THREADS * ws_limbs, dtype=cp.uint64)
         out = cp.empty((B, L), dtype=cp.uint64)
         estride = 0 if exps.shape[0] == 1 else E
-        self._launch(self._fn("powmod", lc, pair), B, out, cp.asarray(bases), cp.asarray(exps), np.int64(B),
+        d_exps = cp.asarray(exps)
+        self._launch(self._fn("powmod", lc, pair), blocks, out, cp.asarray(bases), d_exps, np.int64(B),
                      np.int32(E), np.int64(estride), np.int32(bool(secret)), cst, n0, np.int32(L), np.int32(d.K),
                      ws, np.int64(ws_limbs))
-        return cp.asnumpy(out)
+        result = cp.asnumpy(out)
+        if secret:  # the exponent (p-1) and the window tables derived from it: not left in the pool
+            d_exps.fill(0)
+            ws.fill(0)
+        return result
 
     def mulmod(self, m: Modulus, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         cp = self.cp
@@ -180,7 +216,7 @@ class Engine:
             return np.empty((0, L), dtype=np.uint64)
         d = self.modulus(m)
         out = cp.empty((B, L), dtype=cp.uint64)
-        self._launch(self._fn("mulmod", compiled_limbs(L), None), B, out, cp.asarray(a), cp.asarray(b), np.int64(B), d.mont,
+        self._launch(self._fn("mulmod", compiled_limbs(L), None), self._grid(B), out, cp.asarray(a), cp.asarray(b), np.int64(B), d.mont,
                      d.mont_n0, np.int32(L))
         return cp.asnumpy(out)
 
@@ -192,7 +228,7 @@ class Engine:
         lc, pair, cst, n0 = d.arith()
         nwin = -(-exp_bits // window)
         entries = cp.empty(nwin * (1 << window) * d.width, dtype=cp.uint64)
-        self._launch(self._fn("fixed_base_rows", lc, pair), nwin, entries, cp.asarray(base), np.int32(nwin),
+        self._launch(self._fn("fixed_base_rows", lc, pair), self._grid(nwin), entries, cp.asarray(base), np.int32(nwin),
                      np.int32(window), cst, n0, np.int32(m.nlimbs), np.int32(d.K))
         return _DevTable(entries, nwin, window, d.K, entries.nbytes)
 
@@ -201,13 +237,14 @@ class Engine:
         d = self.modulus(m)
         if d.K != table.K:
             raise ValueError("fixed-base table was built before the modulus got its root")
+        self._check_exps(exps)
         lc, pair, cst, n0 = d.arith()
         B, E = exps.shape
         L = m.nlimbs
         if B == 0:
             return np.empty((0, L), dtype=np.uint64)
         out = cp.empty((B, L), dtype=cp.uint64)
-        self._launch(self._fn("fixed_base_pow", lc, pair), B, out, table.entries, np.int32(table.nwin),
+        self._launch(self._fn("fixed_base_pow", lc, pair), self._grid(B), out, table.entries, np.int32(table.nwin),
                      np.int32(table.window), cp.asarray(exps), np.int64(B), np.int32(E), cst, n0, np.int32(L),
                      np.int32(d.K))
         return cp.asnumpy(out)
@@ -231,11 +268,11 @@ class Engine:
         nwin = -(-ebits // w) if ebits else 0
         tables = cp.empty(nsign * Kb * (1 << w) * d.width, dtype=cp.uint64)
         both = bases if inv_bases is None else inv_bases
-        self._launch(self._fn("multiexp_tables", lc, pair), nsign * Kb, tables, cp.asarray(bases),
+        self._launch(self._fn("multiexp_tables", lc, pair), self._grid(nsign * Kb), tables, cp.asarray(bases),
                      cp.asarray(both), np.int64(Kb), np.int32(nsign), np.int32(w), cst, n0, np.int32(L),
                      np.int32(d.K))
         out = cp.empty((M, L), dtype=cp.uint64)
-        self._launch(self._fn("multiexp", lc, pair), M, out, tables, np.int64(Kb), np.int32(w), np.int32(nwin),
+        self._launch(self._fn("multiexp", lc, pair), self._grid(M), out, tables, np.int64(Kb), np.int32(w), np.int32(nwin),
                      cp.asarray(idx), cp.asarray(exps), np.int64(M), np.int64(T), cst, n0, np.int32(L),
                      np.int32(d.K))
         return cp.asnumpy(out)
@@ -261,10 +298,31 @@ def _bit_lengths(exps: np.ndarray) -> np.ndarray:
     return np.where(top >= 0, 64 * top + bits, 0)
 
 
-@functools.lru_cache(maxsize=1)
+_ENGINES: dict[int, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
 def engine() -> Engine:
-    """The process' engine on the current device (created at first use)."""
-    return Engine()
+    """The engine of the current CUDA device (one per device, created at first use)."""
+    ok, why = _ext.cuda_status()
+    if not ok:
+        raise RuntimeError(f"the CUDA engine cannot run here: {why}")
+    import cupy
+
+    dev = int(cupy.cuda.Device().id)
+    with _ENGINES_LOCK:
+        if dev not in _ENGINES:
+            _ENGINES[dev] = Engine(dev)
+        return _ENGINES[dev]
+
+
+def _clear_engines() -> None:
+    """Forget the engines (tests that swap CuPy for a stand-in)."""
+    with _ENGINES_LOCK:
+        _ENGINES.clear()
+
+
+engine.cache_clear = _clear_engines  # type: ignore[attr-defined]
 
 
 __all__ = ["engine", "sources_dir", "Engine", "compile_options", "kernel_names"]

@@ -10,6 +10,9 @@ from .modexp import _modulus, _simd
 from .modulus import Modulus
 
 
+MAX_EXP_BITS = 16384  # the native core's limit (256 limbs), kept on every backend
+
+
 def default_window(exp_bits: int) -> int:
     """Window width: 8 bits for long exponents (tables of ~exp_bits/8 * 256 entries)."""
     return 8 if exp_bits >= 256 else 6 if exp_bits >= 64 else 4
@@ -34,8 +37,8 @@ class FixedBase:
         base = int(base)
         if not 0 <= base < self.modulus.value:
             raise ValueError("FixedBase: base must be in [0, N)")
-        if not isinstance(exp_bits, int) or exp_bits < 1:
-            raise ValueError("FixedBase: exp_bits must be a positive int")
+        if not isinstance(exp_bits, int) or isinstance(exp_bits, bool) or not 1 <= exp_bits <= MAX_EXP_BITS:
+            raise ValueError(f"FixedBase: exp_bits must be an int in 1..{MAX_EXP_BITS}, got {exp_bits!r}")
         self.base = base
         self.exp_bits = exp_bits
         if window is None:

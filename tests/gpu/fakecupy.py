@@ -151,5 +151,6 @@ def module() -> types.ModuleType:
     fake.__spec__ = importlib.machinery.ModuleSpec("cupy", None)
     for name in ("uint64", "int64", "ndarray", "asarray", "asnumpy", "empty", "RawModule"):
         setattr(fake, name, here[name])
-    fake.cuda = types.SimpleNamespace(runtime=_Runtime, Device=Device)
+    fake.cuda = types.SimpleNamespace(runtime=_Runtime, Device=Device,
+                                      nvrtc=types.SimpleNamespace(getVersion=lambda: (0, 0)))
     return fake

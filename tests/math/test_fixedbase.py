@@ -121,9 +121,9 @@ def test_fixed_base_rejects_unreduced_base(kw, base):
         FixedBase(base, N_SMALL, 64, **kw)
 
 
-@pytest.mark.parametrize("exp_bits", [0, -3])
+@pytest.mark.parametrize("exp_bits", [0, -3, 16385, True])
 def test_fixed_base_rejects_bad_exp_bits(kw, exp_bits):
-    with pytest.raises(ValueError, match="exp_bits must be a positive int"):
+    with pytest.raises(ValueError, match="exp_bits must be an int in 1..16384"):
         FixedBase(3, N_SMALL, exp_bits, **kw)
 
 

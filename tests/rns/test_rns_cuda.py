@@ -27,7 +27,7 @@ def net():
     return rns.IntegerCNN()
 
 
-def test_kernels_equal_the_numba_engine(net, mnist_test):
+def test_kernels_equal_the_numba_engine(net):
     _, sk = rns.keygen(4, 2, delta=net.delta, seed=3)
     plan = net.plan(sk.eval_key)
     rng = np.random.default_rng(5)
@@ -53,3 +53,11 @@ def test_odd_convolution_output_is_refused(net):
     plan = net.plan(sk.eval_key)
     with pytest.raises(ValueError, match="must be even"):
         evaluate_cuda(net, plan, np.zeros((1, 1, 27, 28), dtype=np.int64), np.zeros(1, dtype=np.int64))
+
+
+def test_automatic_choice_is_cuda_on_a_device_and_never_the_simulator():
+    if _SIM:
+        assert backend.available_rns_engines()[-1] == "cuda"
+        assert backend.get_rns_engine()[0] != "cuda"
+    else:
+        assert backend.get_rns_engine() == ("cuda", "cuda")
