@@ -287,6 +287,8 @@ class _DevTable:
 
 def _bit_lengths(exps: np.ndarray) -> np.ndarray:
     """Bit length of each row of (B, E) uint64 limbs."""
+    if exps.shape[1] == 0:
+        return np.zeros(len(exps), dtype=np.int64)
     nz = exps != 0
     top = np.where(nz.any(axis=1), exps.shape[1] - 1 - np.argmax(nz[:, ::-1], axis=1), -1)
     limb = exps[np.arange(len(exps)), np.maximum(top, 0)]

@@ -135,3 +135,30 @@ def test_cuda_is_the_automatic_backend_when_a_device_is_present(cuda_engine):
     assert backend.available_backends()[0] == "cuda"
     assert backend.get_backend() == "cuda"
     assert backend.native_status()["cuda"] is True
+
+
+def test_exponent_limb_counts_are_checked(cuda_engine):
+    m = Modulus(N_ODD)
+    b = ints_to_limbs([2, 3], m.nlimbs)
+    for secret in (False, True):
+        with pytest.raises(ValueError, match="1 to 256 limbs"):
+            powmod(b, np.zeros((1, 0), dtype=np.uint64), m, secret_exponent=secret)
+    fb = FixedBase(3, m, exp_bits=64)
+    with pytest.raises(ValueError, match="1 to 256 limbs"):
+        fb.pow(np.zeros((2, 0), dtype=np.uint64))
+
+
+def test_secret_moduli_constants_die_with_the_key(cuda_engine):
+    import gc
+    import weakref
+
+    from pyimgenc.math import cuda
+    pk, sk = keygen(256, insecure=True)
+    assert list(sk.decrypt(pk.encrypt(np.array([5, -6])))) == [5, -6]
+    secret = {sk.p * sk.p, sk.q * sk.q}
+    held = [weakref.ref(d) for d in gc.get_objects() if isinstance(d, cuda._DevModulus)
+            and int.from_bytes(np.asarray(d.mont[:d.L]).tobytes(), "little") in secret]
+    assert len(held) == 2                                  # decryption ran on the device, mod p^2 and q^2
+    del sk
+    gc.collect()
+    assert all(r() is None for r in held)                  # nothing global kept p^2, q^2 (or p, q)
