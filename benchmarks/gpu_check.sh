@@ -2,7 +2,8 @@
 # The GPU engine on one CUDA device, in one command (under 8 minutes on an H100/H200):
 #   1. a device, or a clear failure (exit 2);
 #   2. pyimgenc from this checkout (pip install -e, no network needed: dependencies the machine
-#      lacks - gmpy2, cryptography, cffi on the lent H200 image - come as wheels in .whl/);
+#      lacks - gmpy2, cryptography, cffi on the lent H200 image - come as wheels in .whl/, made
+#      beforehand by benchmarks/gpu_wheels.sh on a machine with network);
 #   3. the GPU tests: the CUDA engine against the reference (tests/gpu, device only), the math
 #      property tests on the 'cuda' backend, System B's numba.cuda kernels on the device;
 #   4. the GPU benchmarks (benchmarks/bench_gpu.py) into benchmarks/results/gpu-<date>.json,
