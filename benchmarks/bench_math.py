@@ -11,7 +11,7 @@ record holds the median rate of each and the median of the per-round ratios.
     python benchmarks/summarize.py benchmarks/results/math-1core.json
 
 Every CPU path of this machine is measured (``ifma`` where the CPU has AVX-512 IFMA,
-``adx`` where it has BMI2/ADX, ``generic`` everywhere); a path the CPU lacks is skipped
+``adx`` where it has BMI2/ADX, ``generic`` and ``lane`` everywhere); a path the CPU lacks is skipped
 with the reason.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pyimgenc import backend  # noqa: E402
 from pyimgenc import math as pm  # noqa: E402
 
 BITS = [1024, 2048, 4096]
-PATHS = ["ifma", "adx", "generic"]
+PATHS = ["ifma", "adx", "generic", "lane"]  # lane: the GPU engine's per-lane code, on the CPU
 BATCH = {1024: 192, 2048: 48, 4096: 8}   # ~0.1-0.2 s per batch on one core
 ROUNDS = 9
 
