@@ -2,13 +2,14 @@
 
 ``RawModule`` compiles the very source the CUDA engine hands to NVRTC (``cuda/paillier.cu``
 and ``lane/lane.hpp``) as host C++ with g++, with ``__global__``/``__device__`` defined away
-and ``blockIdx``/``threadIdx`` emulated; a launch runs every thread of the grid in turn.
+and ``blockIdx``/``threadIdx`` emulated; a launch runs the threads of the grid on the CPU's
+cores, interleaved (OpenMP).
 Each kernel argument is passed as CuPy passes it - the raw bytes of the NumPy scalar, or the
 array's address - so a Python-side type or order mismatch with the kernel's signature reads
 garbage and fails the tests, as it would on a device.
 
 What this does not cover: the device-only branches of lane.hpp (``__umul64hi``,
-``__clzll``), concurrency between threads, and NVRTC itself; benchmarks/gpu_check.sh runs
+``__clzll``), the device's memory model and scheduling, and NVRTC itself (csrc/tests/nvrtc_check.py); benchmarks/gpu_check.sh runs
 the same tests on a real device.
 """
 from __future__ import annotations
@@ -30,16 +31,20 @@ _EMU = r"""
 #include <cstddef>
 #include <utility>
 struct pyi_dim3 { unsigned x = 0, y = 0, z = 0; };
-inline pyi_dim3 blockIdx, threadIdx, blockDim, gridDim;
+inline thread_local pyi_dim3 blockIdx, threadIdx;
+inline pyi_dim3 blockDim, gridDim;
 #define __global__
 #define __device__
 #define __host__
 #define __forceinline__ inline
 #define __noinline__
+// the grid's threads run concurrently on the CPU's cores (interleaved: a thread writing
+// outside its own slice of a shared buffer shows up as wrong answers)
 template <class F> void pyi_emu_grid(unsigned gx, unsigned bx, F f) {
   gridDim.x = gx; blockDim.x = bx;
-  for (unsigned b = 0; b < gx; ++b)
-    for (unsigned t = 0; t < bx; ++t) { blockIdx.x = b; threadIdx.x = t; f(); }
+  const long n = (long)gx * bx;
+#pragma omp parallel for schedule(static, 1)
+  for (long i = 0; i < n; ++i) { blockIdx.x = (unsigned)(i / bx); threadIdx.x = (unsigned)(i % bx); f(); }
 }
 template <class... A, std::size_t... I>
 void pyi_call_impl(void (*f)(A...), void** args, std::index_sequence<I...>) { f(*static_cast<A*>(args[I])...); }
@@ -93,7 +98,7 @@ class RawModule:
             cpp = os.path.join(work, "kernels.cpp")
             with open(cpp, "w") as f:
                 f.write(src)
-            cmd = ["g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
+            cmd = ["g++", "-std=c++17", "-O1", "-fopenmp", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
                    f"-I{work}", *[f"-I{d}" for d in inc], "-o", lib + ".tmp", cpp]
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode:
