@@ -100,7 +100,7 @@ setup(
         # the CUDA engine (CuPy with the CUDA toolkit's NVRTC from wheels - [ctk] - so no local
         # toolkit is needed; for CUDA 13 drivers install cupy-cuda13x[ctk] instead) and System B's
         # GPU kernels (numba's CUDA target)
-        "gpu": ["cupy-cuda12x[ctk]>=13.4", "numba-cuda>=0.20"],
+        "gpu": ["cupy-cuda12x[ctk]>=14.0", "numba-cuda>=0.20"],
         # training, the float models, the torch engines (inference of the shipped models needs none of it)
         "torch": ["torch>=2.1"],
         "data": ["scipy>=1.10"],   # pyimgenc data download olivetti (reads the .mat file)

@@ -22,7 +22,6 @@ from .limbs import int_to_limbs
 from .modulus import Modulus
 
 _THREADS = 128          # threads per block
-_MAX_LIMBS = 256        # the native core's limit (16384-bit numbers)
 _WS_BYTES = 1 << 30     # per-thread workspace of one launch: the grid shrinks to stay below 1 GiB
 _BLOCKS_PER_SM = 8      # grid of at most this many blocks per multiprocessor
 
@@ -81,7 +80,9 @@ class _DevModulus:
     """A modulus' constants on the device in the layouts of paillier.cu: Montgomery modulo N
     always (mulmod), radix-n pairs too when the CPU paths use them for this modulus."""
 
-    def __init__(self, cp, m: Modulus):
+    def __init__(self, cp, m: Modulus, device_id: int):
+        self.cp, self.device_id = cp, device_id
+        self.mont = self.pair = None
         N, L = m.value, m.nlimbs
         R = 1 << (64 * L)
         self.L = L
@@ -90,7 +91,7 @@ class _DevModulus:
         # the CPU paths' rule (ModCtx::set_root): pairs when the core enabled them for this modulus
         K = int(m.native.radix_limbs) if (m.root is not None and _ext.HAVE_CORE) else 0
         self.K = K
-        self.pair = self.pair_n0 = None
+        self.pair_n0 = None
         if K:
             n = m.root
             Rk = 1 << (64 * K)
@@ -101,12 +102,14 @@ class _DevModulus:
             self.pair_n0 = _u64(_neg_inv64(n))
 
     def __del__(self):  # the constants of p^2 hold p: zero them before CuPy's pool reuses the memory
-        for arr in (getattr(self, "mont", None), getattr(self, "pair", None)):
-            try:
-                if arr is not None:
-                    arr.fill(0)
-            except Exception:  # pragma: no cover - interpreter shutdown
-                pass
+        try:
+            with self.cp.cuda.Device(self.device_id):
+                for arr in (self.mont, self.pair):
+                    if arr is not None:
+                        arr.fill(0)
+                self.cp.cuda.Device(self.device_id).synchronize()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
 
     def arith(self):
         """(LC, PAIR, constants, n0) of the arithmetic the exponentiations use."""
@@ -164,24 +167,18 @@ class Engine:
             per_dev = m.__dict__.setdefault("_cuda_constants", {})
             d = per_dev.get(self.device_id)
             if d is None or d.K != K:
-                d = per_dev[self.device_id] = _DevModulus(self.cp, m)
+                d = per_dev[self.device_id] = _DevModulus(self.cp, m, self.device_id)
         return d
 
     def _check(self, m: Modulus, name: str, x: np.ndarray) -> None:
         if x.size:
             _ext._core.check_reduced(m.native, x, name)
 
-    @staticmethod
-    def _check_exps(exps: np.ndarray) -> None:  # as the C++ core does
-        if not 1 <= exps.shape[1] <= _MAX_LIMBS:
-            raise ValueError(f"exps: 1 to {_MAX_LIMBS} limbs, got {exps.shape[1]}")
-
     # --- the primitives --------------------------------------------------------------------
 
     def powmod(self, m: Modulus, bases: np.ndarray, exps: np.ndarray, secret: bool) -> np.ndarray:
         cp = self.cp
         self._check(m, "bases", bases)
-        self._check_exps(exps)
         B, L = bases.shape
         if B == 0:
             return np.empty((0, L), dtype=np.uint64)
@@ -194,18 +191,27 @@ class Engine:
             ebits = max(1, int(_bit_lengths(exps).max()))
             ws_limbs = ((1 << (_ext._core.sliding_window(ebits) - 1)) + 1) * d.width
         blocks = self._grid(B, ws_limbs)
-        ws = cp.empty(blocks * _THREADS * ws_limbs, dtype=cp.uint64)
-        out = cp.empty((B, L), dtype=cp.uint64)
+        fn = self._fn("powmod", lc, pair)
         estride = 0 if exps.shape[0] == 1 else E
-        d_exps = cp.asarray(exps)
-        self._launch(self._fn("powmod", lc, pair), blocks, out, cp.asarray(bases), d_exps, np.int64(B),
-                     np.int32(E), np.int64(estride), np.int32(bool(secret)), cst, n0, np.int32(L), np.int32(d.K),
-                     ws, np.int64(ws_limbs))
-        result = cp.asnumpy(out)
-        if secret:  # the exponent (p-1) and the window tables derived from it: not left in the pool
-            d_exps.fill(0)
-            ws.fill(0)
-        return result
+        bufs = []
+        try:
+            ws = cp.empty(blocks * _THREADS * ws_limbs, dtype=cp.uint64)
+            bufs.append(ws)
+            out = cp.empty((B, L), dtype=cp.uint64)
+            bufs.append(out)
+            d_bases = cp.asarray(bases)
+            bufs.append(d_bases)
+            d_exps = cp.asarray(exps)
+            bufs.append(d_exps)
+            self._launch(fn, blocks, out, d_bases, d_exps, np.int64(B), np.int32(E), np.int64(estride),
+                         np.int32(bool(secret)), cst, n0, np.int32(L), np.int32(d.K), ws, np.int64(ws_limbs))
+            return cp.asnumpy(out)
+        finally:
+            # a secret exponent (p-1), the tables derived from it, the bases mod p^2 and the results
+            # (c^(p-1) = 1 mod p) each reveal p: none goes back to CuPy's pool unwiped, errors included
+            if secret:
+                for buf in bufs:
+                    buf.fill(0)
 
     def mulmod(self, m: Modulus, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         cp = self.cp
@@ -230,14 +236,16 @@ class Engine:
         entries = cp.empty(nwin * (1 << window) * d.width, dtype=cp.uint64)
         self._launch(self._fn("fixed_base_rows", lc, pair), self._grid(nwin), entries, cp.asarray(base), np.int32(nwin),
                      np.int32(window), cst, n0, np.int32(m.nlimbs), np.int32(d.K))
-        return _DevTable(entries, nwin, window, d.K, entries.nbytes)
+        return _DevTable(entries, nwin, window, d.K, entries.nbytes, self.device_id)
 
     def fixed_base_pow(self, m: Modulus, table: "_DevTable", exps: np.ndarray) -> np.ndarray:
         cp = self.cp
         d = self.modulus(m)
+        if table.device_id != self.device_id:
+            raise ValueError(f"this fixed-base table lives on CUDA device {table.device_id}, not on the current "
+                             f"device {self.device_id}: build it on this device")
         if d.K != table.K:
             raise ValueError("fixed-base table was built before the modulus got its root")
-        self._check_exps(exps)
         lc, pair, cst, n0 = d.arith()
         B, E = exps.shape
         L = m.nlimbs
@@ -279,10 +287,11 @@ class Engine:
 
 
 class _DevTable:
-    __slots__ = ("entries", "nwin", "window", "K", "nbytes")
+    __slots__ = ("entries", "nwin", "window", "K", "nbytes", "device_id")
 
-    def __init__(self, entries, nwin, window, K, nbytes):
+    def __init__(self, entries, nwin, window, K, nbytes, device_id):
         self.entries, self.nwin, self.window, self.K, self.nbytes = entries, nwin, window, K, int(nbytes)
+        self.device_id = device_id
 
 
 def _bit_lengths(exps: np.ndarray) -> np.ndarray:

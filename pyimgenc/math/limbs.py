@@ -79,13 +79,23 @@ def check_limbs(name: str, arr: np.ndarray, nlimbs: int | None = None,
     return np.ascontiguousarray(arr)
 
 
+MAX_EXP_LIMBS = 256  # exponents of at most 16384 bits (the native core's limit), on every backend
+
+
 def as_exponent_limbs(name: str, exps, batch: int | None = None) -> np.ndarray:
     """Turn exponents (uint64 limb array, or sequence/array of non-negative ints) into limbs.
 
     Raises:
         TypeError: if an exponent is not an integer (floats are never truncated).
-        ValueError: if an exponent is negative.
+        ValueError: if an exponent is negative, or the limbs are not 1 to 256 per exponent.
     """
+    out = _exponent_limbs(name, exps)
+    if not 1 <= out.shape[1] <= MAX_EXP_LIMBS:
+        raise ValueError(f"{name}: 1 to {MAX_EXP_LIMBS} limbs per exponent, got {out.shape[1]}")
+    return out
+
+
+def _exponent_limbs(name: str, exps) -> np.ndarray:
     if isinstance(exps, np.ndarray):
         if exps.dtype.kind not in "iuO":
             raise TypeError(f"{name}: exponents must be integers, got dtype {exps.dtype}")

@@ -1,5 +1,6 @@
 """The CUDA engine's tests run twice: on a real device when there is one, and everywhere on
-the CPU through tests/gpu/fakecupy.py (the same kernels compiled as C++, the grid run in turn)."""
+the CPU through tests/gpu/fakecupy.py (the same kernels compiled as C++, the grid's threads
+run concurrently on the CPU)."""
 from __future__ import annotations
 
 import importlib.util

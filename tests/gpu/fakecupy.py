@@ -2,8 +2,8 @@
 
 ``RawModule`` compiles the very source the CUDA engine hands to NVRTC (``cuda/paillier.cu``
 and ``lane/lane.hpp``) as host C++ with g++, with ``__global__``/``__device__`` defined away
-and ``blockIdx``/``threadIdx`` emulated; a launch runs the threads of the grid on the CPU's
-cores, interleaved (OpenMP).
+and ``blockIdx``/``threadIdx`` emulated; a launch runs the threads of the grid on three
+OpenMP threads, blocks interleaved.
 Each kernel argument is passed as CuPy passes it - the raw bytes of the NumPy scalar, or the
 array's address - so a Python-side type or order mismatch with the kernel's signature reads
 garbage and fails the tests, as it would on a device.
@@ -31,20 +31,25 @@ _EMU = r"""
 #include <cstddef>
 #include <utility>
 struct pyi_dim3 { unsigned x = 0, y = 0, z = 0; };
-inline thread_local pyi_dim3 blockIdx, threadIdx;
-inline pyi_dim3 blockDim, gridDim;
+inline thread_local pyi_dim3 blockIdx, threadIdx, blockDim, gridDim;
 #define __global__
 #define __device__
 #define __host__
 #define __forceinline__ inline
 #define __noinline__
-// the grid's threads run concurrently on the CPU's cores (interleaved: a thread writing
-// outside its own slice of a shared buffer shows up as wrong answers)
+// The grid's threads run concurrently on 3 OpenMP threads (whatever the core count: not a
+// power of two, so no two grid threads of the same index in different blocks always share an
+// OpenMP thread), blocks interleaved; a thread writing outside its own slice of a shared
+// buffer shows up as wrong answers.  Every coordinate is thread_local and set per grid
+// thread, so launches from several Python threads do not disturb each other.
 template <class F> void pyi_emu_grid(unsigned gx, unsigned bx, F f) {
-  gridDim.x = gx; blockDim.x = bx;
   const long n = (long)gx * bx;
-#pragma omp parallel for schedule(static, 1)
-  for (long i = 0; i < n; ++i) { blockIdx.x = (unsigned)(i / bx); threadIdx.x = (unsigned)(i % bx); f(); }
+#pragma omp parallel for schedule(static, 1) num_threads(3)
+  for (long i = 0; i < n; ++i) {
+    gridDim.x = gx; blockDim.x = bx;
+    blockIdx.x = (unsigned)(i % gx); threadIdx.x = (unsigned)(i / gx);
+    f();
+  }
 }
 template <class... A, std::size_t... I>
 void pyi_call_impl(void (*f)(A...), void** args, std::index_sequence<I...>) { f(*static_cast<A*>(args[I])...); }
@@ -68,12 +73,12 @@ int64 = np.int64
 ndarray = np.ndarray
 
 
-def asarray(x, dtype=None):
-    return np.ascontiguousarray(x, dtype=dtype)
+def asarray(x, dtype=None):  # a device copy, as CuPy makes (never the caller's array)
+    return np.array(x, dtype=dtype, order="C", copy=True)
 
 
-def asnumpy(x):
-    return np.asarray(x)
+def asnumpy(x):  # a host copy, as CuPy makes
+    return np.array(x, copy=True)
 
 
 def empty(shape, dtype=np.float64):
@@ -146,7 +151,17 @@ class _Runtime:
 
 
 class Device:
-    id = 0
+    def __init__(self, device_id: int = 0):
+        self.id = device_id
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def synchronize(self):
+        pass
 
 
 def module() -> types.ModuleType:

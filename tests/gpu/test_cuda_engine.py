@@ -141,8 +141,9 @@ def test_exponent_limb_counts_are_checked(cuda_engine):
     m = Modulus(N_ODD)
     b = ints_to_limbs([2, 3], m.nlimbs)
     for secret in (False, True):
-        with pytest.raises(ValueError, match="1 to 256 limbs"):
-            powmod(b, np.zeros((1, 0), dtype=np.uint64), m, secret_exponent=secret)
+        for e in (np.zeros((1, 0), dtype=np.uint64), np.ones((1, 257), dtype=np.uint64)):
+            with pytest.raises(ValueError, match="1 to 256 limbs"):
+                powmod(b, e, m, secret_exponent=secret)
     fb = FixedBase(3, m, exp_bits=64)
     with pytest.raises(ValueError, match="1 to 256 limbs"):
         fb.pow(np.zeros((2, 0), dtype=np.uint64))

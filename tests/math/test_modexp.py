@@ -297,3 +297,10 @@ def test_secret_exponent_path_matches_pow(bits, kw):
     with pytest.raises(ValueError, match="shared"):
         powmod(ints_to_limbs(xs, m.nlimbs), np.array([1] * len(xs), dtype=np.uint64), m,
                secret_exponent=True, **kw)
+
+
+@pytest.mark.parametrize("limbs", [0, 257])
+def test_exponent_limb_count_is_checked_on_every_engine(kw, limbs):
+    b = ints_to_limbs([2, 3], 1)
+    with pytest.raises(ValueError, match="1 to 256 limbs"):
+        powmod(b, np.ones((1, limbs), dtype=np.uint64), 1000003, **kw)
