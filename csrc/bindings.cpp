@@ -211,6 +211,24 @@ PYBIND11_MODULE(_core, mod) {
       .def_property_readonly("ndigits52", [](const PyModulus& m) { return m.ctx->D; })
       .def_property_readonly("radix_digits", [](const PyModulus& m) { return m.ctx->rk; })
       .def_property_readonly("radix_limbs", [](const PyModulus& m) { return m.ctx->rk64; })
+      // The constants of the lane arithmetic in csrc/cuda/paillier.cu's layout, and -N^-1 mod 2^64:
+      // pair=False: N | R mod N | R^2 mod N;  pair=True (needs radix_limbs > 0): n | R mod n |
+      // R^2 mod n | (R mod N as a pair) | (R^2 mod N as a pair), R = 2^(64 radix_limbs)
+      .def("lane_constants", [](const PyModulus& m, bool pair) {
+        const ModCtx& c = *m.ctx;
+        PYIMGENC_CHECK(!pair || c.rk64 > 0, "lane_constants: this modulus has no radix-n pairs");
+        std::vector<const std::vector<u64>*> parts;
+        if (pair)
+          parts = {&c.root_ctx->N, &c.root_ctx->R1, &c.root_ctx->R2, &c.one_pair64, &c.r2_pair64};
+        else
+          parts = {&c.N, &c.R1, &c.R2};
+        size_t n = 0;
+        for (auto* v : parts) n += v->size();
+        Arr out((py::ssize_t)n);
+        u64* o = out.mutable_data();
+        for (auto* v : parts) o = std::copy(v->begin(), v->end(), o);
+        return py::make_tuple(out, pair ? c.root_ctx->n0inv : c.n0inv);
+      })
       .def("set_root", [](PyModulus& m, Arr root, Arr mu, int min_digits, std::vector<Arr> pairs) {
         PYIMGENC_CHECK(root.ndim() == 1 && mu.ndim() == 1, "root and mu must be 1-D limb arrays");
         std::vector<std::vector<u64>> pv;

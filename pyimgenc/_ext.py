@@ -4,6 +4,8 @@ Only :mod:`pyimgenc.math` and :mod:`pyimgenc.backend` use what is here.
 """
 from __future__ import annotations
 
+import functools
+
 try:  # pragma: no cover - exercised by whether the build succeeded
     from . import _core  # type: ignore[attr-defined]
 
@@ -44,15 +46,11 @@ def cuda_sources_dir():
     return None
 
 
+@functools.lru_cache(maxsize=1)
 def cuda_status() -> tuple[bool, str]:
-    """Whether the CUDA engine can run here, and why (not): CuPy installed, the engine's
-    CUDA sources shipped, a device visible.  Imports CuPy only when it is installed; the
-    answer is cached for the process (:func:`cuda_status.cache_clear` to ask again)."""
-    return _cuda_status()
-
-
-@__import__("functools").lru_cache(maxsize=1)
-def _cuda_status() -> tuple[bool, str]:
+    """Whether the CUDA engine can run here, and why (not): the native core, CuPy, the
+    engine's CUDA sources, a device, NVRTC.  Imports CuPy only when it is installed; the
+    answer is cached for the process (``cuda_status.cache_clear()`` to ask again)."""
     import importlib.util
 
     if not HAVE_CORE:
@@ -80,5 +78,3 @@ def _cuda_status() -> tuple[bool, str]:
     name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
     return True, f"{count} CUDA device(s); device 0: {name}"
 
-
-cuda_status.cache_clear = _cuda_status.cache_clear  # type: ignore[attr-defined]

@@ -160,7 +160,6 @@ void ModCtx::set_root(const u64* root, int root_limbs, const u64* mu, int mu_lim
   rk = k;
 }
 
-void MontArith::from_mont(u64* r, const u64* x) const { redc_wide(r, x, c.L); }
 
 void MontArith::mul_normal(u64* r, const u64* a, const u64* b) const {
   const int L = c.L, slack = 64 * L - c.bits;

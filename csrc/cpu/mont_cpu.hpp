@@ -4,6 +4,7 @@
 #include <memory>
 #include <vector>
 
+#include "../lane/lane.hpp"
 #include "kernels.hpp"
 
 namespace pyimgenc {
@@ -45,31 +46,29 @@ struct ModCtx {
                 const std::vector<std::vector<u64>>& pairs);
 };
 
-// Montgomery arithmetic modulo N on the portable paths (kernels chosen by the path);
-// residues of L limbs, fully reduced.  Outputs may alias inputs.
-struct MontArith {
-  static constexpr int kCap = kMaxLimbs;  // scratch limbs of one residue (lane drivers)
+// The kernels of one CPU path, in the policy interface of lane::Mont / lane::Pair
+struct FnKernels {
+  const Kern* k;
+  void mul(u64* t, const u64* a, const u64* b, int L) const { k->mul(t, a, b, L); }
+  void sqr(u64* t, const u64* a, int L) const { k->sqr(t, a, L); }
+  u64 redc(u64* r, u64* t, const u64* n, u64 n0, int L) const { return k->redc(r, t, n, n0, L); }
+};
+
+// Montgomery arithmetic modulo N on the portable paths: lane::Mont (mul, sqr, to_mont,
+// from_mont, one) over the path's kernels, plus a cheaper product in the normal
+// representation and wide reduction.  Residues of L limbs, fully reduced; outputs may
+// alias inputs.
+struct MontArith : lane::Mont<0, FnKernels> {
   const ModCtx& c;
   const Kern& k;
-  int W;  // limbs per residue
-  MontArith(const ModCtx& ctx, Simd s) : c(ctx), k(pick_kernel(ctx.L, s)), W(ctx.L) {}
-  void mul(u64* r, const u64* a, const u64* b) const {  // a b R^-1
-    u64 t[2 * kMaxLimbs];
-    k.mul(t, a, b, c.L);
-    k.redc(r, t, c.N.data(), c.n0inv, c.L);
-  }
-  void sqr(u64* r, const u64* a) const {
-    u64 t[2 * kMaxLimbs];
-    k.sqr(t, a, c.L);
-    k.redc(r, t, c.N.data(), c.n0inv, c.L);
-  }
-  void to_mont(u64* r, const u64* x) const { mul(r, x, c.R2.data()); }
-  void from_mont(u64* r, const u64* x) const;
+  MontArith(const ModCtx& ctx, Simd s)
+      : lane::Mont<0, FnKernels>(ctx.N.data(), ctx.R1.data(), ctx.R2.data(), ctx.n0inv, ctx.L,
+                                 FnKernels{&pick_kernel(ctx.L, s)}),
+        c(ctx), k(*kp.k) {}
   // r = a b mod N in the normal representation (a, b < N)
   void mul_normal(u64* r, const u64* a, const u64* b) const;
   // r = x R^-1 mod N for a wide x of xl <= 2L limbs with x < N R
   void redc_wide(u64* r, const u64* x, int xl) const;
-  const u64* one() const { return c.R1.data(); }
 };
 
 // r = a*b*R^{-1} mod N, fully reduced; a, b < N. r may alias a or b (best portable kernels).

@@ -21,14 +21,6 @@
 
 namespace pyimgenc {
 
-// The kernels of one CPU path, in the policy interface of lane::Mont / lane::Pair
-struct FnKernels {
-  const Kern* k;
-  void mul(u64* t, const u64* a, const u64* b, int L) const { k->mul(t, a, b, L); }
-  void sqr(u64* t, const u64* a, int L) const { k->sqr(t, a, L); }
-  u64 redc(u64* r, u64* t, const u64* n, u64 n0, int L) const { return k->redc(r, t, n, n0, L); }
-};
-
 // Pairs modulo c.N over path s's kernels; the context must have its root (rk64 > 0) and
 // must outlive this (it points into the context's constants).
 struct PairArith : lane::Pair<0, FnKernels> {

@@ -14,24 +14,16 @@ here with the native core's check before they reach a kernel.
 from __future__ import annotations
 
 import threading
+
 import numpy as np
 
 from .. import _ext
 from .._ext import cuda_sources_dir as sources_dir
-from .limbs import int_to_limbs
 from .modulus import Modulus
 
 _THREADS = 128          # threads per block
 _WS_BYTES = 1 << 30     # per-thread workspace of one launch: the grid shrinks to stay below 1 GiB
 _BLOCKS_PER_SM = 8      # grid of at most this many blocks per multiprocessor
-
-
-def _u64(x: int) -> np.uint64:
-    return np.uint64(x & (2**64 - 1))
-
-
-def _neg_inv64(n: int) -> int:
-    return (-pow(n, -1, 2**64)) % 2**64
 
 
 # Limb counts compiled with the count fixed (Paillier's p, p^2 / n, n^2 pairs and n^2 for
@@ -83,23 +75,15 @@ class _DevModulus:
     def __init__(self, cp, m: Modulus, device_id: int):
         self.cp, self.device_id = cp, device_id
         self.mont = self.pair = None
-        N, L = m.value, m.nlimbs
-        R = 1 << (64 * L)
-        self.L = L
-        self.mont = cp.asarray(np.concatenate([int_to_limbs(v, L) for v in (N, R % N, R * R % N)]))
-        self.mont_n0 = _u64(_neg_inv64(N))
-        # the CPU paths' rule (ModCtx::set_root): pairs when the core enabled them for this modulus
-        K = int(m.native.radix_limbs) if (m.root is not None and _ext.HAVE_CORE) else 0
-        self.K = K
+        self.L = m.nlimbs
+        # the native core's constants (and its rule for pairs: ModCtx::set_root)
+        self.K = int(m.native.radix_limbs) if m.root is not None else 0
+        mont, n0 = m.native.lane_constants(False)
+        self.mont, self.mont_n0 = cp.asarray(mont), np.uint64(n0)
         self.pair_n0 = None
-        if K:
-            n = m.root
-            Rk = 1 << (64 * K)
-            parts = [int_to_limbs(v, K) for v in (n, Rk % n, Rk * Rk % n)]
-            for x in (Rk % N, Rk * Rk % N):                     # (x mod n, x div n)
-                parts += [int_to_limbs(x % n, K), int_to_limbs(x // n, K)]
-            self.pair = cp.asarray(np.concatenate(parts))
-            self.pair_n0 = _u64(_neg_inv64(n))
+        if self.K:
+            pair, n0 = m.native.lane_constants(True)
+            self.pair, self.pair_n0 = cp.asarray(pair), np.uint64(n0)
 
     def __del__(self):  # the constants of p^2 hold p: zero them before CuPy's pool reuses the memory
         try:
@@ -332,8 +316,6 @@ def _clear_engines() -> None:
     with _ENGINES_LOCK:
         _ENGINES.clear()
 
-
-engine.cache_clear = _clear_engines  # type: ignore[attr-defined]
 
 
 __all__ = ["engine", "sources_dir", "Engine", "compile_options", "kernel_names"]

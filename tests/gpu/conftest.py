@@ -21,7 +21,7 @@ _spec.loader.exec_module(fakecupy)
 def _reset():
     _ext.cuda_status.cache_clear()
     from pyimgenc.math import cuda
-    cuda.engine.cache_clear()
+    cuda._clear_engines()
 
 
 @pytest.fixture(params=["stand-in", "device"])
